@@ -1,0 +1,88 @@
+"""`PolicyAugmentation`: a Keras preprocessing layer that applies a `Policy` while training."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import keras
+import numpy as np
+
+from keras_augtune.images import check_value_range
+from keras_augtune.policy import Policy, derive_call_seed
+
+
+@keras.saving.register_keras_serializable(package="keras_augtune")
+class PolicyAugmentation(keras.layers.Layer):
+    """Augment images with a :class:`Policy` when ``training=True``; identity otherwise.
+
+    Args:
+        policy: a ``Policy`` (or its dict / JSON form).
+        value_range: the range of the layer's (float) inputs, default ``(0, 255)`` as
+            Keras's own image augmentation layers.
+        seed: optional int for reproducible augmentation (call k uses seed (seed, k)).
+
+    The layer runs imgaug on the CPU through ``tf.numpy_function`` and therefore
+    needs the TensorFlow backend inside compiled models; with the JAX or torch
+    backends, augment in the ``tf.data`` pipeline with ``policy.tf_map()`` instead.
+    """
+
+    def __init__(self, policy: Any, value_range: Any = (0, 255), seed: int | None = None, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.policy = _as_policy(policy)
+        self.value_range = check_value_range(value_range)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
+        self.seed = None if seed is None else int(seed)
+        self._calls = itertools.count()
+
+    def _augment(self, images: np.ndarray) -> np.ndarray:
+        seed = derive_call_seed(self.seed, next(self._calls))
+        return self.policy.augment(images, seed=seed, value_range=self.value_range)
+
+    def call(self, inputs, training=None):
+        if not training:
+            return inputs
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            out = tf.numpy_function(
+                self._augment, [inputs], Tout=inputs.dtype, stateful=True, name="policy_augmentation",
+            )
+            out.set_shape(inputs.shape)
+            return out
+        try:
+            array = np.asarray(keras.ops.convert_to_numpy(inputs))
+        except Exception as exc:  # traced (jit) tensors cannot leave the graph
+            raise RuntimeError(
+                f"PolicyAugmentation runs imgaug on NumPy and cannot run inside a compiled {backend} "
+                "graph. Use the TensorFlow backend (KERAS_BACKEND=tensorflow), or augment in the "
+                "tf.data pipeline: ds.map(policy.tf_map()), or compile with jit_compile=False "
+                "and run_eagerly=True."
+            ) from exc
+        out = self._augment(array)
+        return keras.ops.convert_to_tensor(out, dtype=inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(policy=self.policy.to_dict(), value_range=list(self.value_range), seed=self.seed)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "PolicyAugmentation":
+        return cls(**config)
+
+
+def _as_policy(policy: Any) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, dict):
+        return Policy.from_dict(policy)
+    if isinstance(policy, str):
+        return Policy.from_json(policy)
+    raise TypeError(f"policy must be a Policy, a policy dict or JSON, got {type(policy).__name__}.")

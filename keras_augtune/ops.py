@@ -1,0 +1,200 @@
+"""The augmentation op registry: one table mapping a magnitude in [0, 1] to an imgaug augmenter.
+
+Every op is a row of :data:`OPS`: ``name -> Op(parameter, strength, build)``.
+``strength(m)`` turns the magnitude ``m`` into the op's own parameter (degrees,
+pixels fraction, factor, ...), ``build(value)`` makes the imgaug augmenter.
+Magnitude 0 is (near) identity and the effect grows monotonically with the
+magnitude; the ranges are AutoAugment-like (rotation up to ±30°, shear up to
+±17°, translation up to 30 % of the side, ...), which fixes DeepAugment's
+mapping bugs (blur sigma up to 25, rotation up to ±180°, an inverted
+coarse-dropout range).
+
+Ops that have no natural strength (flips, invert) use the magnitude as the
+chance of applying the transform, as DeepAugment did for flips; colour-free
+ops with a fixed effect (equalize, auto-contrast, fog, clouds) are blended
+with the original image by the magnitude.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any, Callable, NamedTuple
+
+import imgaug.augmenters as iaa
+from imgaug.augmenters import pillike
+
+
+class Op(NamedTuple):
+    """One row of the op registry."""
+
+    parameter: str  # what the magnitude controls, for the docs table
+    strength: Callable[[float], Any]  # magnitude in [0, 1] -> the op's parameter
+    build: Callable[[Any], iaa.Augmenter]  # parameter -> imgaug augmenter
+
+
+def _sym(limit: float) -> Callable[[float], float]:
+    """A symmetric range ``[-limit*m, +limit*m]``, reported by its upper end."""
+    return lambda m: round(limit * m, 4)
+
+
+def _enhance(m: float) -> float:
+    """PIL enhance factor deviation from 1 (AutoAugment: 1 ± 0.9)."""
+    return round(0.9 * m, 4)
+
+
+def _blend(augmenter_factory: Callable[[], iaa.Augmenter]) -> Callable[[float], iaa.Augmenter]:
+    return lambda alpha: iaa.BlendAlpha(alpha, foreground=augmenter_factory())
+
+
+def _unless_zero(build: Callable[[Any], iaa.Augmenter]) -> Callable[[Any], iaa.Augmenter]:
+    """imgaug rejects a zero size/probability range in a few augmenters: 0 means identity."""
+    return lambda value: iaa.Identity() if not value else build(value)
+
+
+# fmt: off
+#: The registry. Order matters only for display; names are kebab-case.
+OPS: dict[str, Op] = {
+    # -- DeepAugment's twenty types ------------------------------------------------------
+    "crop":            Op("max crop per side (fraction)", _sym(0.25),
+                          _unless_zero(lambda v: iaa.Crop(percent=(0.0, v), keep_size=True))),
+    "gaussian-blur":   Op("max sigma (px)", _sym(2.0),
+                          lambda v: iaa.GaussianBlur(sigma=(0.0, v))),
+    "rotate":          Op("max |angle| (deg)", _sym(30.0),
+                          lambda v: iaa.Rotate((-v, v))),
+    "shear":           Op("max |shear| x and y (deg)", _sym(17.0),
+                          lambda v: iaa.Affine(shear={"x": (-v, v), "y": (-v, v)})),
+    "translate-x":     Op("max |shift| (fraction of width)", _sym(0.3),
+                          lambda v: iaa.TranslateX(percent=(-v, v))),
+    "translate-y":     Op("max |shift| (fraction of height)", _sym(0.3),
+                          lambda v: iaa.TranslateY(percent=(-v, v))),
+    "sharpen":         Op("max blend alpha", _sym(1.0),
+                          lambda v: iaa.Sharpen(alpha=(0.0, v), lightness=1.0)),
+    "emboss":          Op("max blend alpha", _sym(1.0),
+                          lambda v: iaa.Emboss(alpha=(0.0, v), strength=1.0)),
+    "additive-gaussian-noise": Op("max noise std (of 255)", _sym(25.5),
+                          lambda v: iaa.AdditiveGaussianNoise(scale=(0.0, v))),
+    "dropout":         Op("max fraction of pixels dropped", _sym(0.2),
+                          _unless_zero(lambda v: iaa.Dropout(p=(0.0, v)))),
+    "coarse-dropout":  Op("max fraction of area dropped", _sym(0.2),
+                          _unless_zero(lambda v: iaa.CoarseDropout(p=(0.0, v), size_percent=(0.1, 0.3)))),
+    "gamma-contrast":  Op("max |log2 gamma|", _sym(1.0),
+                          lambda v: iaa.GammaContrast(gamma=(2.0 ** -v, 2.0 ** v))),
+    "brighten":        Op("max |added value| (of 255)", _sym(64.0),
+                          lambda v: iaa.Add((-int(round(v)), int(round(v))))),
+    "invert":          Op("chance of inverting", _sym(1.0),
+                          lambda v: iaa.Invert(v)),
+    "fog":             Op("fog blend alpha", _sym(1.0), _blend(iaa.Fog)),
+    "clouds":          Op("clouds blend alpha", _sym(1.0), _blend(iaa.Clouds)),
+    "add-to-hue-and-saturation": Op("max |hue/sat shift| (of 255)", _sym(45.0),
+                          lambda v: iaa.AddToHueAndSaturation((-int(round(v)), int(round(v))))),
+    "coarse-salt-pepper": Op("max fraction of area replaced", _sym(0.2),
+                          _unless_zero(lambda v: iaa.CoarseSaltAndPepper(p=(0.0, v), size_percent=(0.1, 0.3)))),
+    "horizontal-flip": Op("chance of flipping", _sym(1.0), lambda v: iaa.Fliplr(v)),
+    "vertical-flip":   Op("chance of flipping", _sym(1.0), lambda v: iaa.Flipud(v)),
+    # -- the AutoAugment / RandAugment set -----------------------------------------------
+    "identity":        Op("(none)", lambda m: None, lambda v: iaa.Identity()),
+    "auto-contrast":   Op("auto-contrast blend alpha", _sym(1.0),
+                          _blend(lambda: pillike.Autocontrast(cutoff=0))),
+    "equalize":        Op("equalize blend alpha", _sym(1.0), _blend(pillike.Equalize)),
+    "solarize":        Op("threshold lowered from 256 by", lambda m: int(round(256 * m)),
+                          lambda v: iaa.Solarize(p=1.0, threshold=256 - v)),
+    "posterize":       Op("bits removed (of 8)", lambda m: int(round(4 * m)),
+                          lambda v: pillike.Posterize(nb_bits=8 - v)),
+    "contrast":        Op("max |factor - 1|", _enhance,
+                          lambda v: pillike.EnhanceContrast(factor=(1 - v, 1 + v))),
+    "color":           Op("max |saturation factor - 1|", _enhance,
+                          lambda v: pillike.EnhanceColor(factor=(1 - v, 1 + v))),
+    "brightness":      Op("max |brightness factor - 1|", _enhance,
+                          lambda v: pillike.EnhanceBrightness(factor=(1 - v, 1 + v))),
+    "sharpness":       Op("max |sharpness factor - 1|", _enhance,
+                          lambda v: pillike.EnhanceSharpness(factor=(1 - v, 1 + v))),
+    "cutout":          Op("square side (fraction of image)", _sym(0.4),
+                          _unless_zero(lambda v: iaa.Cutout(nb_iterations=1, size=v, squared=True,
+                                                            fill_mode="constant", cval=128))),
+    "shear-x":         Op("max |shear| (deg)", _sym(17.0), lambda v: iaa.ShearX((-v, v))),
+    "shear-y":         Op("max |shear| (deg)", _sym(17.0), lambda v: iaa.ShearY((-v, v))),
+}
+# fmt: on
+
+#: Canonical op names, in table order.
+OP_NAMES: tuple[str, ...] = tuple(OPS)
+
+#: DeepAugment's twenty augmentation types (its ``AUG_TYPES``), the predecessor's space.
+DEEPAUGMENT_OPS: tuple[str, ...] = OP_NAMES[:20]
+
+#: The RandAugment / TrivialAugment op set (as in torchvision's ``autoaugment.py``).
+RANDAUGMENT_OPS: tuple[str, ...] = (
+    "identity", "auto-contrast", "equalize", "rotate", "solarize", "color", "posterize",
+    "contrast", "brightness", "sharpness", "shear-x", "shear-y", "translate-x", "translate-y",
+)
+
+#: Extra spellings accepted for op names (beyond case, spaces, '_' and '-' differences).
+ALIASES: dict[str, str] = {
+    "histogram-equalize": "equalize",
+    "histogramequalize": "equalize",
+    "autocontrast": "auto-contrast",
+    "fliplr": "horizontal-flip",
+    "flipud": "vertical-flip",
+    "saturation": "color",
+    "gaussian-noise": "additive-gaussian-noise",
+    "salt-and-pepper": "coarse-salt-pepper",
+    "coarse-salt-and-pepper": "coarse-salt-pepper",
+    "translate": "translate-x",
+    "noop": "identity",
+    "none": "identity",
+}
+
+#: Ops that change colour and need three channels (grayscale images are expanded to RGB).
+COLOR_OPS: frozenset[str] = frozenset({"add-to-hue-and-saturation"})
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_LOOKUP: dict[str, str] = {_key(n): n for n in OP_NAMES}
+_LOOKUP.update({_key(alias): target for alias, target in ALIASES.items()})
+
+
+def resolve_op(name: Any) -> str:
+    """Return the canonical name of an op, accepting aliases and DeepAugment spellings.
+
+    ``resolve_op("GaussianBlur") == "gaussian-blur"``; an unknown name raises a
+    ``ValueError`` that lists the closest known names.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"An op name must be a string, got {type(name).__name__}: {name!r}.")
+    found = _LOOKUP.get(_key(name))
+    if found is not None:
+        return found
+    close = difflib.get_close_matches(name.lower(), list(OP_NAMES) + list(ALIASES), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise ValueError(
+        f"Unknown augmentation op {name!r}.{hint} Known ops: {', '.join(OP_NAMES)}."
+    )
+
+
+def op_strength(name: str, magnitude: float) -> Any:
+    """The op's own parameter at ``magnitude`` (what the docs table shows)."""
+    return OPS[resolve_op(name)].strength(float(magnitude))
+
+
+def build_augmenter(name: str, magnitude: float) -> iaa.Augmenter:
+    """The imgaug augmenter for op ``name`` at ``magnitude`` in [0, 1]."""
+    magnitude = check_unit("magnitude", magnitude)
+    op = OPS[resolve_op(name)]
+    return op.build(op.strength(magnitude))
+
+
+def check_unit(what: str, value: Any) -> float:
+    """Return ``value`` as a float in [0, 1] or raise a clear error naming ``what``."""
+    if isinstance(value, (bool, str)) or value is None:
+        raise TypeError(f"The {what} must be a number in [0, 1], got {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"The {what} must be a number in [0, 1], got {value!r}.") from None
+    if not 0.0 <= number <= 1.0:  # also rejects NaN
+        raise ValueError(f"The {what} must be in [0, 1], got {value!r}.")
+    return number

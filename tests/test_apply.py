@@ -1,0 +1,71 @@
+"""The tf.data map and the Keras layer agree with policy.augment."""
+
+import numpy as np
+import pytest
+
+import keras
+import tensorflow as tf
+
+from keras_augtune import Policy, PolicyAugmentation
+
+POLICY = Policy([[("rotate", 0.9, 0.6), ("brighten", 0.5, 0.5)], [("invert", 1.0, 1.0)], [("cutout", 1.0, 0.5)]])
+
+
+def test_tf_map_batched_matches_numpy_with_seed(rgb_batch):
+    ds = tf.data.Dataset.from_tensor_slices((rgb_batch, np.arange(len(rgb_batch)))).batch(len(rgb_batch))
+    images, labels = next(iter(ds.map(POLICY.tf_map(seed=5))))
+    assert images.dtype == tf.uint8 and images.shape == rgb_batch.shape
+    assert np.array_equal(images.numpy(), POLICY.augment(rgb_batch, seed=5))
+    assert np.array_equal(labels.numpy(), np.arange(len(rgb_batch)))
+
+
+def test_tf_map_unbatched_autotune_gray():
+    x = np.random.default_rng(0).random((20, 28, 28, 1)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(20))).map(POLICY.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
+    out = np.stack([im.numpy() for im, _ in ds])
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert 0 <= out.min() and out.max() <= 1
+    assert not np.array_equal(out, x)
+
+
+def test_tf_map_image_only_elements():
+    x = np.zeros((4, 33, 47), np.uint8)
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(4).map(Policy([[("invert", 1.0, 1.0)]]).tf_map())
+    assert np.all(next(iter(ds)).numpy() == 255)
+
+
+def test_layer_training_only_and_seed(rgb_batch):
+    x = rgb_batch.astype("float32")
+    layer = PolicyAugmentation(POLICY, seed=5)
+    assert np.array_equal(layer(x, training=False), x)
+    out = layer(x, training=True)
+    assert np.array_equal(np.asarray(out), POLICY.augment(x, seed=5, value_range=(0, 255)))
+
+
+def test_layer_inside_fit_and_save_load(tmp_path, digits_small):
+    x, y = digits_small
+    x = x.astype("float32") / 255.0
+    model = keras.Sequential([
+        keras.Input((16, 16, 1)),
+        PolicyAugmentation(POLICY, value_range=(0, 1)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    layer = loaded.layers[0]
+    assert isinstance(layer, PolicyAugmentation)
+    assert layer.policy == POLICY and layer.value_range == (0.0, 1.0)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_layer_bad_arguments():
+    with pytest.raises(TypeError, match="policy must be a Policy"):
+        PolicyAugmentation(3)
+    with pytest.raises(ValueError, match="value_range"):
+        PolicyAugmentation(POLICY, value_range=(5, 1))
+    assert PolicyAugmentation(POLICY.to_dict()).policy == POLICY
