@@ -31,13 +31,14 @@ from keras_tuner.engine import hyperparameters as hp_module
 from keras_tuner.engine import oracle as oracle_module
 from keras_tuner.engine import trial as trial_module
 from scipy import stats
-from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+import sklearn
+from sklearn.tree import DecisionTreeRegressor, ExtraTreeRegressor
 
 __all__ = ["RandomForestOracle", "ACQUISITIONS"]
 
 #: Acquisition functions :class:`RandomForestOracle` understands.
 ACQUISITIONS = ("ei", "pi", "lcb", "random")
-_FORESTS = {"extra_trees": ExtraTreesRegressor, "random_forest": RandomForestRegressor}
+_FORESTS = ("extra_trees", "random_forest")
 _LIARS = ("mean", "best", "worst")
 _FAILED_POLICIES = ("ignore", "worst")
 
@@ -68,6 +69,7 @@ class _Column:
         if isinstance(hp, hp_module.Choice):
             self.kind = "choice"
             self.num_values = len(hp.values)
+            self.index_of = {value: float(i) for i, value in enumerate(hp.values)}
             self.one_hot = not hp.ordered
         elif isinstance(hp, hp_module.Boolean):
             self.kind = "boolean"
@@ -137,7 +139,7 @@ class _Column:
         """The code of a trial's value, or None if it is not a value of this hyperparameter."""
         try:
             if self.kind == "choice":
-                return float(self.hp.values.index(value))
+                return self.index_of.get(value)
             if self.kind == "boolean":
                 return 1.0 if bool(value) else 0.0
             value = float(value)
@@ -238,10 +240,11 @@ class _SpaceEncoder:
         n = len(values_list)
         codes = np.zeros((n, self.dims))
         active = np.zeros((n, self.dims), dtype=bool)
-        for i, values in enumerate(values_list):
-            for j, column in enumerate(self.columns):
-                if column.name in values:
-                    code = column.code_of(values[column.name])
+        for j, column in enumerate(self.columns):
+            name = column.name
+            for i, values in enumerate(values_list):
+                if name in values:
+                    code = column.code_of(values[name])
                     if code is not None:
                         codes[i, j] = code
                         active[i, j] = True
@@ -292,24 +295,64 @@ class _SpaceEncoder:
 
 
 # ----------------------------------------------------------------------------- forest
-def _forest_predict(forest, features: np.ndarray, min_variance: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard deviation of a forest's prediction.
+class _Forest:
+    """A lean regression forest: scikit-learn trees fitted without per-tree overhead.
 
-    The variance is the law-of-total-variance mixture over trees: the spread of
-    the trees' means plus the mean within-leaf variance (Hutter et al., SMAC).
+    ``"extra_trees"``: extremely randomised trees on all rows (as
+    ``ExtraTreesRegressor``); ``"random_forest"``: CART trees on bootstrap
+    samples (as ``RandomForestRegressor``). Prediction returns a mean and a
+    standard deviation: the law-of-total-variance mixture over trees, i.e. the
+    spread of the trees' means plus the mean within-leaf variance (Hutter et
+    al., SMAC).
     """
-    leaves = forest.apply(features)  # (n, trees)
-    means = np.empty(leaves.shape)
-    second = np.empty(leaves.shape)
-    for t, tree in enumerate(forest.estimators_):
-        node_means = tree.tree_.value[:, 0, 0]
-        node_vars = tree.tree_.impurity
-        mean_t = node_means[leaves[:, t]]
-        means[:, t] = mean_t
-        second[:, t] = node_vars[leaves[:, t]] + mean_t * mean_t
-    mu = means.mean(axis=1)
-    variance = np.maximum(second.mean(axis=1) - mu * mu, min_variance)
-    return mu, np.sqrt(variance)
+
+    def __init__(self, kind, n_estimators, min_samples_leaf, max_features, seed):
+        self.kind = kind
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.seed = seed
+        self.trees = []
+
+    def fit(self, features: np.ndarray, targets: np.ndarray) -> "_Forest":
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        targets = np.ascontiguousarray(targets, dtype=np.float64).reshape(-1, 1)
+        tree_seeds = np.random.SeedSequence(self.seed).generate_state(self.n_estimators)
+        tree_class = ExtraTreeRegressor if self.kind == "extra_trees" else DecisionTreeRegressor
+        self.trees = []
+        with sklearn.config_context(skip_parameter_validation=True):
+            for tree_seed in tree_seeds:
+                tree = tree_class(
+                    min_samples_leaf=self.min_samples_leaf,
+                    max_features=self.max_features,
+                    random_state=int(tree_seed),
+                )
+                weights = None
+                if self.kind == "random_forest":
+                    n = targets.shape[0]
+                    weights = np.bincount(
+                        np.random.default_rng(int(tree_seed)).integers(0, n, n), minlength=n
+                    ).astype(np.float64)
+                tree.fit(features, targets, sample_weight=weights, check_input=False)
+                self.trees.append(tree)
+        return self
+
+    def predict(self, features: np.ndarray, min_variance: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        mean = np.zeros(features.shape[0])
+        second = np.zeros(features.shape[0])
+        for tree in self.trees:
+            leaves = tree.tree_.apply(features)
+            tree_mean = tree.tree_.value[leaves, 0, 0]
+            mean += tree_mean
+            second += tree.tree_.impurity[leaves] + tree_mean * tree_mean
+        mean /= len(self.trees)
+        variance = np.maximum(second / len(self.trees) - mean * mean, min_variance)
+        return mean, np.sqrt(variance)
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        return np.mean([tree.feature_importances_ for tree in self.trees], axis=0)
 
 
 # ----------------------------------------------------------------------------- oracle
@@ -346,7 +389,6 @@ class RandomForestOracle(oracle_module.Oracle):
         failed_trials: ``"ignore"`` (default) leaves failed/invalid trials out of the
             fit; ``"worst"`` fits them with the worst completed score so the forest
             learns to avoid regions that crash.
-        n_jobs: Threads for fitting the forest (``None``: one).
         seed: Random seed; ``None`` draws one (and stores it in the oracle state).
         hyperparameters, allow_new_entries, tune_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As in ``keras_tuner.Oracle``.
@@ -368,7 +410,6 @@ class RandomForestOracle(oracle_module.Oracle):
         num_parents=5,
         constant_liar="mean",
         failed_trials="ignore",
-        n_jobs=None,
         seed=None,
         hyperparameters=None,
         allow_new_entries=True,
@@ -398,14 +439,13 @@ class RandomForestOracle(oracle_module.Oracle):
         self.num_parents = num_parents
         self.constant_liar = constant_liar
         self.failed_trials = failed_trials
-        self.n_jobs = n_jobs
         self._validate_options()
 
     # ------------------------------------------------------------------ options
     _OPTIONS = (
         "num_initial_points", "acquisition", "n_estimators", "forest", "min_samples_leaf",
         "max_features", "xi", "kappa", "num_candidates", "num_parents", "constant_liar",
-        "failed_trials", "n_jobs",
+        "failed_trials",
     )
 
     def _validate_options(self):
@@ -420,14 +460,12 @@ class RandomForestOracle(oracle_module.Oracle):
         positive_int("min_samples_leaf", self.min_samples_leaf)
         positive_int("num_candidates", self.num_candidates, minimum=2)
         positive_int("num_parents", self.num_parents)
-        if self.n_jobs is not None and (isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int)):
-            raise ValueError(f"`n_jobs` must be an integer or None, got {self.n_jobs!r}.")
         if isinstance(self.acquisition, str):
             self.acquisition = self.acquisition.lower()
         if self.acquisition not in ACQUISITIONS:
             raise ValueError(f"`acquisition` must be one of {ACQUISITIONS}, got {self.acquisition!r}.")
         if self.forest not in _FORESTS:
-            raise ValueError(f"`forest` must be one of {tuple(_FORESTS)}, got {self.forest!r}.")
+            raise ValueError(f"`forest` must be one of {_FORESTS}, got {self.forest!r}.")
         if self.constant_liar not in _LIARS:
             raise ValueError(f"`constant_liar` must be one of {_LIARS}, got {self.constant_liar!r}.")
         if self.failed_trials not in _FAILED_POLICIES:
@@ -465,10 +503,12 @@ class RandomForestOracle(oracle_module.Oracle):
         index = _trial_index(trial_id)
         rng = np.random.default_rng([int(self.seed), index])
         encoder = _SpaceEncoder(self.hyperparameters.space)
-        tried = self._tried_keys(encoder)
+        trials = list(self.trials.values())
+        codes, active = encoder.encode_values([t.hyperparameters.values for t in trials])
+        tried = set(encoder.keys(codes, active))
         data = None
         if self.acquisition != "random":
-            data = self._training_data(encoder)
+            data = self._training_data(trials, codes, active)
         if data is None or len(data["observed"]) < max(self.num_initial_points, 2):
             values = self._random_proposal(encoder, rng, tried)
         else:
@@ -476,11 +516,6 @@ class RandomForestOracle(oracle_module.Oracle):
         if values is None:
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
-
-    def _tried_keys(self, encoder: _SpaceEncoder) -> set:
-        trials = list(self.trials.values())
-        codes, active = encoder.encode_values([t.hyperparameters.values for t in trials])
-        return set(encoder.keys(codes, active))
 
     def _random_proposal(self, encoder, rng, tried):
         for _ in range(4):
@@ -494,28 +529,30 @@ class RandomForestOracle(oracle_module.Oracle):
                     tried.add(key)
         return None
 
-    def _training_data(self, encoder):
-        """Encoded completed, failed and running trials with their (minimised) scores."""
+    def _training_data(self, trials, codes, active):
+        """Encoded completed, failed and running trials (in that order) with the scores to minimise."""
         sign = -1.0 if self.objective.direction == "max" else 1.0
         ongoing_ids = {t.trial_id for t in self.ongoing_trials.values()}
-        observed, failed, running = [], [], []
-        for trial in self.trials.values():
+        observed, scores, failed, running = [], [], [], []
+        for i, trial in enumerate(trials):
             if trial.trial_id in ongoing_ids:
-                running.append(trial)
+                running.append(i)
             elif trial.status == trial_module.TrialStatus.COMPLETED and _finite(trial.score):
-                observed.append((trial, sign * float(trial.score)))
-            elif trial.status in (trial_module.TrialStatus.FAILED, trial_module.TrialStatus.INVALID) or (
-                trial.status == trial_module.TrialStatus.COMPLETED
+                observed.append(i)
+                scores.append(sign * float(trial.score))
+            elif trial.status in (
+                trial_module.TrialStatus.COMPLETED,  # with a NaN/inf score
+                trial_module.TrialStatus.FAILED,
+                trial_module.TrialStatus.INVALID,
             ):
-                failed.append(trial)
+                failed.append(i)
         if not observed:
             return None
-        trials = [t for t, _ in observed] + failed + running
-        codes, active = encoder.encode_values([t.hyperparameters.values for t in trials])
+        order = observed + failed + running
         return {
-            "observed": np.array([y for _, y in observed]),
-            "codes": codes,
-            "active": active,
+            "observed": np.array(scores),
+            "codes": codes[order],
+            "active": active[order],
             "num_failed": len(failed),
             "num_running": len(running),
         }
@@ -541,13 +578,7 @@ class RandomForestOracle(oracle_module.Oracle):
         else:
             codes, active = data["codes"][:rows], data["active"][:rows]
         features = encoder.features(codes, active)
-        forest = _FORESTS[self.forest](
-            n_estimators=self.n_estimators,
-            min_samples_leaf=self.min_samples_leaf,
-            max_features=self.max_features,
-            random_state=random_state,
-            n_jobs=self.n_jobs,
-        )
+        forest = _Forest(self.forest, self.n_estimators, self.min_samples_leaf, self.max_features, random_state)
         forest.fit(features, np.concatenate(targets))
         return forest, y_std
 
@@ -612,7 +643,7 @@ class RandomForestOracle(oracle_module.Oracle):
             if not keep:
                 return None
             codes, active, batch_units = codes[keep], active[keep], batch_units[keep]
-            mu, sigma = _forest_predict(forest, encoder.features(codes, active), 1e-6)
+            mu, sigma = forest.predict(encoder.features(codes, active))
             pool_units.append(batch_units)
             pool_codes.append(codes)
             pool_active.append(active)
@@ -644,7 +675,9 @@ class RandomForestOracle(oracle_module.Oracle):
         and sorted from most to least important. Empty before two completed trials.
         """
         encoder = _SpaceEncoder(self.hyperparameters.space)
-        data = self._training_data(encoder)
+        trials = list(self.trials.values())
+        codes, active = encoder.encode_values([t.hyperparameters.values for t in trials])
+        data = self._training_data(trials, codes, active)
         if data is None or len(data["observed"]) < 2 or not encoder.columns:
             return {}
         forest, _ = self._fit(encoder, data, random_state=_derived_seed(self.seed, 0, 2), with_lies=False)
