@@ -282,6 +282,11 @@ class Policy:
         return aug
 
     @property
+    def is_identity(self) -> bool:
+        """True when the policy never changes an image (only identity ops or zero probabilities)."""
+        return all(s.op == "identity" or s.probability == 0.0 for sub in self.sub_policies for s in sub)
+
+    @property
     def needs_color(self) -> bool:
         return any(op in COLOR_OPS for op in self.ops)
 

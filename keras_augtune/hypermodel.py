@@ -1,0 +1,188 @@
+"""`AugmentHyperModel`: the user's (or a built-in) child model behind a policy-augmentation layer."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import keras
+import keras_tuner
+
+from keras_augtune.layer import PolicyAugmentation
+from keras_augtune.models import DEFAULT_MODEL, build_model, check_model_name
+from keras_augtune.policy import Policy
+from keras_augtune.space import PolicySpace
+
+
+class AugmentHyperModel(keras_tuner.HyperModel):
+    """Wrap a child model with the :class:`PolicyAugmentation` layer of the trial's policy.
+
+    Args:
+        model: the child: a ``keras_tuner.HyperModel`` or ``build(hp)`` function (its
+            own hyperparameters are tuned jointly with the policy), a ``keras.Model``
+            (cloned with fresh weights for every trial; compiled or not), or the name
+            of a built-in model (``"simple"``, ``"basiccnn"``, ``"wrn_16_2"``,
+            ``"mobilenetv2"``, ``"inceptionv3"``). Default: ``"simple"``.
+        policy_space: the :class:`~keras_augtune.space.PolicySpace` searched
+            (its hyperparameters live under the ``augment/`` name scope).
+        learning_rate: Adam's learning rate when the tuner compiles the model itself.
+
+    The policy hyperparameters are declared up front (``declare_hyperparameters``),
+    so the oracle sees the whole space before the first trial. Validation data is
+    never augmented: the layer is the identity outside training. Built-in models get
+    their inputs rescaled to [0, 1]; a user model receives the images as given.
+    """
+
+    def __init__(self, model: Any = None, policy_space: PolicySpace | None = None,
+                 learning_rate: float = 1e-3, name: str | None = None, tunable: bool = True):
+        super().__init__(name=name, tunable=tunable)
+        self.policy_space = policy_space if policy_space is not None else PolicySpace()
+        if not isinstance(self.policy_space, PolicySpace):
+            raise TypeError(f"policy_space must be a PolicySpace, got {type(self.policy_space).__name__}.")
+        self.learning_rate = float(learning_rate)
+        self.child_name: str | None = None
+        self.child_hypermodel: keras_tuner.HyperModel | None = None
+        self.child_model: keras.Model | None = None
+        model = DEFAULT_MODEL if model is None else model
+        if isinstance(model, str):
+            self.child_name = check_model_name(model)
+        elif isinstance(model, keras_tuner.HyperModel):
+            self.child_hypermodel = model
+        elif isinstance(model, keras.Model):
+            self.child_model = model
+        elif callable(model):
+            self.child_hypermodel = keras_tuner.HyperModel()
+            self.child_hypermodel.build = model  # type: ignore[method-assign]
+        else:
+            raise TypeError(
+                "hypermodel must be a keras_tuner.HyperModel, a build(hp) function, a keras.Model "
+                f"or a built-in model name; got {type(model).__name__}."
+            )
+        # Set from the data by `configure` (the tuner does it in `search`).
+        self.input_shape: tuple[int, ...] | None = None
+        self.num_classes: int | None = None
+        self.value_range: tuple[float, float] = (0.0, 255.0)
+        self.one_hot = False
+        #: Called with (hp, child model) after each build (the tuner's warm start uses it).
+        self.on_child_built: Callable[[Any, keras.Model], None] | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def configure(self, input_shape, num_classes: int, value_range=(0.0, 255.0), one_hot: bool = False) -> None:
+        """Tell the hypermodel what data it will see."""
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.num_classes = int(num_classes)
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.one_hot = bool(one_hot)
+
+    @property
+    def configured(self) -> bool:
+        return self.input_shape is not None
+
+    def declare_hyperparameters(self, hp: keras_tuner.HyperParameters) -> None:
+        self.policy_space.declare(hp)
+        if self.child_hypermodel is not None:
+            self.child_hypermodel.declare_hyperparameters(hp)
+
+    # ------------------------------------------------------------------ building
+    def build_child(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        """The child model alone (fresh weights), uncompiled or as the user compiled it."""
+        if self.child_hypermodel is not None:
+            child = self.child_hypermodel.build(hp)
+            if not isinstance(child, keras.Model):
+                raise TypeError(f"The hypermodel's build(hp) must return a keras.Model, got {type(child).__name__}.")
+            return child
+        if self.child_model is not None:
+            child = keras.models.clone_model(self.child_model)
+            return child
+        self._require_configured()
+        return build_model(self.child_name, self.input_shape, self.num_classes)
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        self.policy_space.declare(hp)
+        policy = self.policy(hp)
+        if not self.configured:
+            # Keras Tuner explores the space before search() has shown us the data:
+            # only a user hypermodel can declare more hyperparameters.
+            return self.build_child(hp) if self.child_hypermodel is not None else None
+        child = self.build_child(hp)
+        if self.on_child_built is not None:
+            self.on_child_built(hp, child)
+        inputs = keras.Input(self.input_shape, name="images")
+        x = inputs
+        if not policy.is_identity:
+            x = PolicyAugmentation(policy, value_range=self.value_range, name="policy_augmentation")(x)
+        if self.child_name is not None:
+            low, high = self.value_range
+            x = keras.layers.Rescaling(1.0 / (high - low), offset=-low / (high - low), name="rescale")(x)
+        outputs = child(x)
+        model = keras.Model(inputs, outputs, name=f"augmented_{child.name}")
+        self._compile(model, child)
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        if self.child_hypermodel is not None:
+            return self.child_hypermodel.fit(hp, model, *args, **kwargs)
+        return model.fit(*args, **kwargs)
+
+    # ------------------------------------------------------------------ helpers
+    def _compile(self, model: keras.Model, child: keras.Model) -> None:
+        source = next((m for m in (child, self.child_model) if getattr(m, "optimizer", None) is not None), None)
+        if source is not None:
+            config = source.get_compile_config() or {}
+            metrics = config.get("metrics") or []
+            if not any(m in ("accuracy", "acc") for m in metrics if isinstance(m, str)):
+                metrics = list(metrics) + ["accuracy"]
+            config["metrics"] = metrics
+            model.compile_from_config(config)
+            return
+        from_logits = getattr(child.layers[-1], "activation", None) is not keras.activations.softmax
+        loss = (keras.losses.CategoricalCrossentropy(from_logits=from_logits) if self.one_hot
+                else keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=loss, metrics=["accuracy"])
+
+    def _require_configured(self) -> None:
+        if not self.configured:
+            raise RuntimeError(
+                "The built-in child model needs the input shape and class count: call "
+                "configure(input_shape, num_classes) or run it through AugmentTuner.search(x, y)."
+            )
+
+    def policy(self, hp_or_values: Any) -> Policy:
+        """The policy a trial's hyperparameters (or values dict) describe; the baseline
+        values give ``Policy.identity()``."""
+        values = getattr(hp_or_values, "values", hp_or_values)
+        if is_baseline(self.policy_space, values):
+            return Policy.identity()
+        return self.policy_space.to_policy(values)
+
+
+def baseline_values(space: PolicySpace) -> dict[str, Any]:
+    """The values of the no-augmentation baseline trial in ``space``.
+
+    Every op is ``identity`` when the space has it; otherwise probabilities (or
+    magnitudes) sit at the low end of their range, which must then be 0.
+    """
+    has_identity = "identity" in space.ops
+    zero_probability = space.search_probabilities and space.probability_range[0] == 0.0
+    if not (has_identity or zero_probability or space.magnitude_range[0] == 0.0):
+        raise ValueError(
+            "The no-augmentation baseline cannot be expressed in this policy space: add 'identity' "
+            "to ops, let the probability or magnitude range start at 0, or pass baseline_trial=False."
+        )
+    values: dict[str, Any] = {}
+    for i in range(space.num_sub_policies):
+        for j in range(space.ops_per_sub_policy):
+            values[space.name(i, j, "op")] = "identity" if has_identity else space.ops[0]
+            values[space.name(i, j, "magnitude")] = space.magnitude_range[0]
+            values[space.name(i, j, "probability")] = (
+                space.probability_range[0] if space.search_probabilities else space.fixed_probability
+            )
+    return values
+
+
+def is_baseline(space: PolicySpace, values: Any) -> bool:
+    """Whether trial ``values`` are the no-augmentation baseline of ``space``."""
+    try:
+        baseline = baseline_values(space)
+    except ValueError:
+        return False
+    return all(values.get(name) == value for name, value in baseline.items())

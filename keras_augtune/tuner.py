@@ -1,0 +1,474 @@
+"""`AugmentTuner`: search the augmentation policy (and architecture) inside ordinary Keras code."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import time
+from typing import Any, Sequence
+
+import keras
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import base_tuner
+from keras_tuner.engine import trial as trial_module
+
+from keras_augtune.data import Dataset, check_dataset, stratified_split, stratified_subsample
+from keras_augtune.hypermodel import AugmentHyperModel, baseline_values, is_baseline
+from keras_augtune.objective import REWARD, ExecutionReward, combine_executions, overfit_filtered_reward, reward_objective
+from keras_augtune.oracle import RandomForestOracle
+from keras_augtune.policy import Policy
+from keras_augtune.space import PolicySpace
+
+METHODS = ("bayesian", "random")
+POLICIES_FORMAT = "keras_augtune.policies"
+
+
+class AugmentTuner(keras_tuner.Tuner):
+    """Search the data-augmentation policy that suits your images (and, jointly, your
+    model's own hyperparameters) with a random-forest Bayesian-optimisation oracle.
+
+    ``AugmentTuner(hypermodel).search(x, y)`` trains the child model once per trial on
+    images augmented by the trial's policy and scores it with the overfit-filtered
+    top-K validation accuracy (:mod:`keras_augtune.objective`). Trial 0 is the
+    no-augmentation baseline, so every result reads as a gain over it.
+
+    Args:
+        hypermodel: a ``keras_tuner.HyperModel`` or ``build(hp)`` function, a
+            ``keras.Model``, a built-in model name, or an :class:`AugmentHyperModel`;
+            ``None`` uses the built-in ``"simple"`` CNN.
+        objective: what the oracle maximises; default the ``"reward"``.
+        max_trials: total trials, baseline included, across resumed runs.
+        method: ``"bayesian"`` (random forest + expected improvement) or ``"random"``.
+        num_initial_points: random trials before the forest takes over (default 10).
+        policy_space: a :class:`PolicySpace`; or give ``num_sub_policies``,
+            ``ops_per_sub_policy``, ``ops`` and ``search_probabilities``.
+        executions_per_trial: trainings per trial, rewards averaged (DeepAugment's ``opt_samples``).
+        reward_k, reward_max_gap: the reward's K best epochs and overfitting threshold.
+        train_set_size: stratified subsample of the training images used by the search.
+        validation_split: stratified fraction held out when ``validation_data`` is not given.
+        child_epochs, batch_size: training of each child model.
+        child_first_train_epochs: if > 0, pretrain the child once without augmentation
+            for this many epochs; each trial starts from those weights with a fresh optimizer.
+        pretrained_weights_path: where the warm-start weights are kept (default in the project dir).
+        baseline_trial: run the no-augmentation baseline as trial 0 (default True).
+        notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
+        directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
+        verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner's and Keras's progress.
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any = None,
+        objective: Any = None,
+        max_trials: int = 20,
+        *,
+        method: str = "bayesian",
+        num_initial_points: int | None = None,
+        policy_space: PolicySpace | None = None,
+        num_sub_policies: int = 5,
+        ops_per_sub_policy: int = 2,
+        ops: Sequence[str] | None = None,
+        search_probabilities: bool = True,
+        executions_per_trial: int = 1,
+        reward_k: int = 3,
+        reward_max_gap: float = 0.10,
+        train_set_size: int | None = None,
+        validation_split: float = 0.2,
+        child_epochs: int = 10,
+        batch_size: int = 64,
+        child_first_train_epochs: int = 0,
+        pretrained_weights_path: str | None = None,
+        baseline_trial: bool = True,
+        notebook_path: str | None = None,
+        directory: str | None = None,
+        project_name: str | None = "augtune",
+        overwrite: bool = False,
+        seed: int | None = None,
+        verbose: int = 1,
+        oracle: keras_tuner.Oracle | None = None,
+        **kwargs: Any,
+    ):
+        _positive_int("max_trials", max_trials)
+        _positive_int("executions_per_trial", executions_per_trial)
+        _positive_int("child_epochs", child_epochs)
+        _positive_int("batch_size", batch_size)
+        _positive_int("reward_k", reward_k)
+        _positive_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
+        if train_set_size is not None:
+            _positive_int("train_set_size", train_set_size)
+        if not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
+            raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
+
+        if isinstance(hypermodel, AugmentHyperModel):
+            if policy_space is not None:
+                hypermodel.policy_space = policy_space
+        else:
+            if policy_space is None:
+                policy_space = PolicySpace(
+                    num_sub_policies=num_sub_policies, ops_per_sub_policy=ops_per_sub_policy,
+                    ops=ops, search_probabilities=search_probabilities,
+                )
+            hypermodel = AugmentHyperModel(hypermodel, policy_space=policy_space)
+        self.policy_space = hypermodel.policy_space
+
+        objective = reward_objective() if objective is None else objective
+        if oracle is None:
+            initial = [baseline_values(self.policy_space)] if baseline_trial else None
+            oracle = RandomForestOracle(
+                objective=objective, max_trials=max_trials,
+                num_initial_points=10 if num_initial_points is None else num_initial_points,
+                acquisition="random" if method == "random" else "ei",
+                seed=seed, **({"initial_values": initial} if initial else {}),
+                max_retries_per_trial=0, max_consecutive_failed_trials=kwargs.pop("max_consecutive_failed_trials", 3),
+            )
+        self.method = method
+        self.seed = seed
+        self.reward_k = int(reward_k)
+        self.reward_max_gap = float(reward_max_gap)
+        self.train_set_size = train_set_size
+        self.validation_split = validation_split
+        self.child_epochs = int(child_epochs)
+        self.batch_size = int(batch_size)
+        self.child_first_train_epochs = int(child_first_train_epochs)
+        self.pretrained_weights_path = pretrained_weights_path
+        self.search_verbose = int(verbose)
+        super().__init__(
+            oracle=oracle, hypermodel=hypermodel, directory=directory, project_name=project_name,
+            overwrite=overwrite, executions_per_trial=executions_per_trial, **kwargs,
+        )
+        self.notebook_path = notebook_path or os.path.join(self.project_dir, "notebook.csv")
+        self._trial_started: dict[str, float] = {}
+        self._warm_weights: dict[str, str] = {}
+        self.dataset: Dataset | None = None
+
+    # ------------------------------------------------------------------ search
+    def _populate_initial_space(self):
+        # Before search() the data (input shape, classes) is unknown: declare the policy
+        # space (and the user hypermodel's declared hyperparameters) now, build later.
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
+    def search(self, x: Any, y: Any = None, validation_data: Any = None, epochs: int | None = None,
+               batch_size: int | None = None, callbacks: list | None = None, verbose: int | None = None,
+               value_range: Any = None, **fit_kwargs: Any) -> None:
+        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot).
+
+        ``validation_data=(x_val, y_val)`` replaces the stratified ``validation_split``;
+        ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
+        ``value_range`` declares the pixel range of float images (default (0, 1)).
+        Validation images are never augmented.
+        """
+        if verbose is not None:
+            self.search_verbose = int(verbose)
+        epochs = self.child_epochs if epochs is None else _positive_int("epochs", epochs)
+        batch_size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
+        data = check_dataset(x, y, value_range=value_range)
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val).")
+            val = check_dataset(*validation_data, value_range=data.value_range, what="validation_data x")
+            if val.input_shape != data.input_shape:
+                raise ValueError(f"validation images have shape {val.input_shape}, training images {data.input_shape}.")
+            train_index = np.arange(len(data.y))
+        else:
+            train_index, val_index = stratified_split(data.y, self.validation_split, self.seed)
+            val = Dataset(data.x[val_index], data.y[val_index], data.value_range, data.class_names, data.one_hot)
+        num_classes = max(data.num_classes, val.num_classes)
+        if self.train_set_size is not None:
+            if self.train_set_size > len(train_index):
+                raise ValueError(
+                    f"train_set_size={self.train_set_size} is larger than the {len(train_index)} training "
+                    f"images left after the validation split ({len(data.y)} in all)."
+                )
+            train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.seed)]
+        self.dataset = data
+        self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
+        base_tuner.BaseTuner._populate_initial_space(self)  # now the child can be built
+
+        x_train = data.x[train_index].astype("float32")
+        x_val = val.x.astype("float32")
+        y_train, y_val = self._labels(data.y[train_index], num_classes), self._labels(val.y, num_classes)
+        self._preflight(x_train[:2], num_classes)
+        if self.child_first_train_epochs:
+            self._warm_start_data = (x_train, y_train, (x_val, y_val), batch_size)
+        self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
+        super().search(
+            x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+            callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
+        )
+
+    def _labels(self, y: np.ndarray, num_classes: int) -> np.ndarray:
+        return keras.utils.to_categorical(y, num_classes) if self.hypermodel.one_hot else y
+
+    def _preflight(self, sample: np.ndarray, num_classes: int) -> None:
+        """Fail at once, with a clear message, on errors every trial would hit."""
+        hp = self.oracle.get_space()
+        hp.values.update(baseline_values(self.policy_space))
+        try:
+            model = self.hypermodel.build(hp)
+            out = model(sample, training=False)
+        except Exception as exc:
+            raise ValueError(f"Building or calling the child model failed before the search started: {exc}") from exc
+        shape = tuple(out.shape)
+        if len(shape) != 2 or shape[-1] != num_classes:
+            raise ValueError(
+                f"The model's output has shape {shape[1:]} per image, but the labels have {num_classes} "
+                f"classes: the last layer must output {num_classes} class scores."
+            )
+        keras.backend.clear_session()
+
+    # ------------------------------------------------------------------ one trial
+    def run_trial(self, trial, *args, **kwargs):
+        """Train the child ``executions_per_trial`` times; a crash or divergence fails the trial
+        (recorded with its reason, never retried) and the search goes on."""
+        try:
+            return self._run_executions(trial, *args, **kwargs)
+        except (keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _run_executions(self, trial, x, y, validation_data=None, epochs=None, batch_size=None, callbacks=None,
+                        verbose=0, **fit_kwargs):
+        hp = trial.hyperparameters
+        policy = self.hypermodel.policy(hp)
+        rewards: list[ExecutionReward] = []
+        rows: list[dict[str, Any]] = []
+        best_model_reward = -math.inf
+        for execution in range(self.executions_per_trial):
+            keras.utils.set_random_seed(_derived_seed(self.seed, trial.trial_id, execution))
+            self.hypermodel.on_child_built = self._warm_start_hook() if self.child_first_train_epochs else None
+            model = self._try_build(hp)
+            history = self.hypermodel.fit(
+                hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
+                callbacks=self._deepcopy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
+            )
+            history = getattr(history, "history", history)
+            _check_finite(history)
+            score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+            rewards.append(score)
+            for epoch in range(len(history.get("loss", []))):
+                row = {"trial": trial.trial_id, "execution": execution, "epoch": epoch + 1}
+                row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
+                rows.append(row)
+            if score.reward > best_model_reward:
+                best_model_reward = score.reward
+                model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+        metrics = combine_executions(rewards)
+        for row in rows:
+            row[REWARD] = metrics[REWARD]
+            row["policy"] = json.dumps(policy.to_dict()["sub_policies"], separators=(",", ":"))
+            row["hyperparameters"] = json.dumps(self._architecture_values(hp), separators=(",", ":"))
+        self._write_notebook(trial.trial_id, rows)
+        return metrics
+
+    def on_trial_begin(self, trial):
+        super().on_trial_begin(trial)
+        self._trial_started[trial.trial_id] = time.time()
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        if self.search_verbose >= 1:
+            print(self._trial_line(trial), flush=True)
+
+    def _trial_line(self, trial) -> str:
+        seconds = time.time() - self._trial_started.pop(trial.trial_id, time.time())
+        done = len([t for t in self.oracle.trials.values() if t.status in _FINISHED])
+        head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
+        if trial.status != trial_module.TrialStatus.COMPLETED:
+            reason = (trial.message or "").strip().splitlines()[-1:] or ["unknown error"]
+            return f"{head} {trial.status.lower()}: {reason[0]} | {seconds:.1f}s"
+        reward = trial.metrics.get_best_value(REWARD)
+        baseline = self.baseline_reward()
+        gain = "" if baseline is None else f" ({reward - baseline:+.4f} vs no augmentation)"
+        best = self.oracle.get_best_trials(1)
+        best_value = best[0].metrics.get_best_value(REWARD) if best else reward
+        policy = self.hypermodel.policy(trial.hyperparameters)
+        return (f"{head}: reward {reward:.4f}{gain} | best {best_value:.4f} | {seconds:.1f}s | "
+                f"{_short_policy(policy)}")
+
+    # ------------------------------------------------------------------ warm start
+    def _warm_start_hook(self):
+        def load_pretrained(hp, child):
+            path = self._pretrained_child(hp)
+            child.load_weights(path)
+
+        return load_pretrained
+
+    def _pretrained_child(self, hp) -> str:
+        """Weights of the child pretrained without augmentation (once per architecture)."""
+        key = hashlib.sha1(json.dumps(self._architecture_values(hp), sort_keys=True).encode()).hexdigest()[:12]
+        if key in self._warm_weights:
+            return self._warm_weights[key]
+        path = self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start")
+        if not path.endswith(".weights.h5"):
+            os.makedirs(path, exist_ok=True)
+            path = os.path.join(path, f"child_{key}.weights.h5")
+        if not os.path.exists(path):
+            x, y, validation_data, batch_size = self._warm_start_data
+            captured = {}
+            self.hypermodel.on_child_built = lambda _hp, child: captured.setdefault("child", child)
+            baseline_hp = hp.copy()
+            baseline_hp.values.update(baseline_values(self.policy_space))
+            model = self.hypermodel.build(baseline_hp)
+            model.fit(x, y, validation_data=validation_data, epochs=self.child_first_train_epochs,
+                      batch_size=batch_size, verbose=0)
+            captured["child"].save_weights(path)
+            self.hypermodel.on_child_built = self._warm_start_hook()
+        self._warm_weights[key] = path
+        return path
+
+    # ------------------------------------------------------------------ results
+    def _architecture_values(self, hp) -> dict[str, Any]:
+        return {k: v for k, v in hp.values.items() if not k.startswith(self.policy_space.prefix + "/")}
+
+    def _completed_trials(self) -> list:
+        return [t for t in self.oracle.trials.values()
+                if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None]
+
+    def baseline_reward(self) -> float | None:
+        """The reward of the no-augmentation baseline trial (None until it has run)."""
+        for t in self._completed_trials():
+            if is_baseline(self.policy_space, t.hyperparameters.values) and REWARD in t.metrics.metrics:
+                return t.metrics.get_best_value(REWARD)
+        return None
+
+    def get_best_policies(self, num_policies: int = 1) -> list[Policy]:
+        """The best policies, best first, each with ``metadata`` holding its reward, its gain
+        over the no-augmentation baseline, the trial id and the architecture values."""
+        _positive_int("num_policies", num_policies)
+        baseline = self.baseline_reward()
+        policies = []
+        for t in self.oracle.get_best_trials(num_policies):
+            policy = self.hypermodel.policy(t.hyperparameters)
+            reward = t.metrics.get_best_value(REWARD) if REWARD in t.metrics.metrics else None
+            policy.metadata.update(
+                trial_id=t.trial_id, score=t.score, reward=reward,
+                gain=None if (baseline is None or reward is None) else reward - baseline,
+                val_accuracy=t.metrics.get_best_value("val_accuracy") if "val_accuracy" in t.metrics.metrics else None,
+                hyperparameters=self._architecture_values(t.hyperparameters),
+            )
+            policies.append(policy)
+        return policies
+
+    def export_policies(self, path: str, num_policies: int = 5) -> list[Policy]:
+        """Write the best policies to a JSON file (read back with :func:`load_policies`)."""
+        policies = self.get_best_policies(num_policies)
+        payload = {"format": POLICIES_FORMAT, "version": 1, "baseline_reward": self.baseline_reward(),
+                   "policies": [p.to_dict() for p in policies]}
+        _atomic_write(path, json.dumps(payload, indent=2) + "\n")
+        return policies
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        """Print the best trials: reward, gain over no augmentation, accuracy and policy."""
+        print(self.summary_text(num_trials))
+
+    def summary_text(self, num_trials: int = 10) -> str:
+        baseline = self.baseline_reward()
+        done = self._completed_trials()
+        failed = [t for t in self.oracle.trials.values() if t.status in (trial_module.TrialStatus.FAILED,
+                                                                       trial_module.TrialStatus.INVALID)]
+        lines = [f"Results summary: {len(done)} completed, {len(failed)} failed trials in {self.project_dir}",
+                 f"Objective: {self.oracle.objective.name} ({self.oracle.objective.direction}); "
+                 f"no-augmentation baseline reward: {'n/a' if baseline is None else f'{baseline:.4f}'}",
+                 f"{'rank':>4} {'trial':>6} {'reward':>7} {'gain':>8} {'val_acc':>7}  policy"]
+        for rank, policy in enumerate(self.get_best_policies(num_trials) if done else [], start=1):
+            m = policy.metadata
+            gain = "" if m["gain"] is None else f"{m['gain']:+.4f}"
+            val = "" if m["val_accuracy"] is None else f"{m['val_accuracy']:.4f}"
+            reward = "" if m["reward"] is None else f"{m['reward']:.4f}"
+            arch = f"  {m['hyperparameters']}" if m["hyperparameters"] else ""
+            lines.append(f"{rank:>4} {m['trial_id']:>6} {reward:>7} {gain:>8} {val:>7}  {_short_policy(policy)}{arch}")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ notebook
+    def _write_notebook(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
+        """Rewrite the notebook CSV atomically with this trial's rows (replacing any earlier ones)."""
+        existing: list[dict[str, Any]] = []
+        if os.path.exists(self.notebook_path):
+            with open(self.notebook_path, newline="", encoding="utf-8") as f:
+                existing = [r for r in csv.DictReader(f) if r.get("trial") != trial_id]
+        all_rows = existing + rows
+        fields = ["trial", "execution", "epoch"]
+        for row in all_rows:
+            fields.extend(k for k in row if k not in fields)
+        tail = [k for k in (REWARD, "policy", "hyperparameters") if k in fields]
+        fields = [k for k in fields if k not in tail] + tail
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(all_rows)
+        _atomic_write(self.notebook_path, buffer.getvalue())
+
+
+def load_policies(path: str) -> list[Policy]:
+    """Read the policies written by :meth:`AugmentTuner.export_policies` (or one policy file)."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and data.get("format") == POLICIES_FORMAT:
+        if not isinstance(data.get("version"), int) or data["version"] > 1:
+            raise ValueError(f"{path} was written by a newer keras_augtune (version {data.get('version')!r}).")
+        return [Policy.from_dict(p) for p in data.get("policies", [])]
+    return [Policy.from_dict(data)]
+
+
+_FINISHED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED, trial_module.TrialStatus.INVALID)
+
+
+def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {kind}, got {value!r}.")
+    return int(value)
+
+
+def _check_finite(history: dict) -> None:
+    for key, values in history.items():
+        for epoch, value in enumerate(values, start=1):
+            if not math.isfinite(float(value)):
+                raise keras_tuner.errors.FailedTrialError(
+                    f"The child model diverged: {key} became {value} at epoch {epoch}."
+                )
+
+
+def _derived_seed(seed: int | None, trial_id: str, execution: int) -> int:
+    entropy = [0 if seed is None else int(seed), int(hashlib.sha1(str(trial_id).encode()).hexdigest()[:8], 16), execution]
+    if seed is None:
+        entropy.append(int(np.random.SeedSequence().entropy % (2**32)))
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def _short_policy(policy: Policy, limit: int = 140) -> str:
+    if policy.is_identity:
+        return "no augmentation"
+    text = " | ".join(
+        " + ".join(f"{s.op}({s.probability:.2f},{s.magnitude:.2f})" for s in sub if s.op != "identity" and s.probability)
+        or "identity"
+        for sub in policy.sub_policies
+    )
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _atomic_write(path: str, text: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
