@@ -503,7 +503,7 @@ class RandomForestOracle(oracle_module.Oracle):
         index = _trial_index(trial_id)
         rng = np.random.default_rng([int(self.seed), index])
         encoder = _SpaceEncoder(self.hyperparameters.space)
-        trials = list(self.trials.values())
+        trials = self._trials_in_order()
         codes, active = encoder.encode_values([t.hyperparameters.values for t in trials])
         tried = set(encoder.keys(codes, active))
         data = None
@@ -516,6 +516,10 @@ class RandomForestOracle(oracle_module.Oracle):
         if values is None:
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def _trials_in_order(self):
+        # Reloaded trials come back in directory order: sort so a resumed search refits the same forest.
+        return sorted(self.trials.values(), key=lambda t: (_trial_index(t.trial_id), str(t.trial_id)))
 
     def _random_proposal(self, encoder, rng, tried):
         for _ in range(4):
@@ -675,7 +679,7 @@ class RandomForestOracle(oracle_module.Oracle):
         and sorted from most to least important. Empty before two completed trials.
         """
         encoder = _SpaceEncoder(self.hyperparameters.space)
-        trials = list(self.trials.values())
+        trials = self._trials_in_order()
         codes, active = encoder.encode_values([t.hyperparameters.values for t in trials])
         data = self._training_data(trials, codes, active)
         if data is None or len(data["observed"]) < 2 or not encoder.columns:
