@@ -389,6 +389,9 @@ class RandomForestOracle(oracle_module.Oracle):
         failed_trials: ``"ignore"`` (default) leaves failed/invalid trials out of the
             fit; ``"worst"`` fits them with the worst completed score so the forest
             learns to avoid regions that crash.
+        initial_values: Trials to run first, in order, before any proposal (a list of
+            dicts of values; missing ones take their defaults). ``AugmentTuner`` puts
+            the no-augmentation baseline here.
         seed: Random seed; ``None`` draws one (and stores it in the oracle state).
         hyperparameters, allow_new_entries, tune_new_entries,
         max_retries_per_trial, max_consecutive_failed_trials: As in ``keras_tuner.Oracle``.
@@ -410,6 +413,7 @@ class RandomForestOracle(oracle_module.Oracle):
         num_parents=5,
         constant_liar="mean",
         failed_trials="ignore",
+        initial_values=None,
         seed=None,
         hyperparameters=None,
         allow_new_entries=True,
@@ -439,13 +443,18 @@ class RandomForestOracle(oracle_module.Oracle):
         self.num_parents = num_parents
         self.constant_liar = constant_liar
         self.failed_trials = failed_trials
+        if initial_values is not None and (
+            not isinstance(initial_values, (list, tuple)) or not all(isinstance(v, dict) for v in initial_values)
+        ):
+            raise ValueError("`initial_values` must be a list of dicts of hyperparameter values.")
+        self.initial_values = [dict(v) for v in initial_values or []]
         self._validate_options()
 
     # ------------------------------------------------------------------ options
     _OPTIONS = (
         "num_initial_points", "acquisition", "n_estimators", "forest", "min_samples_leaf",
         "max_features", "xi", "kappa", "num_candidates", "num_parents", "constant_liar",
-        "failed_trials",
+        "failed_trials", "initial_values",
     )
 
     def _validate_options(self):
@@ -501,6 +510,9 @@ class RandomForestOracle(oracle_module.Oracle):
     def populate_space(self, trial_id):
         """Propose the values of trial ``trial_id`` (see the class docstring)."""
         index = _trial_index(trial_id)
+        queued = self._next_initial_values()
+        if queued is not None:
+            return {"status": trial_module.TrialStatus.RUNNING, "values": queued}
         rng = np.random.default_rng([int(self.seed), index])
         encoder = _SpaceEncoder(self.hyperparameters.space)
         trials = self._trials_in_order()
@@ -516,6 +528,17 @@ class RandomForestOracle(oracle_module.Oracle):
         if values is None:
             return {"status": trial_module.TrialStatus.STOPPED, "values": None}
         return {"status": trial_module.TrialStatus.RUNNING, "values": values}
+
+    def _next_initial_values(self):
+        """The first of ``initial_values`` no trial has taken yet (defaults fill the gaps)."""
+        taken = [t.hyperparameters.values for t in self.trials.values()]
+        for values in self.initial_values:
+            hp = self.hyperparameters.copy()
+            hp.values.update({k: v for k, v in values.items() if k in hp})
+            full = hp.values
+            if not any(all(seen.get(k) == v for k, v in full.items()) for seen in taken):
+                return dict(full)
+        return None
 
     def _trials_in_order(self):
         # Reloaded trials come back in directory order: sort so a resumed search refits the same forest.

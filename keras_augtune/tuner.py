@@ -128,7 +128,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 objective=objective, max_trials=max_trials,
                 num_initial_points=10 if num_initial_points is None else num_initial_points,
                 acquisition="random" if method == "random" else "ei",
-                seed=seed, **({"initial_values": initial} if initial else {}),
+                seed=seed, initial_values=initial,
                 max_retries_per_trial=0, max_consecutive_failed_trials=kwargs.pop("max_consecutive_failed_trials", 3),
             )
         self.method = method
@@ -150,6 +150,8 @@ class AugmentTuner(keras_tuner.Tuner):
         self._trial_started: dict[str, float] = {}
         self._warm_weights: dict[str, str] = {}
         self.dataset: Dataset | None = None
+        #: Where the one-line trial summaries go (``print``; DeepAugment's ``logging`` config sets a logger).
+        self.log = lambda line: print(line, flush=True)
 
     # ------------------------------------------------------------------ search
     def _populate_initial_space(self):
@@ -280,7 +282,7 @@ class AugmentTuner(keras_tuner.Tuner):
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         if self.search_verbose >= 1:
-            print(self._trial_line(trial), flush=True)
+            self.log(self._trial_line(trial))
 
     def _trial_line(self, trial) -> str:
         seconds = time.time() - self._trial_started.pop(trial.trial_id, time.time())

@@ -1,0 +1,162 @@
+"""`DeepAugment`: the predecessor's API, running on keras_augtune.
+
+    deepaug = DeepAugment(images, labels, config={"model": "basiccnn", "child_epochs": 10})
+    top_policies = deepaug.optimize(20)
+
+Every config key of DeepAugment 1.1.2 is honoured; the defaults are sized for a
+CPU (DeepAugment's own defaults, 50 child epochs x 3 samples, take hours per trial
+there). Unknown keys are rejected with the closest names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging as logging_module
+import os
+from typing import Any, Mapping
+
+import numpy as np
+
+from keras_augtune.data import load_digits
+from keras_augtune.policy import Policy
+from keras_augtune.space import PolicySpace
+from keras_augtune.tuner import AugmentTuner
+
+#: DeepAugment's config keys with this package's (CPU-sized) defaults; DeepAugment's in comments.
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model": "simple",                # DeepAugment: "basiccnn"
+    "method": "bayesian_optimization",
+    "train_set_size": 1000,           # DeepAugment: 2000
+    "opt_samples": 1,                 # DeepAugment: 3 (executions per trial)
+    "opt_last_n_epochs": 3,           # the reward's K
+    "opt_initial_points": 10,
+    "child_epochs": 10,               # DeepAugment: 50
+    "child_first_train_epochs": 0,
+    "child_batch_size": 64,
+    "pre_aug_weights_path": "pre_aug_weights.weights.h5",
+    "logging": None,                  # a logging.Logger for per-trial lines
+    "notebook_path": None,            # default: <directory>/deepaugment/notebook.csv
+    # keras_augtune extras
+    "directory": "deepaugment_runs",
+    "seed": None,
+    "validation_split": 0.2,
+}
+
+METHODS = {"bayesian_optimization": "bayesian", "bayesian": "bayesian", "random_search": "random", "random": "random"}
+KERAS_DATASETS = ("cifar10", "cifar100", "mnist", "fashion_mnist")
+TOP_POLICIES = 20
+
+
+def check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Merge ``config`` over the defaults; unknown keys raise with the closest names."""
+    if config is None:
+        config = {}
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}.")
+    unknown = [k for k in config if k not in DEFAULT_CONFIG]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = difflib.get_close_matches(str(key), list(DEFAULT_CONFIG), n=2, cutoff=0.5)
+            hints.append(f"{key!r}" + (f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""))
+        raise ValueError(f"Unknown config key(s): {', '.join(hints)}. Known keys: {', '.join(DEFAULT_CONFIG)}.")
+    merged = {**DEFAULT_CONFIG, **config}
+    if merged["method"] not in METHODS:
+        raise ValueError(f"config['method'] must be 'bayesian_optimization' or 'random_search', got {merged['method']!r}.")
+    if merged["logging"] is not None and not hasattr(merged["logging"], "info"):
+        raise TypeError("config['logging'] must be a logging.Logger (or None).")
+    return merged
+
+
+def load_named_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """``"digits"`` (offline, scikit-learn) or a ``keras.datasets`` name (downloads once)."""
+    if name == "digits":
+        return load_digits(32)
+    if name not in KERAS_DATASETS:
+        close = difflib.get_close_matches(name, ("digits",) + KERAS_DATASETS, n=2, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        raise ValueError(f"Unknown dataset {name!r}.{hint} Use 'digits', one of {', '.join(KERAS_DATASETS)}, or arrays.")
+    import keras
+
+    try:
+        (x, y), _ = getattr(keras.datasets, name).load_data()
+    except Exception as exc:  # no network, blocked download, corrupt cache
+        raise RuntimeError(
+            f"Could not load keras.datasets.{name}: it is downloaded on first use and this machine "
+            f"seems offline ({type(exc).__name__}: {exc}). Pass your images and labels as arrays, "
+            "or use the built-in offline 'digits'."
+        ) from None
+    return x, np.asarray(y).reshape(-1)
+
+
+class DeepAugment:
+    """DeepAugment's interface on top of :class:`~keras_augtune.AugmentTuner`.
+
+    Args:
+        images: an image array (N, H, W[, C]), ``"digits"`` or a keras dataset name.
+        labels: the labels (ids or one-hot) when ``images`` is an array.
+        config: DeepAugment's config dict (see :data:`DEFAULT_CONFIG`).
+    """
+
+    def __init__(self, images: Any = "digits", labels: Any = None, config: Mapping[str, Any] | None = None):
+        self.config = check_config(config)
+        if isinstance(images, str):
+            if labels is not None:
+                raise ValueError("Pass labels only with an image array, not with a dataset name.")
+            images, labels = load_named_dataset(images)
+        if labels is None:
+            raise ValueError("labels are required when images is an array.")
+        self.images, self.labels = images, labels
+        c = self.config
+        self.logger: logging_module.Logger | None = c["logging"]
+        directory = c["directory"]
+        weights = c["pre_aug_weights_path"]
+        if weights and not weights.endswith(".weights.h5"):
+            weights = os.path.splitext(weights)[0] + ".weights.h5"  # Keras 3 weight-file naming
+        n_train = int(len(labels) * (1 - c["validation_split"]))
+        self.tuner = AugmentTuner(
+            c["model"], max_trials=1, method=METHODS[c["method"]],
+            num_initial_points=c["opt_initial_points"],
+            policy_space=PolicySpace.deepaugment(),
+            executions_per_trial=c["opt_samples"], reward_k=c["opt_last_n_epochs"],
+            train_set_size=min(c["train_set_size"], n_train) if c["train_set_size"] else None,
+            validation_split=c["validation_split"], child_epochs=c["child_epochs"],
+            batch_size=c["child_batch_size"], child_first_train_epochs=c["child_first_train_epochs"],
+            pretrained_weights_path=weights if c["child_first_train_epochs"] else None,
+            notebook_path=c["notebook_path"], directory=directory, project_name="deepaugment",
+            overwrite=True, seed=c["seed"],
+        )
+        if self.logger is not None:
+            self.tuner.log = self.logger.info
+        self.iterated = 0
+        self.top_policies: Any = []
+
+    def optimize(self, iterations: int = 20) -> Any:
+        """Run ``iterations`` more trials (the first call's trial 0 is the no-augmentation
+        baseline); return the top-policies table (a pandas DataFrame when pandas is
+        installed, else a list of dicts), best first."""
+        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
+            raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
+        self.tuner.oracle.max_trials = len(self.tuner.oracle.trials) + int(iterations)
+        self.tuner.search(self.images, self.labels)
+        self.iterated += int(iterations)
+        self.top_policies = self._table(self.tuner.get_best_policies(TOP_POLICIES))
+        return self.top_policies
+
+    def best_policies(self, n: int = 5) -> list[Policy]:
+        """The ``n`` best policies as :class:`Policy` objects."""
+        return self.tuner.get_best_policies(n)
+
+    @staticmethod
+    def _table(policies: list[Policy]) -> Any:
+        rows = []
+        for policy in policies:
+            row = {"trial_no": policy.metadata["trial_id"], "reward": policy.metadata["reward"],
+                   "gain": policy.metadata["gain"]}
+            row.update(policy.to_deepaugment_row() if not policy.is_identity else {"A_aug1_type": "identity"})
+            rows.append(row)
+        try:
+            import pandas
+        except ImportError:
+            return rows
+        return pandas.DataFrame(rows)

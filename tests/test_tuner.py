@@ -1,0 +1,234 @@
+"""AugmentTuner end to end with tiny models and data (seconds per search)."""
+
+import csv
+import json
+import os
+
+import keras
+import keras_tuner
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_augtune import AugmentHyperModel, AugmentTuner, Policy, PolicySpace, load_policies
+
+SMALL_SPACE = PolicySpace(num_sub_policies=2, ops_per_sub_policy=1, ops=["identity", "rotate", "invert", "translate-x"])
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """200 digits at 12x12, uint8 (N, 12, 12, 1)."""
+    from keras_augtune.data import load_digits
+
+    x, y = load_digits(12)
+    return x[:200], y[:200]
+
+
+def tiny_model(input_shape=(12, 12, 1), classes=10, compiled=False):
+    model = keras.Sequential([
+        keras.Input(input_shape), keras.layers.Rescaling(1 / 255), keras.layers.Conv2D(4, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(classes, activation="softmax"),
+    ])
+    if compiled:
+        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def make_tuner(tmp_path, hypermodel=None, **kwargs):
+    options = dict(max_trials=3, child_epochs=2, batch_size=32, policy_space=SMALL_SPACE,
+                   directory=str(tmp_path), project_name="p", seed=3, verbose=0)
+    options.update(kwargs)
+    return AugmentTuner(hypermodel if hypermodel is not None else tiny_model(), **options)
+
+
+def completed(tuner):
+    return [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+
+
+def test_search_baseline_first_results_and_notebook(tmp_path, digits, capsys):
+    x, y = digits
+    tuner = make_tuner(tmp_path, verbose=1)
+    tuner.search(x, y)
+    trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
+    assert len(completed(tuner)) == 3
+    first = tuner.hypermodel.policy(trials[0].hyperparameters)
+    assert first.is_identity  # trial 0 is the no-augmentation baseline
+    assert tuner.baseline_reward() == trials[0].metrics.get_best_value("reward")
+    best = tuner.get_best_policies(3)
+    assert len(best) == 3 and isinstance(best[0], Policy)
+    rewards = [p.metadata["reward"] for p in best]
+    assert rewards == sorted(rewards, reverse=True)
+    assert best[0].metadata["gain"] == pytest.approx(rewards[0] - tuner.baseline_reward())
+    out = capsys.readouterr().out
+    assert out.count("Trial ") == 3 and "vs no augmentation" in out
+    tuner.results_summary()
+    summary = capsys.readouterr().out
+    assert "no-augmentation baseline reward" in summary and "no augmentation" in summary
+    # notebook: one row per trial x epoch, with the policy and reward
+    with open(tuner.notebook_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 2
+    assert {"trial", "execution", "epoch", "loss", "accuracy", "val_accuracy", "reward", "policy"} <= set(rows[0])
+    assert {r["trial"] for r in rows} == {t.trial_id for t in trials}
+    # export and reload
+    path = tmp_path / "best.json"
+    tuner.export_policies(str(path), num_policies=2)
+    assert load_policies(str(path)) == best[:2]
+    assert json.loads(path.read_text())["baseline_reward"] == tuner.baseline_reward()
+
+
+def test_validation_images_are_never_augmented(tmp_path, digits):
+    x, y = digits
+    tuner = make_tuner(tmp_path, max_trials=1, baseline_trial=False)
+    tuner.search(x, y)
+    trial = completed(tuner)[0]
+    model = tuner.hypermodel.build(trial.hyperparameters)
+    sample = x[:8].astype("float32")
+    np.testing.assert_allclose(model(sample, training=False), model(sample, training=False))
+    layer = model.get_layer("policy_augmentation")
+    assert np.array_equal(layer(sample, training=False), sample)
+
+
+def test_joint_architecture_and_policy_search(tmp_path, digits):
+    x, y = digits
+
+    def build(hp):
+        units = hp.Int("units", 4, 16, step=4)
+        model = keras.Sequential([
+            keras.Input((12, 12, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+            keras.layers.Dense(units, activation=hp.Choice("activation", ["relu", "tanh"])),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-2, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = make_tuner(tmp_path, build, max_trials=4)
+    names = [hp.name for hp in tuner.oracle.hyperparameters.space]
+    assert any(n.startswith("augment/") for n in names)  # declared before trial 1
+    tuner.search(x, y)
+    names = [hp.name for hp in tuner.oracle.hyperparameters.space]
+    assert {"units", "activation", "lr"} <= set(names)
+    units = {t.hyperparameters.get("units") for t in completed(tuner)}
+    assert len(completed(tuner)) == 4 and len(units) >= 2
+    best = tuner.get_best_policies(1)[0]
+    assert set(best.metadata["hyperparameters"]) == {"units", "activation", "lr"}
+
+
+class TinyHyperModel(keras_tuner.HyperModel):
+    def build(self, hp):
+        model = tiny_model()
+        model.compile(keras.optimizers.Adam(hp.Choice("lr", [0.01, 0.003])), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        kwargs["batch_size"] = hp.Choice("batch_size", [16, 32])
+        return model.fit(*args, **kwargs)
+
+
+@pytest.mark.parametrize("form", ["hypermodel", "compiled_model", "uncompiled_model", "builtin"])
+def test_hypermodel_forms(tmp_path, digits, form):
+    x, y = digits
+    hypermodel = {
+        "hypermodel": TinyHyperModel(),
+        "compiled_model": tiny_model(compiled=True),
+        "uncompiled_model": tiny_model(),
+        "builtin": "simple",
+    }[form]
+    tuner = make_tuner(tmp_path, hypermodel, max_trials=2, child_epochs=1)
+    tuner.search(x, y)
+    assert len(completed(tuner)) == 2
+    if form == "hypermodel":
+        assert "batch_size" in tuner.oracle.hyperparameters  # the user's fit() hyperparameters too
+    model = tuner.get_best_models(1)[0]
+    assert model.predict(x[:4].astype("float32"), verbose=0).shape == (4, 10)
+
+
+def test_one_hot_labels_rgb_float_images_and_validation_data(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((60, 10, 14, 3)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(60) % 3, 3)
+    model = keras.Sequential([keras.Input((10, 14, 3)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+    tuner = make_tuner(tmp_path, model, max_trials=2, child_epochs=1)
+    tuner.search(x[:45], y[:45], validation_data=(x[45:], y[45:]))
+    assert len(completed(tuner)) == 2
+    assert tuner.hypermodel.one_hot and tuner.hypermodel.value_range == (0.0, 1.0)
+
+
+def test_warm_start_pretrains_once_and_starts_trials_from_it(tmp_path, digits):
+    x, y = digits
+    tuner = make_tuner(tmp_path, max_trials=2, child_epochs=1, child_first_train_epochs=2)
+    starts = []
+    tuner.search(x, y)
+    files = os.listdir(os.path.join(tuner.project_dir, "warm_start"))
+    assert len(files) == 1 and files[0].endswith(".weights.h5")
+    # a new build starts from the pretrained weights
+    pretrained = tiny_model()
+    pretrained.load_weights(os.path.join(tuner.project_dir, "warm_start", files[0]))
+    tuner.hypermodel.on_child_built = lambda hp, child: (tuner._warm_start_hook()(hp, child), starts.append(child))
+    tuner.hypermodel.build(completed(tuner)[0].hyperparameters)
+    for a, b in zip(starts[0].get_weights(), pretrained.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_best_policy_into_tf_data_and_final_fit(tmp_path, digits):
+    x, y = digits
+    tuner = make_tuner(tmp_path, max_trials=2, child_epochs=1)
+    tuner.search(x, y)
+    best = tuner.get_best_policies(1)[0]
+    ds = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(200, seed=0).batch(32)
+          .map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
+          .map(lambda im, label: (tf.cast(im, tf.float32), label)).prefetch(2))
+    final = tiny_model(compiled=True)
+    history = final.fit(ds, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"][-1])
+
+
+def test_train_set_size_subsample_is_stratified(tmp_path, digits):
+    x, y = digits
+    tuner = make_tuner(tmp_path, max_trials=1, child_epochs=1, train_set_size=50, baseline_trial=False)
+    seen = {}
+    original = tuner.hypermodel.fit
+
+    def spy(hp, model, x_fit, y_fit, **kwargs):
+        seen["y"] = y_fit
+        return original(hp, model, x_fit, y_fit, **kwargs)
+
+    tuner.hypermodel.fit = spy
+    tuner.search(x, y)
+    assert len(seen["y"]) == 50 and len(np.unique(seen["y"])) == 10
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"max_trials": 0}, "max_trials must be a positive integer"),
+    ({"child_epochs": -1}, "child_epochs must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"method": "bayes"}, "method must be one of"),
+    ({"validation_split": 1.5}, "validation_split"),
+])
+def test_bad_tuner_arguments(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_tuner(tmp_path, **kwargs)
+
+
+def test_unknown_model_name_suggests(tmp_path):
+    with pytest.raises(ValueError, match="Did you mean 'simple'"):
+        make_tuner(tmp_path, "simpel")
+    with pytest.raises(ValueError, match="wrn_<depth>_<width>"):
+        make_tuner(tmp_path, "wrn_16")
+
+
+def test_model_output_mismatch_fails_before_any_trial(tmp_path, digits):
+    x, y = digits
+    tuner = make_tuner(tmp_path, tiny_model(classes=4))
+    with pytest.raises(ValueError, match="labels have 10 classes"):
+        tuner.search(x, y)
+    assert not tuner.oracle.trials
+
+
+def test_random_method(tmp_path, digits):
+    x, y = digits
+    tuner = make_tuner(tmp_path, method="random", max_trials=2, child_epochs=1)
+    tuner.search(x, y)
+    assert tuner.oracle.acquisition == "random" and len(completed(tuner)) == 2
