@@ -1,0 +1,448 @@
+"""The ``keras-augtune`` command (also ``python -m keras_augtune``).
+
+    keras-augtune search                      # a real search on the built-in digits
+    keras-augtune search --data my_images/ --trials 30 --out runs/mine
+    keras-augtune show augtune_runs/best_policies.json --data digits
+    keras-augtune report augtune_runs
+
+User errors (a missing folder, an unreadable image, an unknown model, ...) end with a
+one-line message and exit status 1 (2 for malformed command lines), never a traceback;
+``--debug`` shows the traceback. TensorFlow is imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+PROG = "keras-augtune"
+DEFAULT_OUT = "augtune_runs"
+PROJECT_NAME = "tuner"
+POLICIES_FILE = "best_policies.json"
+REPORT_FILE = "report.html"
+NOTEBOOK_FILE = "notebook.csv"
+
+#: ``search`` defaults, sized so that ``keras-augtune search`` finishes on 2 CPU cores in
+#: well under 10 minutes (about 20 s per trial there).
+SEARCH_DEFAULTS: dict[str, Any] = {
+    "data": "digits",
+    "image_size": None,  # digits: 32; a folder: the size of its first image; .npz: as stored
+    "trials": 16,
+    "model": "simple",
+    "method": "bayesian",
+    "epochs": 8,
+    "train_set_size": 800,
+    "batch_size": 64,
+    "initial_points": 6,
+    "sub_policies": 5,
+    "ops_per_sub_policy": 2,
+    "ops": None,
+    "seed": 0,
+}
+#: Settings that define a run: ``--resume`` takes them from the run's ``run.json``.
+_FIXED_ON_RESUME = [k for k in SEARCH_DEFAULTS if k != "trials"]
+
+
+class UserError(Exception):
+    """A problem with the command's input: reported as one line, exit status 1."""
+
+
+# ----------------------------------------------------------------------------- parsing
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
+def _op_list(text: str) -> list[str]:
+    ops = [o.strip() for o in text.split(",") if o.strip()]
+    if not ops:
+        raise argparse.ArgumentTypeError("give op names separated by commas, e.g. rotate,shear-x,invert")
+    return ops
+
+
+DATA_HELP = ("'digits' (scikit-learn's 1,797 handwritten digits, offline), an .npz file holding arrays "
+             "'x' (N, H, W[, C]) and 'y' (N,), or a folder with one sub-folder of images per class")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Search the data-augmentation policy that suits your images (Keras Tuner, "
+                    "random-forest Bayesian optimisation over imgaug policies).",
+        epilog=f"Run '{PROG} COMMAND --help' for a command's options. Start with: {PROG} search",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    d = SEARCH_DEFAULTS
+    search = commands.add_parser(
+        "search", help="run (or resume) a policy search and write its results and report",
+        description="Run a policy search: trial 0 trains the child model without augmentation (the "
+                    "baseline), every later trial with a policy proposed by the oracle. Writes into "
+                    "--out the Keras Tuner directory, notebook.csv (one row per trial and epoch), "
+                    "best_policies.json and report.html, and prints the best policies with their gain "
+                    "over no augmentation. The defaults finish in a few minutes on 2 CPU cores.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    search.add_argument("--data", default=None, metavar="DATA", help=f"{DATA_HELP} (default: digits)")
+    search.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
+                        help="resize images to PX x PX (default: 32 for digits, the first image's size for "
+                             "a folder, unchanged for .npz)")
+    search.add_argument("--trials", type=_positive_int, default=None,
+                        help=f"total trials, the baseline included and across resumed runs (default: {d['trials']})")
+    search.add_argument("--model", default=None,
+                        help="child model: simple, basiccnn, wrn_<depth>_<width> (e.g. wrn_16_2), mobilenetv2, "
+                             f"inceptionv3 (default: {d['model']})")
+    search.add_argument("--method", choices=["bayesian", "random"], default=None,
+                        help=f"bayesian: random forest + expected improvement; random: random search "
+                             f"(default: {d['method']})")
+    search.add_argument("--epochs", type=_positive_int, default=None,
+                        help=f"training epochs of each child model (default: {d['epochs']})")
+    search.add_argument("--train-set-size", type=_positive_int, default=None, metavar="N",
+                        help=f"training images per trial, a stratified subsample (default: {d['train_set_size']}, "
+                             "or all when fewer)")
+    search.add_argument("--batch-size", type=_positive_int, default=None, help=f"(default: {d['batch_size']})")
+    search.add_argument("--initial-points", type=_positive_int, default=None, metavar="N",
+                        help=f"random trials before the forest proposes (default: {d['initial_points']})")
+    search.add_argument("--sub-policies", type=_positive_int, default=None, metavar="N",
+                        help=f"sub-policies per policy (default: {d['sub_policies']})")
+    search.add_argument("--ops-per-sub-policy", type=_positive_int, default=None, metavar="N",
+                        help=f"ops per sub-policy (default: {d['ops_per_sub_policy']})")
+    search.add_argument("--ops", type=_op_list, default=None, metavar="OP,OP,...",
+                        help="the ops to search over, comma-separated (default: all; see the docs' op table)")
+    search.add_argument("--seed", type=_non_negative_int, default=None, help=f"random seed (default: {d['seed']})")
+    search.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder")
+    search.add_argument("--resume", action="store_true",
+                        help="continue the search in --out (its settings are kept; --trials sets the new total) "
+                             "instead of starting a fresh one")
+    search.add_argument("--top", type=_positive_int, default=5, help="policies printed and written to best_policies.json")
+    search.add_argument("--no-report", action="store_true", help="do not write report.html")
+    search.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines or progress bar")
+    search.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    show = commands.add_parser(
+        "show", help="draw images beside random augmentations by a policy (a PNG grid)",
+        description="Draw a grid PNG: each row an original image beside several random augmentations by the "
+                    "policy. POLICY is best_policies.json (written by 'search') or a single policy JSON.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    show.add_argument("policy", metavar="POLICY.json", help="policy file")
+    show.add_argument("--data", default="digits", help=DATA_HELP)
+    show.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize images (as in search)")
+    show.add_argument("--rank", type=_positive_int, default=1, help="which policy of a best_policies.json (1 = best)")
+    show.add_argument("--images", type=_positive_int, default=6, help="number of images (rows), at most 32")
+    show.add_argument("--augmentations", type=_positive_int, default=5, help="augmented copies per image, at most 20")
+    show.add_argument("--seed", type=_non_negative_int, default=0, help="random seed of the images and augmentations")
+    show.add_argument("--out", default=None, metavar="PNG", help="output image (default: POLICY_grid.png beside POLICY)")
+    show.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    report = commands.add_parser(
+        "report", help="write the report of a search (HTML, or PNG)",
+        description="Write the report of a search: reward per trial with the best so far and the no-augmentation "
+                    "baseline, the top policies, augmentation grids of the best ones and the hyperparameter "
+                    "importances the random forest learned. DIR is a 'search' output folder or a Keras Tuner "
+                    "project directory of an AugmentTuner.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    report.add_argument("dir", metavar="DIR", help="search folder")
+    report.add_argument("--out", default=None, metavar="FILE",
+                        help="report file, .html (self-contained) or .png (default: DIR/report.html)")
+    report.add_argument("--top", type=_positive_int, default=5, help="policies in the table")
+    report.add_argument("--data", default=None,
+                        help="images for the augmentation grids when DIR has no sample_images.npz: " + DATA_HELP)
+    report.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize those images")
+    report.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("keras-augtune")
+    except Exception:
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- entry point
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    command = {"search": cmd_search, "show": cmd_show, "report": cmd_report}[args.command]
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        hint = f" Continue with: {PROG} search --resume --out {args.out}" if args.command == "search" else ""
+        print(f"\n{PROG}: interrupted.{hint}", file=sys.stderr)
+        return 130
+    except (UserError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+# ----------------------------------------------------------------------------- data
+def _load_data(spec: str, image_size: int | None):
+    """Images, labels and class names from --data, with the CLI's own messages."""
+    from keras_augtune.data import load_data
+
+    if spec != "digits" and not os.path.exists(spec):
+        raise UserError(f"--data {spec!r}: no such file or folder. --data takes {DATA_HELP}.")
+    if os.path.isfile(spec) and not spec.endswith(".npz"):
+        raise UserError(f"--data {spec!r} is a file but not an .npz archive. --data takes {DATA_HELP}.")
+    x, y, names = load_data(spec, image_size=image_size)
+    if spec.endswith(".npz") and image_size is not None:
+        import numpy as np
+
+        from keras_augtune.data import check_dataset
+
+        data = check_dataset(x, y)
+        if data.x.shape[1:3] != (image_size, image_size):
+            import imgaug
+
+            if data.x.dtype != np.uint8:
+                raise UserError("--image-size resizes uint8 images only; store the .npz images as uint8 "
+                                "(0-255) or resize them yourself.")
+            x = imgaug.imresize_many_images(data.x, (image_size, image_size)).reshape(
+                len(data.x), image_size, image_size, data.x.shape[-1])
+    return x, y, names
+
+
+# ----------------------------------------------------------------------------- search
+def _settings(args: argparse.Namespace, out: str) -> dict[str, Any]:
+    explicit = {k: getattr(args, k) for k in SEARCH_DEFAULTS if getattr(args, k) is not None}
+    run_file = os.path.join(out, "run.json")
+    if args.resume:
+        if not os.path.isfile(run_file) or not os.path.isfile(os.path.join(out, PROJECT_NAME, "oracle.json")):
+            raise UserError(f"--resume: no search to continue in {out} (no run.json and {PROJECT_NAME}/oracle.json). "
+                            "Start one without --resume, or point --out at an earlier search folder.")
+        with open(run_file, encoding="utf-8") as f:
+            stored = json.load(f).get("settings", {})
+        settings = {**SEARCH_DEFAULTS, **stored}
+        changed = [k for k in _FIXED_ON_RESUME if k in explicit and explicit[k] != settings.get(k)]
+        if changed:
+            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+            raise UserError(f"--resume keeps the run's settings; {flags} differ from the run in {out}. "
+                            "Drop them, or start a fresh search with another --out.")
+        if "trials" in explicit:
+            settings["trials"] = explicit["trials"]
+        return settings
+    return {**SEARCH_DEFAULTS, **explicit}
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out!r} is a file; give a folder.")
+    settings = _settings(args, out)
+    started = time.time()
+
+    from keras_augtune.models import check_model_name
+
+    settings["model"] = check_model_name(settings["model"])
+    if settings["ops"] is not None:
+        from keras_augtune.ops import resolve_op
+
+        settings["ops"] = [resolve_op(o) for o in settings["ops"]]
+    say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
+    say(f"Loading data: {settings['data']}")
+    x, y, _names = _load_data(settings["data"], settings["image_size"])
+
+    import numpy as np
+
+    from keras_augtune.data import check_dataset
+    from keras_augtune.report import SAMPLE_FILE, _spread, write_report
+    from keras_augtune.tuner import AugmentTuner
+
+    data = check_dataset(x, y)
+    n_train = len(data.y) - int(np.ceil(0.2 * len(data.y)))
+    train_set_size = settings["train_set_size"]
+    if train_set_size >= n_train:
+        if args.train_set_size is not None and train_set_size > n_train and not args.resume:
+            raise UserError(f"--train-set-size {train_set_size} is larger than the {n_train} training images "
+                            f"left after the 20% validation split ({len(data.y)} images in all).")
+        train_set_size = None  # all of them
+    os.makedirs(out, exist_ok=True)
+    notebook = os.path.join(out, NOTEBOOK_FILE)
+    if not args.resume:
+        for stale in (notebook, os.path.join(out, POLICIES_FILE), os.path.join(out, REPORT_FILE)):
+            if os.path.exists(stale):
+                os.remove(stale)
+    tuner = AugmentTuner(
+        settings["model"], max_trials=settings["trials"], method=settings["method"],
+        num_initial_points=settings["initial_points"], num_sub_policies=settings["sub_policies"],
+        ops_per_sub_policy=settings["ops_per_sub_policy"], ops=settings["ops"],
+        train_set_size=train_set_size, child_epochs=settings["epochs"], batch_size=settings["batch_size"],
+        directory=out, project_name=PROJECT_NAME, overwrite=not args.resume, seed=settings["seed"],
+        notebook_path=notebook, verbose=0 if args.quiet else 1,
+    )
+    done_before = len([t for t in tuner.oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")])
+    _atomic_json(os.path.join(out, "run.json"), {
+        "format": "keras_augtune.run", "version": 1, "project_name": PROJECT_NAME, "settings": settings,
+        "command": " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None,
+    })
+    np.savez_compressed(os.path.join(out, SAMPLE_FILE), x=_spread(data.x, data.y, 8),
+                        value_range=np.asarray(data.value_range, dtype=np.float64))
+    remaining = max(settings["trials"] - done_before, 0)
+    shape = "x".join(str(s) for s in data.input_shape)
+    say(f"Searching: {remaining} trial(s) of {settings['trials']} on {len(data.y)} images ({shape}, "
+        f"{data.num_classes} classes), model {settings['model']}, {settings['epochs']} epochs per trial, "
+        f"output in {out}/" + (f" (resuming after {done_before} trials)" if args.resume else ""))
+    bar = None
+    if not args.quiet and remaining:
+        from tqdm import tqdm
+
+        bar = tqdm(total=remaining, unit="trial", desc="search", file=sys.stderr, dynamic_ncols=True)
+
+        def log(line: str) -> None:
+            bar.write(line)
+            bar.update(1)
+
+        tuner.log = log
+    try:
+        tuner.search(data.x, data.y, value_range=data.value_range)
+    finally:
+        if bar is not None:
+            bar.close()
+
+    completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    if not completed:
+        raise UserError("every trial failed; see the messages above (or the trial_*/trial.json files in "
+                        f"{os.path.join(out, PROJECT_NAME)}).")
+    policies_path = os.path.join(out, POLICIES_FILE)
+    policies = tuner.export_policies(policies_path, num_policies=args.top)
+    say("")
+    say(tuner.summary_text(args.top))
+    say("")
+    baseline = tuner.baseline_reward()
+    best = next((p for p in policies if not p.is_identity), None)
+    if baseline is not None and best is not None:
+        gain = best.metadata["gain"]
+        verdict = "better than" if gain > 0 else "no better than"
+        say(f"Best augmentation policy (trial {best.metadata['trial_id']}): reward {best.metadata['reward']:.4f}, "
+            f"{gain:+.4f} vs no augmentation ({baseline:.4f}): {verdict} no augmentation.")
+        if policies[0].is_identity:
+            say("No policy beat the no-augmentation baseline in this search: try more trials (--trials, "
+                "--resume), more epochs, or fewer ops (--ops).")
+    say(f"Best policies: {policies_path}")
+    if not args.no_report:
+        report_path = write_report(tuner, os.path.join(out, REPORT_FILE), num_policies=args.top)
+        say(f"Report:        {report_path}")
+    say(f"Notebook:      {notebook}")
+    say(f"Try it:        {PROG} show {policies_path} --data {settings['data']}")
+    say(f"Done in {time.time() - started:.0f} s.")
+    return 0
+
+
+def _atomic_json(path: str, payload: Any) -> None:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- show
+def cmd_show(args: argparse.Namespace) -> int:
+    if not os.path.isfile(args.policy):
+        raise UserError(f"no such policy file: {args.policy}")
+    if args.images > 32:
+        raise UserError(f"--images must be at most 32, got {args.images}.")
+    if args.augmentations > 20:
+        raise UserError(f"--augmentations must be at most 20, got {args.augmentations}.")
+    from keras_augtune.tuner import load_policies
+
+    policies = load_policies(args.policy)
+    if not policies:
+        raise UserError(f"{args.policy} holds no policy.")
+    if args.rank > len(policies):
+        raise UserError(f"--rank {args.rank}: {args.policy} holds only {len(policies)} policies.")
+    policy = policies[args.rank - 1]
+    x, y, _ = _load_data(args.data, args.image_size)
+
+    import numpy as np
+
+    from keras_augtune.data import check_dataset
+    from keras_augtune.plot import plot_policy_examples
+
+    data = check_dataset(x, y)
+    rng = np.random.default_rng(args.seed)
+    order = rng.permutation(len(data.y))
+    picked = _first_per_class(order, data.y, args.images)
+    out = args.out
+    if out is None:
+        stem = os.path.splitext(args.policy)[0]
+        out = f"{stem}_grid.png" if args.rank == 1 else f"{stem}_rank{args.rank}_grid.png"
+    meta = policy.metadata
+    if "name" not in meta and meta.get("reward") is not None:
+        gain = meta.get("gain")
+        meta["name"] = f"rank {args.rank}, trial {meta.get('trial_id')}: reward {meta['reward']:.4f}" + (
+            "" if gain is None else f" ({gain:+.4f} vs no augmentation)")
+    plot_policy_examples(policy, data.x[picked], num_augmentations=args.augmentations, seed=args.seed,
+                         value_range=data.value_range, path=out)
+    print(f"Wrote {out}: {len(picked)} images x {args.augmentations} augmentations")
+    return 0
+
+
+def _first_per_class(order, y, n: int) -> list[int]:
+    picked, seen = [], set()
+    for i in order:
+        if y[i] not in seen:
+            seen.add(y[i])
+            picked.append(int(i))
+        if len(picked) == n:
+            return picked
+    rest = [int(i) for i in order if int(i) not in set(picked)]
+    return picked + rest[: n - len(picked)]
+
+
+# ----------------------------------------------------------------------------- report
+def cmd_report(args: argparse.Namespace) -> int:
+    if not os.path.isdir(args.dir):
+        raise UserError(f"no such search folder: {args.dir}")
+    from keras_augtune.report import load_search, write_report
+
+    images = value_range = None
+    if args.data is not None:
+        from keras_augtune.data import check_dataset
+        from keras_augtune.report import _spread
+
+        x, y, _ = _load_data(args.data, args.image_size)
+        data = check_dataset(x, y)
+        images, value_range = _spread(data.x, data.y, 8), data.value_range
+    results = load_search(args.dir, images=images, value_range=value_range)
+    out = args.out or os.path.join(args.dir, REPORT_FILE)
+    write_report(results, out, num_policies=args.top)
+    done = len(results.completed)
+    print(f"Wrote {out}: {len(results.trials)} trials ({done} completed)")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
