@@ -403,9 +403,9 @@ class RandomForestOracle(oracle_module.Oracle):
         max_trials=10,
         num_initial_points=10,
         acquisition="ei",
-        n_estimators=64,
+        n_estimators=32,
         forest="extra_trees",
-        min_samples_leaf=2,
+        min_samples_leaf=3,
         max_features=0.5,
         xi=0.01,
         kappa=1.96,
@@ -502,6 +502,7 @@ class RandomForestOracle(oracle_module.Oracle):
 
     def set_state(self, state):
         super().set_state(state)
+        self._encoding_signature, self._encoding_cache = None, {}
         for name in self._OPTIONS:
             if name in state:
                 setattr(self, name, state[name])
@@ -516,7 +517,7 @@ class RandomForestOracle(oracle_module.Oracle):
         rng = np.random.default_rng([int(self.seed), index])
         encoder = _SpaceEncoder(self.hyperparameters.space)
         trials = self._trials_in_order()
-        codes, active = encoder.encode_values([t.hyperparameters.values for t in trials])
+        codes, active = self._encode_trials(encoder, trials)
         tried = set(encoder.keys(codes, active))
         data = None
         if self.acquisition != "random":
@@ -539,6 +540,30 @@ class RandomForestOracle(oracle_module.Oracle):
             if not any(all(seen.get(k) == v for k, v in full.items()) for seen in taken):
                 return dict(full)
         return None
+
+    def _encode_trials(self, encoder, trials):
+        """Encode trials, reusing the rows of finished trials while the space is unchanged."""
+        signature = tuple(id(hp) for hp in encoder.space)
+        if getattr(self, "_encoding_signature", None) != signature:
+            self._encoding_signature, self._encoding_cache = signature, {}
+        cache = self._encoding_cache
+        codes = np.zeros((len(trials), encoder.dims))
+        active = np.zeros((len(trials), encoder.dims), dtype=bool)
+        todo = []
+        for i, trial in enumerate(trials):
+            hit = cache.get(trial.trial_id)
+            if hit is not None and hit[0] == trial.status and hit[1] == len(trial.hyperparameters.values):
+                codes[i], active[i] = hit[2], hit[3]
+            else:
+                todo.append(i)
+        if todo:
+            new_codes, new_active = encoder.encode_values([trials[i].hyperparameters.values for i in todo])
+            codes[todo], active[todo] = new_codes, new_active
+            for k, i in enumerate(todo):
+                trial = trials[i]
+                if trial.status in (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED):
+                    cache[trial.trial_id] = (trial.status, len(trial.hyperparameters.values), new_codes[k], new_active[k])
+        return codes, active
 
     def _trials_in_order(self):
         # Reloaded trials come back in directory order: sort so a resumed search refits the same forest.
@@ -703,7 +728,7 @@ class RandomForestOracle(oracle_module.Oracle):
         """
         encoder = _SpaceEncoder(self.hyperparameters.space)
         trials = self._trials_in_order()
-        codes, active = encoder.encode_values([t.hyperparameters.values for t in trials])
+        codes, active = self._encode_trials(encoder, trials)
         data = self._training_data(trials, codes, active)
         if data is None or len(data["observed"]) < 2 or not encoder.columns:
             return {}
