@@ -34,6 +34,13 @@ from keras_augtune.ops import (
 FORMAT_VERSION = 1
 FORMAT_NAME = "keras_augtune.Policy"
 
+# One imgaug call at a time from tf.data's threads. imgaug is Python-bound (it holds the
+# GIL nearly throughout), so parallel map calls cannot overlap anyway; left to fight over
+# the GIL they ran slower than one call at a time (measured: benchmarks/throughput.py).
+# Waiting on this lock releases the GIL, so TensorFlow's own work (batching, prefetching,
+# the training step) still runs in parallel with the augmentation.
+_TF_MAP_LOCK = threading.Lock()
+
 
 class PolicyOp(NamedTuple):
     """One step of a sub-policy: apply ``op`` at ``magnitude`` with chance ``probability``."""
@@ -73,7 +80,11 @@ class Policy:
             raise ValueError("A Policy needs at least one sub-policy; use Policy.identity() for no augmentation.")
         self.sub_policies: tuple[tuple[PolicyOp, ...], ...] = tuple(parsed)
         self.metadata: dict[str, Any] = dict(metadata or {})
-        self._local = threading.local()  # one compiled augmenter per thread (tf.data runs maps in threads)
+        # Compiled augmenters not in use, reused across calls. A pool rather than a
+        # threading.local: tf.data runs tf.numpy_function in TensorFlow's own threads,
+        # whose Python thread state (and every threading.local with it) is dropped after
+        # each call, so a thread-local augmenter was rebuilt on every batch.
+        self._idle_augmenters: list[iaa.Augmenter] = []
 
     # ------------------------------------------------------------------ factories
     @classmethod
@@ -274,12 +285,14 @@ class Policy:
         ]
         return branches[0] if len(branches) == 1 else iaa.OneOf(branches)
 
-    def _augmenter(self) -> iaa.Augmenter:
-        aug = getattr(self._local, "augmenter", None)
-        if aug is None:
-            aug = self._local.augmenter = self.to_imgaug()
+    def _take_augmenter(self) -> iaa.Augmenter:
+        """An idle compiled augmenter, or a new randomly seeded one; give it back when done."""
+        try:
+            return self._idle_augmenters.pop()  # list.pop/append are atomic: thread-safe
+        except IndexError:
+            aug = self.to_imgaug()
             aug.seed_(int(np.random.SeedSequence().generate_state(1)[0]))
-        return aug
+            return aug
 
     @property
     def is_identity(self) -> bool:
@@ -300,11 +313,15 @@ class Policy:
         batch = image_utils.check_images(images, value_range=value_range)
         if len(batch.array) == 0:
             return batch.array.copy()
-        aug = self._augmenter()
-        if seed is not None:
-            aug.seed_(_seed_int(seed))
         before = batch.to_uint8(color=self.needs_color)
-        return batch.from_uint8(aug.augment_images(before), before=before)
+        aug = self._take_augmenter()
+        try:
+            if seed is not None:
+                aug.seed_(_seed_int(seed))
+            out = aug.augment_images(before)
+        finally:
+            self._idle_augmenters.append(aug)
+        return batch.from_uint8(out, before=before)
 
     def tf_map(self, batched: bool | None = None, seed: int | None = None,
                value_range: tuple[float, float] | None = None):
@@ -322,9 +339,10 @@ class Policy:
 
         def augment_array(images: np.ndarray) -> np.ndarray:
             call_seed = derive_call_seed(seed, next(calls))
-            if _is_single_image(images, batched):
-                return self.augment(images[None], seed=call_seed, value_range=value_range)[0]
-            return self.augment(images, seed=call_seed, value_range=value_range)
+            with _TF_MAP_LOCK:
+                if _is_single_image(images, batched):
+                    return self.augment(images[None], seed=call_seed, value_range=value_range)[0]
+                return self.augment(images, seed=call_seed, value_range=value_range)
 
         def augment_tensor(image):
             out = tf.numpy_function(augment_array, [image], Tout=image.dtype, stateful=True,
@@ -338,14 +356,14 @@ class Policy:
 
         return map_fn
 
-    # pickling (tf.data / multiprocessing) must not carry the thread-local augmenters
+    # pickling (tf.data / multiprocessing) must not carry the compiled augmenters
     def __getstate__(self):
         return {"sub_policies": self.sub_policies, "metadata": self.metadata}
 
     def __setstate__(self, state):
         self.sub_policies = state["sub_policies"]
         self.metadata = state["metadata"]
-        self._local = threading.local()
+        self._idle_augmenters = []
 
 
 def _parse_step(step: Any, where: str) -> PolicyOp:
