@@ -47,7 +47,11 @@ def check_dataset(x: Any, y: Any, value_range: Any = None, what: str = "x") -> D
         images = images[..., None]
     labels = np.asarray(y)
     if labels.dtype == object or not (np.issubdtype(labels.dtype, np.number) or labels.dtype == bool):
-        raise TypeError(f"Labels must be integer class ids or one-hot rows, got dtype {labels.dtype}.")
+        hint = ""
+        if labels.dtype.kind in "USO":  # class names: say how to turn them into ids
+            hint = (" To use class names, map them to ids first: "
+                    "class_names, y = np.unique(y, return_inverse=True).")
+        raise TypeError(f"Labels must be integer class ids or one-hot rows, got dtype {labels.dtype}.{hint}")
     if len(labels) != len(images):
         raise ValueError(f"{what} has {len(images)} images but y has {len(labels)} labels; they must match.")
     if len(images) == 0:

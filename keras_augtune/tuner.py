@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+from contextlib import contextmanager
 from typing import Any, Sequence
 
 import keras
@@ -18,8 +19,10 @@ import numpy as np
 from keras_tuner.engine import base_tuner
 from keras_tuner.engine import trial as trial_module
 
+from keras_augtune import distributed
 from keras_augtune.data import Dataset, check_dataset, stratified_split, stratified_subsample
 from keras_augtune.hypermodel import AugmentHyperModel, baseline_values, is_baseline
+from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.objective import REWARD, ExecutionReward, combine_executions, overfit_filtered_reward, reward_objective
 from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
@@ -59,6 +62,11 @@ class AugmentTuner(keras_tuner.Tuner):
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
+        max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
+            many trials in a row fail (default 3); a failed trial is never retried.
+        worker_timeout: distributed search only (``KERASTUNER_*`` environment variables):
+            seconds without a heartbeat after which the chief takes a running trial back from
+            its worker and hands it to another one (see ``docs/reliability.md``).
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner's and Keras's progress.
     """
 
@@ -92,6 +100,8 @@ class AugmentTuner(keras_tuner.Tuner):
         seed: int | None = None,
         verbose: int = 1,
         oracle: keras_tuner.Oracle | None = None,
+        max_consecutive_failed_trials: int = 3,
+        worker_timeout: float = distributed.WORKER_TIMEOUT,
         **kwargs: Any,
     ):
         _positive_int("max_trials", max_trials)
@@ -100,6 +110,9 @@ class AugmentTuner(keras_tuner.Tuner):
         _positive_int("batch_size", batch_size)
         _positive_int("reward_k", reward_k)
         _positive_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
+        _positive_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
+        if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
+            raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
         if train_set_size is not None:
             _positive_int("train_set_size", train_set_size)
         if not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
@@ -129,7 +142,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 num_initial_points=10 if num_initial_points is None else num_initial_points,
                 acquisition="random" if method == "random" else "ei",
                 seed=seed, initial_values=initial,
-                max_retries_per_trial=0, max_consecutive_failed_trials=kwargs.pop("max_consecutive_failed_trials", 3),
+                max_retries_per_trial=0, max_consecutive_failed_trials=max_consecutive_failed_trials,
             )
         self.method = method
         self.seed = seed
@@ -142,6 +155,8 @@ class AugmentTuner(keras_tuner.Tuner):
         self.child_first_train_epochs = int(child_first_train_epochs)
         self.pretrained_weights_path = pretrained_weights_path
         self.search_verbose = int(verbose)
+        self.worker_timeout = float(worker_timeout)
+        self._heartbeat: distributed.Heartbeat | None = None
         super().__init__(
             oracle=oracle, hypermodel=hypermodel, directory=directory, project_name=project_name,
             overwrite=overwrite, executions_per_trial=executions_per_trial, **kwargs,
@@ -152,6 +167,8 @@ class AugmentTuner(keras_tuner.Tuner):
         self.dataset: Dataset | None = None
         #: Where the one-line trial summaries go (``print``; DeepAugment's ``logging`` config sets a logger).
         self.log = lambda line: print(line, flush=True)
+        if self._is_worker():
+            distributed.sleep_when_idle(self.oracle)
 
     # ------------------------------------------------------------------ search
     def _populate_initial_space(self):
@@ -201,19 +218,45 @@ class AugmentTuner(keras_tuner.Tuner):
         x_train = data.x[train_index].astype("float32")
         x_val = val.x.astype("float32")
         y_train, y_val = self._labels(data.y[train_index], num_classes), self._labels(val.y, num_classes)
-        self._preflight(x_train[:2], num_classes)
+        self._preflight(x_train[:2], y_train[:2], num_classes)
         if self.child_first_train_epochs:
             self._warm_start_data = (x_train, y_train, (x_val, y_val), batch_size)
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
-        super().search(
-            x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
-            callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
+        try:
+            if distributed.is_chief():
+                # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery.
+                self.save()
+                distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.log)
+                return
+            super().search(
+                x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+                callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
+            )
+        except RuntimeError as exc:
+            if "consecutive failures" not in str(exc):
+                raise
+            raise RuntimeError(self._consecutive_failures_message()) from exc
+
+    def _consecutive_failures_message(self) -> str:
+        """Why the search stopped early: the reasons of the last failed trials."""
+        limit = self.oracle.max_consecutive_failed_trials
+        reasons = []
+        for trial_id in list(self.oracle.end_order)[-limit:]:
+            trial = self.oracle.trials[trial_id]
+            reasons.append(f"trial {trial_id}: {_last_line(trial.message)}")
+        return (
+            f"The search stopped: {limit} trials in a row failed (max_consecutive_failed_trials={limit}), "
+            "so every trial is likely to fail the same way. "
+            + "; ".join(reasons)
+            + ". Fix the cause (the full tracebacks are in each trial's trial.json), or pass a larger "
+            "max_consecutive_failed_trials to tolerate more failures. Finished trials are kept: "
+            "run the search again with the same directory to continue."
         )
 
     def _labels(self, y: np.ndarray, num_classes: int) -> np.ndarray:
         return keras.utils.to_categorical(y, num_classes) if self.hypermodel.one_hot else y
 
-    def _preflight(self, sample: np.ndarray, num_classes: int) -> None:
+    def _preflight(self, sample: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
         """Fail at once, with a clear message, on errors every trial would hit."""
         hp = self.oracle.get_space()
         hp.values.update(baseline_values(self.policy_space))
@@ -228,6 +271,16 @@ class AugmentTuner(keras_tuner.Tuner):
                 f"The model's output has shape {shape[1:]} per image, but the labels have {num_classes} "
                 f"classes: the last layer must output {num_classes} class scores."
             )
+        if getattr(model, "compiled", False):
+            try:
+                keras.ops.convert_to_numpy(model.compute_loss(x=sample, y=labels, y_pred=out, training=False))
+            except Exception as exc:
+                kind = "one-hot rows" if self.hypermodel.one_hot else "integer class ids"
+                raise ValueError(
+                    f"The child model's loss cannot be computed on the labels ({kind}, shape "
+                    f"{labels.shape[1:] or '()'} per image) before the search started: {exc} "
+                    "Use a sparse loss for integer labels or a categorical loss for one-hot labels."
+                ) from exc
         keras.backend.clear_session()
 
     # ------------------------------------------------------------------ one trial
@@ -249,9 +302,13 @@ class AugmentTuner(keras_tuner.Tuner):
         rows: list[dict[str, Any]] = []
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
-            keras.utils.set_random_seed(_derived_seed(self.seed, trial.trial_id, execution))
+            seed = _derived_seed(self.seed, trial.trial_id, execution)
+            keras.utils.set_random_seed(seed)
             self.hypermodel.on_child_built = self._warm_start_hook() if self.child_first_train_epochs else None
             model = self._try_build(hp)
+            for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
+                if isinstance(layer, PolicyAugmentation):
+                    layer.seed = seed
             history = self.hypermodel.fit(
                 hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
                 callbacks=self._deepcopy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
@@ -278,19 +335,27 @@ class AugmentTuner(keras_tuner.Tuner):
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
         self._trial_started[trial.trial_id] = time.time()
+        if self._is_worker():  # tell the chief we are alive while the trial runs
+            self._heartbeat = distributed.Heartbeat(
+                self.oracle, trial.trial_id, distributed.heartbeat_interval(self.worker_timeout))
 
     def on_trial_end(self, trial):
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         super().on_trial_end(trial)
         if self.search_verbose >= 1:
             self.log(self._trial_line(trial))
 
     def _trial_line(self, trial) -> str:
         seconds = time.time() - self._trial_started.pop(trial.trial_id, time.time())
-        done = len([t for t in self.oracle.trials.values() if t.status in _FINISHED])
-        head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
+        if self._is_worker():  # a worker's oracle is a gRPC client: it has no `trials`
+            head = f"[{self.tuner_id}] Trial {trial.trial_id}"
+        else:
+            done = len([t for t in self.oracle.trials.values() if t.status in _FINISHED])
+            head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
         if trial.status != trial_module.TrialStatus.COMPLETED:
-            reason = (trial.message or "").strip().splitlines()[-1:] or ["unknown error"]
-            return f"{head} {trial.status.lower()}: {reason[0]} | {seconds:.1f}s"
+            return f"{head} {trial.status.lower()}: {_last_line(trial.message)} | {seconds:.1f}s"
         reward = trial.metrics.get_best_value(REWARD)
         baseline = self.baseline_reward()
         gain = "" if baseline is None else f" ({reward - baseline:+.4f} vs no augmentation)"
@@ -336,6 +401,8 @@ class AugmentTuner(keras_tuner.Tuner):
         return {k: v for k, v in hp.values.items() if not k.startswith(self.policy_space.prefix + "/")}
 
     def _completed_trials(self) -> list:
+        if self._is_worker():
+            return []
         return [t for t in self.oracle.trials.values()
                 if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None]
 
@@ -352,7 +419,10 @@ class AugmentTuner(keras_tuner.Tuner):
         _positive_int("num_policies", num_policies)
         baseline = self.baseline_reward()
         policies = []
-        for t in self.oracle.get_best_trials(num_policies):
+        # Keras Tuner's get_best_trials pads the list with failed and running trials: keep completed ones.
+        best = [t for t in self.oracle.get_best_trials(num_policies)
+                if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None]
+        for t in best:
             policy = self.hypermodel.policy(t.hyperparameters)
             reward = t.metrics.get_best_value(REWARD) if REWARD in t.metrics.metrics else None
             policy.metadata.update(
@@ -396,7 +466,15 @@ class AugmentTuner(keras_tuner.Tuner):
 
     # ------------------------------------------------------------------ notebook
     def _write_notebook(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
-        """Rewrite the notebook CSV atomically with this trial's rows (replacing any earlier ones)."""
+        """Rewrite the notebook CSV atomically with this trial's rows (replacing any earlier ones).
+
+        A lock file serialises the read-modify-write of processes sharing the notebook
+        (distributed workers on one machine), so no process drops another's rows.
+        """
+        with _file_lock(self.notebook_path + ".lock"):
+            self._rewrite_notebook(trial_id, rows)
+
+    def _rewrite_notebook(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
         existing: list[dict[str, Any]] = []
         if os.path.exists(self.notebook_path):
             with open(self.notebook_path, newline="", encoding="utf-8") as f:
@@ -436,6 +514,32 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
         kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"{name} must be {kind}, got {value!r}.")
     return int(value)
+
+
+def _last_line(message: str | None) -> str:
+    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return "unknown error"
+    last = lines[-1]
+    for prefix in ("keras_tuner.src.errors.FailedTrialError: ", "keras_tuner.errors.FailedTrialError: "):
+        last = last[len(prefix):] if last.startswith(prefix) else last
+    return last
+
+
+@contextmanager
+def _file_lock(path: str):
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock
+        yield
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _check_finite(history: dict) -> None:

@@ -1,0 +1,256 @@
+"""Keras Tuner's chief/worker mode with lost-worker recovery.
+
+Keras Tuner distributes a search over processes (on one machine or several) with
+three environment variables: ``KERASTUNER_ORACLE_IP``, ``KERASTUNER_ORACLE_PORT``
+and ``KERASTUNER_TUNER_ID`` (an id containing ``"chief"`` serves the oracle over
+gRPC; every other id is a worker). Plain Keras Tuner 1.4 has no notion of a dead
+worker: a worker killed mid-trial leaves its trial ``RUNNING`` in the chief's
+oracle forever, and the chief, which exits only when no trial is running and no
+worker is registered, then waits forever (it also polls only every 20 s).
+
+:class:`AugmentTuner` replaces the chief's server loop with :func:`serve`, which
+adds a bounded recovery:
+
+* workers send a heartbeat (a ``GetTrial`` call) every ``heartbeat_interval``
+  seconds while they run a trial;
+* a running trial not heard from for ``worker_timeout`` seconds is taken from its
+  worker and queued again: the next worker that asks for a trial re-runs it with
+  the same hyperparameters (the lost run does not count as a retry);
+* a trial whose worker is lost ``max_worker_losses`` times (a trial that kills
+  every worker, e.g. out of memory) is recorded ``FAILED`` instead;
+* while other workers still run trials that may come back, a worker with nothing
+  to do is told ``IDLE`` (it waits and asks again) instead of ``STOPPED``;
+* a late result from a worker declared lost is accepted once; duplicates are ignored;
+* the chief exits once every trial has finished and every worker has been stopped
+  or declared lost, polling every ``poll_interval`` seconds.
+
+A worker restarted with the same ``KERASTUNER_TUNER_ID`` before the timeout is
+handed its unfinished trial again (Keras Tuner's own behaviour).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent import futures
+from typing import Any, Callable
+
+import keras_tuner
+from keras_tuner.engine import trial as trial_module
+
+TrialStatus = trial_module.TrialStatus
+
+#: Defaults (seconds).
+WORKER_TIMEOUT = 120.0
+POLL_INTERVAL = 0.5
+
+
+def is_chief() -> bool:
+    from keras_tuner.src.distribute import utils
+
+    return utils.is_chief_oracle()
+
+
+def is_worker() -> bool:
+    from keras_tuner.src.distribute import utils
+
+    return utils.has_chief_oracle() and not utils.is_chief_oracle()
+
+
+def heartbeat_interval(worker_timeout: float) -> float:
+    """How often a worker signals that it is alive: a quarter of the timeout, at most 10 s."""
+    return max(0.2, min(10.0, worker_timeout / 4.0))
+
+
+@keras_tuner.synchronized
+def _reap(oracle, servicer: "_Servicer", now: float) -> list[str]:
+    """Take back the running trials whose worker has been silent too long (under the oracle's lock)."""
+    lines = []
+    for tuner_id, trial in list(oracle.ongoing_trials.items()):
+        seen = servicer.last_seen.setdefault(trial.trial_id, now)
+        if now - seen <= servicer.worker_timeout:
+            continue
+        oracle.ongoing_trials.pop(tuner_id, None)
+        oracle.tuner_ids.discard(tuner_id)
+        servicer.last_seen.pop(trial.trial_id, None)
+        losses = servicer.losses[trial.trial_id] = servicer.losses.get(trial.trial_id, 0) + 1
+        why = f"worker {tuner_id!r} silent for {now - seen:.0f}s (worker_timeout={servicer.worker_timeout:g}s)"
+        if losses >= servicer.max_worker_losses:
+            trial.status = TrialStatus.FAILED
+            trial.message = f"Trial {trial.trial_id} lost its worker {losses} times; last: {why}."
+            oracle.end_order.append(trial.trial_id)
+            lines.append(f"[chief] trial {trial.trial_id} FAILED: lost its worker {losses} times ({why})")
+        else:
+            trial.message = f"re-queued: {why}"
+            if trial.trial_id not in oracle._retry_queue:
+                oracle._retry_queue.append(trial.trial_id)
+            lines.append(f"[chief] trial {trial.trial_id} re-queued: {why}")
+        oracle._save_trial(trial)
+        oracle.save()
+    return lines
+
+
+@keras_tuner.synchronized
+def _nothing_to_hand_out(oracle, tuner_id: str) -> bool:
+    """True when no new trial may start but other workers' trials are still running (and may come back)."""
+    if tuner_id in oracle.ongoing_trials or oracle._retry_queue:
+        return False
+    full = oracle.max_trials is not None and len(oracle.trials) >= oracle.max_trials
+    return full and any(t != tuner_id for t in oracle.ongoing_trials)
+
+
+@keras_tuner.synchronized
+def _finished(oracle) -> bool:
+    return not oracle.ongoing_trials and not oracle.tuner_ids
+
+
+def _servicer_class():
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute import oracle_chief
+
+    class Servicer(oracle_chief.OracleServicer):
+        def __init__(self, oracle, worker_timeout, max_worker_losses):
+            super().__init__(oracle)
+            self.worker_timeout = float(worker_timeout)
+            self.max_worker_losses = int(max_worker_losses)
+            self.last_seen: dict[str, float] = {}
+            self.losses: dict[str, int] = {}
+            self.fatal: str | None = None
+
+        def beat(self, trial_id):
+            self.last_seen[trial_id] = time.monotonic()
+
+        def CreateTrial(self, request, context):
+            oracle = self.oracle
+            if self.fatal is not None:
+                status = TrialStatus.STOPPED
+            elif _nothing_to_hand_out(oracle, request.tuner_id):
+                status = TrialStatus.IDLE
+            else:
+                trial = oracle.create_trial(request.tuner_id)
+                if trial.status == TrialStatus.STOPPED:
+                    self.stop_triggered = True
+                elif trial.status == TrialStatus.RUNNING:
+                    self.beat(trial.trial_id)
+                return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
+            if status == TrialStatus.STOPPED:
+                oracle.tuner_ids.discard(request.tuner_id)
+                self.stop_triggered = True
+            trial = trial_module.Trial(oracle.get_space(), trial_id=status.lower(), status=status)
+            return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
+
+        def GetTrial(self, request, context):
+            if any(t.trial_id == request.trial_id for t in self.oracle.ongoing_trials.values()):
+                self.beat(request.trial_id)  # a worker's heartbeat
+            return super().GetTrial(request, context)
+
+        def _already_ended(self, trial_id) -> bool:
+            return trial_id in self.oracle.end_order
+
+        def UpdateTrial(self, request, context):
+            if self._already_ended(request.trial_id):  # a late duplicate from a worker declared lost
+                trial = self.oracle.get_trial(request.trial_id)
+                return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
+            return super().UpdateTrial(request, context)
+
+        def EndTrial(self, request, context):
+            trial = trial_module.Trial.from_proto(request.trial)
+            oracle = self.oracle
+            if self._already_ended(trial.trial_id):
+                print(f"[chief] ignoring a second result for trial {trial.trial_id}", flush=True)
+                return protos.get_service().EndTrialResponse()
+            if trial.trial_id in oracle._retry_queue:  # its worker was declared lost, but it finished after all
+                oracle._retry_queue.remove(trial.trial_id)
+            try:
+                oracle.end_trial(trial)
+            except RuntimeError as exc:  # max_consecutive_failed_trials reached: stop every worker
+                self.fatal = str(exc)
+                _finish_after_error(oracle, trial.trial_id)
+            self.last_seen.pop(trial.trial_id, None)
+            return protos.get_service().EndTrialResponse()
+
+    return Servicer
+
+
+@keras_tuner.synchronized
+def _finish_after_error(oracle, trial_id):
+    # Oracle.end_trial raised after recording the trial: save it and free its worker.
+    oracle._save_trial(oracle.trials[trial_id])
+    oracle.save()
+    for tuner_id, trial in list(oracle.ongoing_trials.items()):
+        if trial.trial_id == trial_id:
+            oracle.ongoing_trials.pop(tuner_id)
+
+
+def make_servicer(oracle, worker_timeout: float = WORKER_TIMEOUT, max_worker_losses: int = 2):
+    """The chief's gRPC servicer (exposed for tests)."""
+    return _servicer_class()(oracle, worker_timeout, max_worker_losses)
+
+
+def serve(oracle, worker_timeout: float = WORKER_TIMEOUT, max_worker_losses: int = 2,
+          poll_interval: float = POLL_INTERVAL, log: Callable[[str], Any] = print) -> None:
+    """Serve ``oracle`` to the workers until the search is over (the chief's side of ``search``)."""
+    import grpc
+    from keras_tuner.src import protos
+
+    address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
+    servicer = make_servicer(oracle, worker_timeout, max_worker_losses)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    if server.add_insecure_port(address) == 0:
+        raise RuntimeError(f"The chief cannot listen on {address}: is the port already in use?")
+    server.start()
+    log(f"[chief] serving the oracle on {address} (worker_timeout={worker_timeout:g}s)")
+    try:
+        while True:
+            time.sleep(poll_interval)
+            for line in _reap(oracle, servicer, time.monotonic()):
+                log(line)
+            if servicer.stop_triggered and _finished(oracle):
+                break
+    finally:
+        server.stop(grace=1.0)
+    if servicer.fatal is not None:
+        raise RuntimeError(servicer.fatal)
+
+
+class Heartbeat:
+    """A worker's background thread: ``oracle.get_trial(trial_id)`` every ``interval`` seconds."""
+
+    def __init__(self, oracle, trial_id: str, interval: float):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(oracle, trial_id, interval),
+                                        name=f"heartbeat-{trial_id}", daemon=True)
+        self._thread.start()
+
+    def _run(self, oracle, trial_id, interval):
+        stub = getattr(oracle, "stub", None)
+        while not self._stop.wait(interval):
+            try:
+                if stub is not None:  # an OracleClient: a short timeout, not its one-hour default
+                    from keras_tuner.src import protos
+
+                    stub.GetTrial(protos.get_service().GetTrialRequest(trial_id=trial_id), timeout=2 * interval)
+                else:
+                    oracle.get_trial(trial_id)
+            except Exception:  # the chief is gone or busy: the next beat retries
+                pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+
+def sleep_when_idle(client, poll_interval: float = POLL_INTERVAL) -> None:
+    """Make a worker's ``OracleClient.create_trial`` wait a little after an ``IDLE`` answer
+    (Keras Tuner's search loop asks again at once)."""
+    create = client.create_trial
+
+    def create_trial(tuner_id):
+        trial = create(tuner_id)
+        if trial.status == TrialStatus.IDLE:
+            time.sleep(poll_interval)
+        return trial
+
+    client.create_trial = create_trial

@@ -1,0 +1,281 @@
+"""The bad-input matrix (issue 6, item 4): every mistake answered by a precise message,
+before any trial runs. Each case is its own test and asserts the message."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_augtune import AugmentTuner, DeepAugment, Policy, PolicySpace
+from keras_augtune.data import check_dataset
+from keras_augtune.deepaugment import check_config
+from keras_augtune.models import check_model_name
+
+SMALL_SPACE = PolicySpace(num_sub_policies=1, ops_per_sub_policy=1, ops=["identity", "rotate"])
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(40, 12, 12, 1), dtype=np.uint8)
+    y = np.arange(40) % 4
+    return x, y
+
+
+def tiny_model(classes=4):
+    return keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(classes, activation="softmax")])
+
+
+def tuner(tmp_path, model=None, **kwargs):
+    options = dict(max_trials=2, child_epochs=1, batch_size=8, policy_space=SMALL_SPACE,
+                   directory=str(tmp_path), project_name="p", seed=0, verbose=0)
+    options.update(kwargs)
+    return AugmentTuner(tiny_model() if model is None else model, **options)
+
+
+def search_fails(tmp_path, x, y, error, message, **kwargs):
+    t = tuner(tmp_path, **kwargs.pop("tuner_kwargs", {}))
+    with pytest.raises(error, match=message):
+        t.search(x, y, **kwargs)
+    assert not t.oracle.trials  # refused before any trial
+    return t
+
+
+# ---------------------------------------------------------------- images and labels
+def test_x_y_length_mismatch(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x, y[:39], ValueError, "x has 40 images but y has 39 labels; they must match")
+
+
+def test_images_of_rank_2(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x.reshape(40, 144), y, ValueError,
+                 r"must be a batch of shape \(N, H, W\), \(N, H, W, 1\) or \(N, H, W, 3\); got rank 2 with shape \(40, 144\)")
+
+
+def test_images_of_rank_5(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x[:, None], y, ValueError, r"got rank 5 with shape \(40, 1, 12, 12, 1\)")
+
+
+def test_images_with_4_channels(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, np.repeat(x, 4, axis=-1), y, ValueError, "1 \\(grayscale\\) or 3 \\(RGB\\) channels.*got 4")
+
+
+def test_object_array_images(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x.astype(object), y, TypeError, r"x must hold numbers \(uint8 or float pixels\), got dtype object")
+
+
+def test_string_images(tmp_path, data):
+    _, y = data
+    search_fails(tmp_path, np.full((40, 12, 12), "a"), y, TypeError, "x must hold numbers.*got dtype <U1")
+
+
+def test_ragged_list_of_images(tmp_path):
+    with pytest.raises(ValueError, match="must be a rectangular array; the list has images of different sizes"):
+        check_dataset([np.zeros((8, 8)), np.zeros((9, 9))], [0, 1])
+
+
+def test_nan_pixels(tmp_path, data):
+    x, y = data
+    x = x / 255.0
+    x[3, 4, 5, 0] = np.nan
+    search_fails(tmp_path, x, y, ValueError, "contain 1 NaN or infinite pixel value")
+
+
+def test_inf_pixels(tmp_path, data):
+    x, y = data
+    x = x / 255.0
+    x[0, 0, 0, 0] = np.inf
+    x[1, 0, 0, 0] = -np.inf
+    search_fails(tmp_path, x, y, ValueError, "contain 2 NaN or infinite pixel value")
+
+
+def test_pixels_outside_value_range(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x.astype("float32"), y, ValueError,
+                 r"pixel values in \[\d+, 255\], outside the declared value_range \(0, 1\); pass value_range")
+
+
+def test_fractional_float_labels(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x, y + 0.5, ValueError, "Labels are floats with fractional or NaN values.*integer class ids 0..K-1")
+
+
+def test_nan_labels(tmp_path, data):
+    x, y = data
+    labels = y.astype(float)
+    labels[0] = np.nan
+    search_fails(tmp_path, x, labels, ValueError, "Labels are floats with fractional or NaN values")
+
+
+def test_whole_float_labels_are_accepted(data):
+    x, y = data
+    assert check_dataset(x, y.astype(float)).y.dtype == np.int64
+
+
+def test_negative_labels(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x, y - 1, ValueError, "Labels must be class ids 0..K-1; found a negative label -1")
+
+
+def test_string_labels(tmp_path, data):
+    x, _ = data
+    search_fails(tmp_path, x, np.array(["cat", "dog"] * 20), TypeError,
+                 r"Labels must be integer class ids or one-hot rows, got dtype <U3.*np.unique\(y, return_inverse=True\)")
+
+
+def test_object_labels(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x, y.astype(object), TypeError, "Labels must be integer class ids or one-hot rows, got dtype object")
+
+
+def test_labels_not_matching_the_model_outputs(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x, (np.arange(40) % 6), ValueError,
+                 r"output has shape \(4,\) per image, but the labels have 6 classes: the last layer must output 6")
+
+
+def test_one_hot_labels_not_matching_the_model_outputs(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x, keras.utils.to_categorical(y, 5), ValueError, "but the labels have 5 classes")
+
+
+def test_malformed_one_hot_labels(tmp_path, data):
+    x, _ = data
+    search_fails(tmp_path, x, np.full((40, 4), 0.25), ValueError, "2-D labels must be one-hot rows")
+
+
+def test_single_class(tmp_path, data):
+    x, _ = data
+    search_fails(tmp_path, x, np.full(40, 3), ValueError, "All labels are 3: a classifier needs at least two classes")
+
+
+def test_too_few_images_per_class_for_the_validation_split(tmp_path, data):
+    x, y = data
+    y = y.copy()
+    y[:] = np.arange(40) % 2
+    y[0] = 2  # class 2 has a single image: it cannot be on both sides of the split
+    search_fails(tmp_path, x, y, ValueError, "Too few images for a stratified validation split.*class 2 has 1")
+
+
+def test_validation_split_too_small_for_the_classes(tmp_path, data):
+    x, y = data  # 4 classes, 10 images each; a 5 % split holds out 2 images < 4 classes
+    search_fails(tmp_path, x, y, ValueError, r"both parts at least one image per class \(38 kept, 2 held out\)",
+                 tuner_kwargs={"validation_split": 0.05})
+
+
+def test_train_set_size_larger_than_the_data(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x, y, ValueError,
+                 "train_set_size=500 is larger than the 32 training images left after the validation split",
+                 tuner_kwargs={"train_set_size": 500})
+
+
+def test_validation_data_of_another_shape(tmp_path, data):
+    x, y = data
+    search_fails(tmp_path, x, y, ValueError, r"validation images have shape \(10, 10, 1\)",
+                 validation_data=(x[:8, :10, :10], y[:8]))
+
+
+# ---------------------------------------------------------------- models
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="Unknown model 'simpel'. Did you mean 'simple'"):
+        check_model_name("simpel")
+
+
+def test_unknown_model_name_lists_the_models(tmp_path):
+    with pytest.raises(ValueError, match="Unknown model 'resnet50'.*Built-in models: simple, basiccnn"):
+        AugmentTuner("resnet50", directory=str(tmp_path))
+
+
+@pytest.mark.parametrize("name", ["wrn_16", "wrn16_2", "wrn_16_x"])
+def test_malformed_wrn_name(name):
+    with pytest.raises(ValueError, match=f"Malformed wide-ResNet name '{name}': write wrn_<depth>_<width>"):
+        check_model_name(name)
+
+
+def test_wrn_depth_not_6n_plus_4():
+    with pytest.raises(ValueError, match="depth must be 6n \\+ 4 .* got depth 15, width 2"):
+        check_model_name("wrn_15_2")
+
+
+def test_wrn_width_zero():
+    with pytest.raises(ValueError, match="got depth 16, width 0"):
+        check_model_name("wrn_16_0")
+
+
+# ---------------------------------------------------------------- numbers
+@pytest.mark.parametrize("name,value", [
+    ("max_trials", 0), ("max_trials", -3), ("child_epochs", 0), ("batch_size", 0), ("batch_size", -32),
+    ("executions_per_trial", 0), ("max_trials", 2.5), ("child_epochs", True),
+])
+def test_non_positive_counts(tmp_path, name, value):
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer, got {value!r}"):
+        tuner(tmp_path, **{name: value})
+
+
+@pytest.mark.parametrize("name", ["epochs", "batch_size"])
+def test_non_positive_search_arguments(tmp_path, data, name):
+    x, y = data
+    search_fails(tmp_path, x, y, ValueError, f"{name} must be a positive integer, got 0", **{name: 0})
+
+
+def test_non_positive_deepaugment_iterations(tmp_path, data):
+    x, y = data
+    deepaug = DeepAugment(x, y, config={"model": "simple", "directory": str(tmp_path), "train_set_size": 20})
+    with pytest.raises(ValueError, match="iterations must be a positive integer, got 0"):
+        deepaug.optimize(0)
+
+
+@pytest.mark.parametrize("key,value", [("child_epochs", 0), ("child_batch_size", -1), ("opt_samples", 0)])
+def test_non_positive_deepaugment_config(tmp_path, data, key, value):
+    x, y = data
+    with pytest.raises(ValueError, match=f"must be a positive integer, got {value}"):
+        DeepAugment(x, y, config={key: value, "directory": str(tmp_path)})
+
+
+# ---------------------------------------------------------------- config and policy files
+def test_unknown_config_keys_suggest_the_closest():
+    with pytest.raises(ValueError) as info:
+        check_config({"child_epoch": 3, "batchsize": 16, "zzz": 1})
+    message = str(info.value)
+    assert "Unknown config key(s): 'child_epoch' (did you mean 'child_epochs'" in message
+    assert "'batchsize' (did you mean 'child_batch_size'?)" in message
+    assert "'zzz'. Known keys: model, method" in message
+
+
+def test_unknown_config_key_through_deepaugment(data):
+    x, y = data
+    with pytest.raises(ValueError, match="'opt_sample' \\(did you mean 'opt_samples'"):
+        DeepAugment(x, y, config={"opt_sample": 2})
+
+
+def test_policy_json_from_a_newer_version():
+    text = json.dumps({"format": "keras_augtune.Policy", "version": 99, "sub_policies": [[]]})
+    with pytest.raises(ValueError, match="written by a newer keras_augtune \\(format version 99\\).*Upgrade keras_augtune"):
+        Policy.from_json(text)
+
+
+def test_policy_json_with_an_unknown_op():
+    text = json.dumps({"sub_policies": [[{"op": "rotat", "probability": 0.5, "magnitude": 0.3}]]})
+    with pytest.raises(ValueError, match="Unknown augmentation op 'rotat'. Did you mean 'rotate'"):
+        Policy.from_json(text)
+
+
+def test_policy_json_malformed():
+    with pytest.raises(ValueError, match="Malformed policy JSON"):
+        Policy.from_json('{"sub_policies": [[{"op": "rotate",')
+
+
+def test_exported_policies_from_a_newer_version(tmp_path):
+    from keras_augtune import load_policies
+
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"format": "keras_augtune.policies", "version": 7, "policies": []}))
+    with pytest.raises(ValueError, match="written by a newer keras_augtune \\(version 7\\)"):
+        load_policies(str(path))
