@@ -1,0 +1,83 @@
+"""Search reports: from a tuner and from disk alone; files written, sizes sane."""
+
+import os
+
+import numpy as np
+import pytest
+
+from keras_augtune import AugmentTuner, PolicySpace, report
+from keras_augtune.data import load_digits
+
+
+@pytest.fixture(scope="module")
+def tuner(tmp_path_factory):
+    x, y = load_digits(12)
+    t = AugmentTuner("simple", max_trials=3, child_epochs=1, batch_size=32, train_set_size=100,
+                     policy_space=PolicySpace(num_sub_policies=2, ops_per_sub_policy=1,
+                                              ops=["identity", "rotate", "invert", "translate-x"]),
+                     num_initial_points=1, directory=str(tmp_path_factory.mktemp("rep")), project_name="p",
+                     seed=1, verbose=0)
+    t.search(x[:200], y[:200])
+    return t
+
+
+def _png_size(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.size
+
+
+def test_load_search_from_tuner_and_disk_agree(tuner):
+    live = report.load_search(tuner)
+    disk = report.load_search(tuner.project_dir)
+    assert len(live.trials) == len(disk.trials) == 3
+    assert live.baseline_reward == pytest.approx(tuner.baseline_reward())
+    assert disk.baseline_reward == pytest.approx(tuner.baseline_reward())
+    assert [t.trial_id for t in live.best(3)] == [t.trial_id for t in disk.best(3)]
+    assert [p.sub_policies for p in report.best_policies(live, 2)] == [p.sub_policies for p in report.best_policies(disk, 2)]
+    assert live.images is not None and disk.images is None  # a bare tuner directory keeps no images
+    rows = report.policies_table(live, 5)
+    assert rows[0]["reward"] >= rows[-1]["reward"] and {"rank", "gain", "policy"} <= set(rows[0])
+
+
+def test_plots_are_figures_and_files(tuner, tmp_path):
+    results = report.load_search(tuner)
+    for name, fn in [("rewards", report.plot_rewards), ("importances", report.plot_importances),
+                     ("summary", report.plot_summary)]:
+        path = tmp_path / f"{name}.png"
+        fig = fn(results, path=path)
+        assert fig.axes and path.stat().st_size > 5_000
+        w, h = _png_size(path)
+        assert 300 <= w <= 2_000 and 150 <= h <= 2_000
+    figs = report.plot_best_policy_examples(results, n=2, num_images=2, num_augmentations=2,
+                                            path_pattern=str(tmp_path / "best_{rank}.png"))
+    assert 1 <= len(figs) <= 2 and (tmp_path / "best_1.png").is_file()
+
+
+def test_write_report_html_from_tuner_and_from_dir(tuner, tmp_path):
+    html_path = report.write_report(tuner, tmp_path / "a.html")
+    text = open(html_path, encoding="utf-8").read()
+    assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") >= 2
+    assert "Reward per trial" in text and "Top policies" in text and "Hyperparameter importances" in text
+    assert 10_000 < os.path.getsize(html_path) < 5_000_000
+    # from the directory alone, with images given for the grids
+    x, _ = load_digits(12)
+    disk = report.write_report(tuner.project_dir, tmp_path / "b.html", images=x[:4])
+    assert open(disk, encoding="utf-8").read().count("data:image/png;base64,") >= 2
+    png = report.write_report(tuner.project_dir, tmp_path / "c.png")
+    assert os.path.getsize(png) > 10_000
+
+
+def test_policy_from_values_and_errors(tmp_path):
+    values = {"augment/sub_policy_0/op_0/op": "rotate", "augment/sub_policy_0/op_0/magnitude": 0.5,
+              "augment/sub_policy_0/op_0/probability": 0.8, "augment/sub_policy_1/op_0/op": "invert",
+              "augment/sub_policy_1/op_0/magnitude": 0.1, "augment/sub_policy_1/op_0/probability": 1.0,
+              "width": 16}
+    policy = report.policy_from_values(values)
+    assert [[tuple(s) for s in sub] for sub in policy.sub_policies] == [[("rotate", 0.8, 0.5)], [("invert", 1.0, 0.1)]]
+    assert report.policy_from_values({"width": 3}) is None
+    with pytest.raises(FileNotFoundError, match="No search found"):
+        report.load_search(str(tmp_path))
+    with pytest.raises(TypeError):
+        report.load_search(42)
