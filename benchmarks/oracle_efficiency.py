@@ -315,57 +315,80 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds per method (default 10)")
     parser.add_argument("--budget", type=int, default=200, help="trials per run (default 200)")
-    parser.add_argument("--kt-bayes-seeds", type=int, default=None,
-                        help="seeds for kt-bayes (slow GP; default: same as --seeds)")
-    parser.add_argument("--kt-bayes-budget", type=int, default=None,
-                        help="trials per kt-bayes run (default: same as --budget)")
+    for slow in ("skopt", "kt-bayes"):
+        parser.add_argument(f"--{slow}-seeds", type=int, default=None,
+                            help=f"seeds for {slow} (slow; default: same as --seeds)")
+        parser.add_argument(f"--{slow}-budget", type=int, default=None,
+                            help=f"trials per {slow} run (default: same as --budget)")
     parser.add_argument("--problems", default="policy,ackley")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 50 trials, small timing run")
+    parser.add_argument("--no-timing", action="store_true", help="skip the time-per-proposal measurement")
+    parser.add_argument("--timing-only", action="store_true", help="only measure the time per proposal")
     parser.add_argument("--out", default=None, help="write the Markdown report here")
+    parser.add_argument("--raw", default=None,
+                        help="append each run's results to this JSON-lines file, and skip runs already in it")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.budget = min(args.seeds, 3), min(args.budget, 50)
     problems = [p for p in args.problems.split(",") if p]
     methods = [m for m in args.methods.split(",") if m]
-    kt_seeds = args.kt_bayes_seeds or args.seeds
-    kt_budget = args.kt_bayes_budget or args.budget
+    seeds_of = {m: args.seeds for m in methods}
+    budget_of = {m: args.budget for m in methods}
+    for slow in ("skopt", "kt-bayes"):
+        key = slow.replace("-", "_")
+        seeds_of[slow] = min(getattr(args, f"{key}_seeds") or args.seeds, args.seeds)
+        budget_of[slow] = min(getattr(args, f"{key}_budget") or args.budget, args.budget)
 
     jobs = []
-    for problem in problems:
-        for method in methods:
-            seeds = kt_seeds if method == "kt-bayes" else args.seeds
-            budget = kt_budget if method == "kt-bayes" else args.budget
-            jobs += [(method, problem, seed, budget) for seed in range(seeds)]
+    if not args.timing_only:
+        for problem in problems:
+            for method in methods:
+                jobs += [(method, problem, seed, budget_of[method]) for seed in range(seeds_of[method])]
     started = time.time()
     results = []
-    if args.jobs > 1:
+    if args.raw and os.path.exists(args.raw):
+        with open(args.raw) as f:
+            for line in f:
+                method, problem, seed, truths, seconds = json.loads(line)
+                if (method, problem, seed, len(truths)) in jobs or (method, problem, seed, budget_of.get(method)) in jobs:
+                    results.append((method, problem, seed, truths, seconds))
+        done = {(r[0], r[1], r[2]) for r in results}
+        jobs = [j for j in jobs if (j[0], j[1], j[2]) not in done]
+        print(f"{len(results)} runs read from {args.raw}; {len(jobs)} to go", flush=True)
+
+    def record(result):
+        results.append(result)
+        if args.raw:
+            with open(args.raw, "a") as f:
+                f.write(json.dumps(list(result)) + "\n")
+        print(f"  done {result[0]:9s} {result[1]:7s} seed {result[2]}  ({time.time() - started:.0f}s)", flush=True)
+
+    if args.jobs > 1 and jobs:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             for result in pool.imap_unordered(run_one, jobs):
-                results.append(result)
-                print(f"  done {result[0]:9s} {result[1]:7s} seed {result[2]}  ({time.time() - started:.0f}s)",
-                      flush=True)
+                record(result)
     else:
         for job in jobs:
-            results.append(run_one(job))
-            print(f"  done {job[0]:9s} {job[1]:7s} seed {job[2]}  ({time.time() - started:.0f}s)", flush=True)
+            record(run_one(job))
 
     lines = [
         "# Oracle efficiency benchmark",
         "",
         f"Command: `python benchmarks/oracle_efficiency.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         f"Machine: {platform.platform()}, Python {platform.python_version()}, {os.cpu_count()} CPU cores; "
-        f"{time.strftime('%Y-%m-%d')}; search wall time {time.time() - started:.0f} s.",
-        f"Seeds: {args.seeds} per method (kt-bayes: {kt_seeds}), budget {args.budget} trials "
-        f"(kt-bayes: {kt_budget}).",
+        f"{time.strftime('%Y-%m-%d')}; search wall time {time.time() - started:.0f} s; "
+        f"load average at the end {os.getloadavg()[0]:.1f} (shared machine: timings are upper bounds).",
+        "Seeds and budget per method: "
+        + ", ".join(f"{m} {seeds_of[m]} seeds x {budget_of[m]} trials" for m in methods) + ".",
         "",
     ]
     verdicts = []
     budgets = [b for b in BUDGETS if b <= args.budget]
-    for problem_name in problems:
+    for problem_name in (problems if not args.timing_only else []):
         direction = PROBLEMS[problem_name].direction
         lines += [
             f"## {problem_name} ({'higher' if direction == 'max' else 'lower'} is better)",
@@ -397,13 +420,14 @@ def main(argv=None):
             verdicts.append((f"{problem_name}: forest reaches random's median 100-trial best "
                              f"({target:.4f}) within 35 trials (median trials needed: {median_reach:g})", met))
         if "forest" in runs and "skopt" in runs:
-            worse = [b for b in budgets
+            shared = [b for b in budgets if b <= budget_of["skopt"]]
+            worse = [b for b in shared
                      if (medians[("forest", b)] < medians[("skopt", b)]) == (direction == "max")
                      and medians[("forest", b)] != medians[("skopt", b)]]
-            verdicts.append((f"{problem_name}: forest median >= skopt RF+EI median at every budget"
-                             + (f" (worse at N={worse})" if worse else ""), not worse))
+            verdicts.append((f"{problem_name}: forest median >= skopt RF+EI median at every budget "
+                             f"(compared at N={shared})" + (f"; worse at N={worse}" if worse else ""), not worse))
 
-    if "forest" in methods or "skopt" in methods:
+    if not args.no_timing and ("forest" in methods or "skopt" in methods):
         repeats = 3 if args.quick else 5
         lines += [
             "## Time per proposal (policy space, 30 hyperparameters)",
