@@ -53,11 +53,11 @@ def main():
     write_report(tuner, os.path.join(out, "report.html"))
 
     # 3. Final training: the best policy in the tf.data pipeline (training set only).
-    ds = (tf.data.Dataset.from_tensor_slices((x.astype("float32"), y))
+    ds = (tf.data.Dataset.from_tensor_slices((x, y))  # uint8: the policy's default value range
           .shuffle(len(y), seed=0)
           .batch(64)
           .map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
-          .map(lambda images, labels: (images / 255.0, labels))
+          .map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels))
           .prefetch(tf.data.AUTOTUNE))
     model = build_model("simple", x.shape[1:], 10)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
