@@ -345,7 +345,11 @@ class AugmentTuner(keras_tuner.Tuner):
             self._heartbeat = None
         super().on_trial_end(trial)
         if self.search_verbose >= 1:
-            self.log(self._trial_line(trial))
+            try:
+                line = self._trial_line(trial)
+            except Exception as exc:  # a log line must never stop a search
+                line = f"Trial {trial.trial_id} {str(trial.status).lower()} (no summary: {type(exc).__name__}: {exc})"
+            self.log(line)
 
     def _trial_line(self, trial) -> str:
         seconds = time.time() - self._trial_started.pop(trial.trial_id, time.time())
@@ -356,6 +360,8 @@ class AugmentTuner(keras_tuner.Tuner):
             head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
         if trial.status != trial_module.TrialStatus.COMPLETED:
             return f"{head} {trial.status.lower()}: {_last_line(trial.message)} | {seconds:.1f}s"
+        if self._is_worker():  # the metrics went to the chief: read them back from there
+            trial = self.oracle.get_trial(trial.trial_id)
         reward = trial.metrics.get_best_value(REWARD)
         baseline = self.baseline_reward()
         gain = "" if baseline is None else f" ({reward - baseline:+.4f} vs no augmentation)"
