@@ -253,24 +253,30 @@ def run_one(args):
 
 # ----------------------------------------------------------------------------- proposal cost
 def proposal_cost(method, completed, repeats, seed=0):
-    """Median seconds per proposal with ``completed`` finished trials (policy problem)."""
+    """Seconds per proposal with ``completed`` finished trials (policy problem).
+
+    Returns medians over ``repeats`` proposals: ``{"wall": ..., "cpu": ..., "create_trial": ...}``.
+    ``cpu`` is this process's CPU time, which other programs on a shared machine do not inflate
+    (all compared code is single-threaded, so on an idle machine wall time ~ CPU time).
+    """
     problem = PolicyReward()
     rng = np.random.default_rng(seed)
     random_points = [
         [s[2][rng.integers(len(s[2]))] if s[0] == "choice" else float(rng.uniform(s[2], s[3])) for s in problem.specs]
         for _ in range(completed + repeats)
     ]
-    times = []
+    wall, cpu, whole = [], [], []
     if method == "skopt":
         optimizer = _skopt_optimizer(problem, seed)
         xs = random_points[:completed]
         optimizer.tell(xs, [-problem.observe(_to_values(problem, x), seed) for x in xs])
         for x in random_points[completed:]:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             optimizer.tell(x, -problem.observe(_to_values(problem, x), seed))  # refit, as in a search step
             optimizer.ask()
-            times.append(time.perf_counter() - start)
-        return float(np.median(times)), None
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
+        return {"wall": float(np.median(wall)), "cpu": float(np.median(cpu)), "create_trial": None}
     oracle = _make_kt_oracle(method, problem, seed, completed + 2 * repeats + 1)
     with tempfile.TemporaryDirectory() as directory:
         oracle._set_project_dir(directory, "cost")
@@ -282,18 +288,18 @@ def proposal_cost(method, completed, repeats, seed=0):
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
         oracle.num_initial_points = 10
-        populate = []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             oracle.populate_space(f"{len(oracle.trials):05d}")
-            populate.append(time.perf_counter() - start)
+            wall.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
             start = time.perf_counter()
             trial = oracle.create_trial("cost")
-            times.append(time.perf_counter() - start)
+            whole.append(time.perf_counter() - start)
             oracle.update_trial(trial.trial_id, {"score": problem.observe(trial.hyperparameters.values, seed)})
             trial.status = "COMPLETED"
             oracle.end_trial(trial)
-    return float(np.median(populate)), float(np.median(times))
+    return {"wall": float(np.median(wall)), "cpu": float(np.median(cpu)), "create_trial": float(np.median(whole))}
 
 
 # ----------------------------------------------------------------------------- report
@@ -432,25 +438,30 @@ def main(argv=None):
         lines += [
             "## Time per proposal (policy space, 30 hyperparameters)",
             "",
-            f"Median of {repeats} proposals after N completed trials. forest: `populate_space` "
-            "(the oracle's own work) and the whole `create_trial` (adds Keras Tuner's bookkeeping and "
-            "JSON writes); skopt: `tell` (refits its forest) + `ask`.",
+            f"Median of {repeats} proposals after N completed (random) trials, as CPU time of the process "
+            "and wall time (load average before timing: "
+            f"{os.getloadavg()[0]:.1f}). forest: `populate_space`, the oracle's own work (the wall time of the "
+            "whole `create_trial`, which adds Keras Tuner's bookkeeping and JSON writes, in brackets); "
+            "skopt: `tell` (refits its forest) + `ask`.",
             "",
-            "| method | N=50 | N=300 |",
-            "|---|---|---|",
+            "| method | N=50 CPU | N=50 wall | N=300 CPU | N=300 wall |",
+            "|---|---|---|---|---|",
         ]
         cost = {}
         for method in [m for m in ("forest", "skopt") if m in methods]:
             cells = []
             for completed in (50, 300):
-                own, whole = proposal_cost(method, completed, repeats)
-                cost[(method, completed)] = own
-                cells.append(f"{own * 1000:.0f} ms" + (f" ({whole * 1000:.0f} ms create_trial)" if whole else ""))
+                measured = proposal_cost(method, completed, repeats)
+                cost[(method, completed)] = measured
+                cells.append(f"{measured['cpu'] * 1000:.0f} ms")
+                cells.append(f"{measured['wall'] * 1000:.0f} ms" + (
+                    f" ({measured['create_trial'] * 1000:.0f} ms)" if measured["create_trial"] else ""))
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
         if ("forest", 300) in cost:
-            verdicts.append((f"forest proposal <= 100 ms at 300 completed trials "
-                             f"({cost[('forest', 300)] * 1000:.0f} ms)", cost[("forest", 300)] <= 0.100))
+            measured = cost[("forest", 300)]
+            verdicts.append((f"forest proposal <= 100 ms at 300 completed trials (CPU {measured['cpu'] * 1000:.0f} ms, "
+                             f"wall {measured['wall'] * 1000:.0f} ms on the shared machine)", measured["cpu"] <= 0.100))
 
     lines += ["## Targets", ""]
     lines += [f"- {'MET' if met else 'NOT MET'}: {text}" for text, met in verdicts]

@@ -306,8 +306,9 @@ class _Forest:
     al., SMAC).
     """
 
-    def __init__(self, kind, n_estimators, min_samples_leaf, max_features, seed):
+    def __init__(self, kind, n_estimators, min_samples_leaf, max_features, seed, max_samples=None):
         self.kind = kind
+        self.max_samples = max_samples
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
@@ -327,13 +328,20 @@ class _Forest:
                     max_features=self.max_features,
                     random_state=int(tree_seed),
                 )
+                n = targets.shape[0]
+                size = n if self.max_samples is None else min(n, self.max_samples)
+                rng = np.random.default_rng(int(tree_seed))
                 weights = None
-                if self.kind == "random_forest":
-                    n = targets.shape[0]
-                    weights = np.bincount(
-                        np.random.default_rng(int(tree_seed)).integers(0, n, n), minlength=n
-                    ).astype(np.float64)
-                tree.fit(features, targets, sample_weight=weights, check_input=False)
+                if self.kind == "random_forest":  # bootstrap sample of `size` rows
+                    weights = np.bincount(rng.integers(0, n, size), minlength=n).astype(np.float64)
+                elif size < n:  # a random subset of `size` rows
+                    weights = np.zeros(n)
+                    weights[rng.choice(n, size, replace=False)] = 1.0
+                if weights is not None:
+                    rows = np.flatnonzero(weights)
+                    tree.fit(features[rows], targets[rows], sample_weight=weights[rows], check_input=False)
+                else:
+                    tree.fit(features, targets, check_input=False)
                 self.trees.append(tree)
         return self
 
@@ -379,6 +387,9 @@ class RandomForestOracle(oracle_module.Oracle):
         min_samples_leaf: Minimum trial count per leaf (3 smooths noisy rewards).
         max_features: ``max_features`` of the scikit-learn forest (fraction, int,
             ``"sqrt"``, or ``None`` for all features).
+        max_samples: Each tree is fitted on at most this many trials (a random subset,
+            or a bootstrap sample of this size for ``"random_forest"``), which bounds
+            the cost of a proposal in long searches; ``None`` uses all trials.
         xi: Exploration margin of EI and PI, in units of the scores' standard deviation.
         kappa: Exploration weight of LCB.
         num_candidates: Candidates scored per proposal (half random samples, half
@@ -407,6 +418,7 @@ class RandomForestOracle(oracle_module.Oracle):
         forest="extra_trees",
         min_samples_leaf=3,
         max_features=0.5,
+        max_samples=200,
         xi=0.01,
         kappa=1.96,
         num_candidates=1024,
@@ -437,6 +449,7 @@ class RandomForestOracle(oracle_module.Oracle):
         self.forest = forest
         self.min_samples_leaf = min_samples_leaf
         self.max_features = max_features
+        self.max_samples = max_samples
         self.xi = xi
         self.kappa = kappa
         self.num_candidates = num_candidates
@@ -453,7 +466,7 @@ class RandomForestOracle(oracle_module.Oracle):
     # ------------------------------------------------------------------ options
     _OPTIONS = (
         "num_initial_points", "acquisition", "n_estimators", "forest", "min_samples_leaf",
-        "max_features", "xi", "kappa", "num_candidates", "num_parents", "constant_liar",
+        "max_features", "max_samples", "xi", "kappa", "num_candidates", "num_parents", "constant_liar",
         "failed_trials", "initial_values",
     )
 
@@ -469,6 +482,8 @@ class RandomForestOracle(oracle_module.Oracle):
         positive_int("min_samples_leaf", self.min_samples_leaf)
         positive_int("num_candidates", self.num_candidates, minimum=2)
         positive_int("num_parents", self.num_parents)
+        if self.max_samples is not None:
+            positive_int("max_samples", self.max_samples, minimum=2)
         if isinstance(self.acquisition, str):
             self.acquisition = self.acquisition.lower()
         if self.acquisition not in ACQUISITIONS:
@@ -630,7 +645,9 @@ class RandomForestOracle(oracle_module.Oracle):
         else:
             codes, active = data["codes"][:rows], data["active"][:rows]
         features = encoder.features(codes, active)
-        forest = _Forest(self.forest, self.n_estimators, self.min_samples_leaf, self.max_features, random_state)
+        forest = _Forest(
+            self.forest, self.n_estimators, self.min_samples_leaf, self.max_features, random_state, self.max_samples
+        )
         forest.fit(features, np.concatenate(targets))
         return forest, y_std
 

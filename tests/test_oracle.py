@@ -238,6 +238,25 @@ def test_policy_space_search_with_a_keras_tuner_tuner(tmp_path):
     assert "width" in best.values
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"acquisition": "pi"},
+        {"acquisition": "lcb", "kappa": 0.5},
+        {"forest": "random_forest", "max_samples": 12},
+        {"max_samples": 12, "max_features": "sqrt"},
+    ],
+)
+def test_acquisitions_and_forest_options_search(tmp_path, options):
+    oracle = RandomForestOracle(
+        objective=kt.Objective("score", "max"), max_trials=30, num_initial_points=8, seed=2,
+        hyperparameters=mixed_space(), **options,
+    )
+    run_search(tmp_path, oracle)
+    assert len({json.dumps(v, sort_keys=True) for v in proposals(oracle)}) == 30
+    assert best_score(oracle) > 6.5
+
+
 # ----------------------------------------------------------------------------- reproducibility
 def test_same_seed_same_proposals_and_different_seed_differs(tmp_path):
     def search(seed, name):
@@ -394,6 +413,7 @@ def test_constant_liar_sends_concurrent_workers_different_points(tmp_path):
         ({"failed_trials": "retry"}, "failed_trials"),
         ({"max_features": 1.5}, "max_features"),
         ({"max_trials": 0}, "max_trials"),
+        ({"max_samples": 1}, "max_samples"),
     ],
 )
 def test_bad_arguments_give_clear_errors(kwargs, message):
