@@ -4,22 +4,59 @@
     tuner.search(x, y)
     best = tuner.get_best_policies(1)[0]
     ds = ds.map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
+
+The public names below are imported on first use, so ``import keras_augtune`` (and the
+command line's ``--help``) does not start TensorFlow.
 """
 
-from keras_augtune.deepaugment import DeepAugment
-from keras_augtune.hypermodel import AugmentHyperModel
-from keras_augtune.layer import PolicyAugmentation
-from keras_augtune.objective import overfit_filtered_reward, reward_objective
-from keras_augtune.ops import OP_NAMES, resolve_op
-from keras_augtune.oracle import RandomForestOracle
-from keras_augtune.policy import Policy, PolicyOp
-from keras_augtune.space import PolicySpace, declare_policy_space
-from keras_augtune.tuner import AugmentTuner, load_policies
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AugmentHyperModel", "AugmentTuner", "DeepAugment", "OP_NAMES", "Policy", "PolicyAugmentation",
-    "PolicyOp", "PolicySpace", "RandomForestOracle", "declare_policy_space", "load_policies",
-    "overfit_filtered_reward", "resolve_op", "reward_objective", "__version__",
-]
+#: public name -> the module defining it
+_EXPORTS = {
+    "AugmentHyperModel": "keras_augtune.hypermodel",
+    "AugmentTuner": "keras_augtune.tuner",
+    "DeepAugment": "keras_augtune.deepaugment",
+    "OP_NAMES": "keras_augtune.ops",
+    "Policy": "keras_augtune.policy",
+    "PolicyAugmentation": "keras_augtune.layer",
+    "PolicyOp": "keras_augtune.policy",
+    "PolicySpace": "keras_augtune.space",
+    "RandomForestOracle": "keras_augtune.oracle",
+    "declare_policy_space": "keras_augtune.space",
+    "load_policies": "keras_augtune.tuner",
+    "overfit_filtered_reward": "keras_augtune.objective",
+    "resolve_op": "keras_augtune.ops",
+    "reward_objective": "keras_augtune.objective",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keras_augtune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs
+    from keras_augtune.deepaugment import DeepAugment
+    from keras_augtune.hypermodel import AugmentHyperModel
+    from keras_augtune.layer import PolicyAugmentation
+    from keras_augtune.objective import overfit_filtered_reward, reward_objective
+    from keras_augtune.ops import OP_NAMES, resolve_op
+    from keras_augtune.oracle import RandomForestOracle
+    from keras_augtune.policy import Policy, PolicyOp
+    from keras_augtune.space import PolicySpace, declare_policy_space
+    from keras_augtune.tuner import AugmentTuner, load_policies
