@@ -324,7 +324,7 @@ class Policy:
         return batch.from_uint8(out, before=before)
 
     def tf_map(self, batched: bool | None = None, seed: int | None = None,
-               value_range: tuple[float, float] | None = None):
+               value_range: tuple[float, float] | None = None, num_workers: int = 0):
         """A ``tf.data`` map function: ``ds.map(policy.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)``.
 
         Elements may be an image or a tuple ``(image, label, ...)``; only the image
@@ -332,17 +332,29 @@ class Policy:
         image when the last axis is 1 or 3, else a batch of grayscale images; 2 is
         one grayscale image. With a ``seed``, call k uses the derived seed (seed, k):
         bit-exact only when calls run in order (``num_parallel_calls=None``).
+
+        imgaug holds Python's GIL, so in-process calls run one at a time. With
+        ``num_workers=N`` the batches are augmented in N worker processes instead
+        (same outputs for the same seeds), which uses N cores; map batched elements
+        with ``num_parallel_calls >= N`` so that N batches are in flight.
         """
         import tensorflow as tf
 
+        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}.")
         calls = itertools.count()
+        pool = _worker_pool(int(num_workers)) if num_workers else None
 
         def augment_array(images: np.ndarray) -> np.ndarray:
             call_seed = derive_call_seed(seed, next(calls))
-            with _TF_MAP_LOCK:
-                if _is_single_image(images, batched):
-                    return self.augment(images[None], seed=call_seed, value_range=value_range)[0]
-                return self.augment(images, seed=call_seed, value_range=value_range)
+            single = _is_single_image(images, batched)
+            batch = images[None] if single else images
+            if pool is not None:
+                out = pool.submit(_augment_in_worker, self, batch, call_seed, value_range).result()
+            else:
+                with _TF_MAP_LOCK:
+                    out = self.augment(batch, seed=call_seed, value_range=value_range)
+            return out[0] if single else out
 
         def augment_tensor(image):
             out = tf.numpy_function(augment_array, [image], Tout=image.dtype, stateful=True,
@@ -388,6 +400,30 @@ def _resolve_op_list(ops: Sequence[str] | None, default: Sequence[str]) -> list[
     if not names:
         raise ValueError("ops must name at least one op.")
     return names
+
+
+_POOLS: dict[int, Any] = {}
+
+
+def _worker_pool(num_workers: int):
+    """A process pool shared by every ``tf_map(num_workers=N)`` of this process (spawned:
+    TensorFlow's threads make forking unsafe; the workers import imgaug, not TensorFlow)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = _POOLS.get(num_workers)
+    if pool is None:
+        pool = _POOLS[num_workers] = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"))
+    return pool
+
+
+_WORKER_POLICIES: dict[Any, "Policy"] = {}
+
+
+def _augment_in_worker(policy: "Policy", images: np.ndarray, seed: int | None, value_range) -> np.ndarray:
+    # keep one Policy (and its compiled augmenters) per distinct policy in each worker
+    cached = _WORKER_POLICIES.setdefault(policy.sub_policies, policy)
+    return cached.augment(images, seed=seed, value_range=value_range)
 
 
 def derive_call_seed(seed: int | None, call: int) -> int | None:

@@ -69,3 +69,14 @@ def test_layer_bad_arguments():
     with pytest.raises(ValueError, match="value_range"):
         PolicyAugmentation(POLICY, value_range=(5, 1))
     assert PolicyAugmentation(POLICY.to_dict()).policy == POLICY
+
+
+def test_tf_map_in_worker_processes_matches_in_process(rgb_batch):
+    x = np.concatenate([rgb_batch] * 4)
+    ds = tf.data.Dataset.from_tensor_slices(x).batch(6)
+    in_process = np.concatenate([b.numpy() for b in ds.map(POLICY.tf_map(seed=2))])
+    in_workers = np.concatenate([b.numpy() for b in ds.map(POLICY.tf_map(seed=2, num_workers=2))])
+    assert np.array_equal(in_process, in_workers)
+    assert not np.array_equal(in_process, x)
+    with pytest.raises(ValueError, match="num_workers"):
+        POLICY.tf_map(num_workers=-1)
