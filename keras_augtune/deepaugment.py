@@ -63,6 +63,14 @@ def check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     merged = {**DEFAULT_CONFIG, **config}
     if merged["method"] not in METHODS:
         raise ValueError(f"config['method'] must be 'bayesian_optimization' or 'random_search', got {merged['method']!r}.")
+    for key, minimum in (("train_set_size", 1), ("opt_samples", 1), ("opt_last_n_epochs", 1), ("child_epochs", 1),
+                         ("child_batch_size", 1), ("opt_initial_points", 0), ("child_first_train_epochs", 0)):
+        value = merged[key]
+        if key == "train_set_size" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            kind = "a positive integer" if minimum else "an integer >= 0"
+            raise ValueError(f"config[{key!r}] must be {kind}, got {value!r}.")
     if merged["logging"] is not None and not hasattr(merged["logging"], "info"):
         raise TypeError("config['logging'] must be a logging.Logger (or None).")
     return merged

@@ -105,7 +105,7 @@ def check_images(images: Any, value_range: Any = None, what: str = "images") -> 
     if images.size:
         if np.issubdtype(images.dtype, np.floating) and not np.all(np.isfinite(images)):
             bad = int(np.sum(~np.isfinite(images)))
-            raise ValueError(f"{what} contain {bad} NaN or infinite pixel value(s).")
+            raise ValueError(f"{what}: {bad} pixel value(s) are NaN or infinite.")
         low, high = value_range
         lo_seen, hi_seen = float(images.min()), float(images.max())
         slack = 1e-3 * (high - low)

@@ -84,7 +84,7 @@ def test_nan_pixels(tmp_path, data):
     x, y = data
     x = x / 255.0
     x[3, 4, 5, 0] = np.nan
-    search_fails(tmp_path, x, y, ValueError, "contain 1 NaN or infinite pixel value")
+    search_fails(tmp_path, x, y, ValueError, "1 pixel value.s. are NaN or infinite")
 
 
 def test_inf_pixels(tmp_path, data):
@@ -92,7 +92,7 @@ def test_inf_pixels(tmp_path, data):
     x = x / 255.0
     x[0, 0, 0, 0] = np.inf
     x[1, 0, 0, 0] = -np.inf
-    search_fails(tmp_path, x, y, ValueError, "contain 2 NaN or infinite pixel value")
+    search_fails(tmp_path, x, y, ValueError, "2 pixel value.s. are NaN or infinite")
 
 
 def test_pixels_outside_value_range(tmp_path, data):
@@ -235,7 +235,7 @@ def test_non_positive_deepaugment_iterations(tmp_path, data):
 @pytest.mark.parametrize("key,value", [("child_epochs", 0), ("child_batch_size", -1), ("opt_samples", 0)])
 def test_non_positive_deepaugment_config(tmp_path, data, key, value):
     x, y = data
-    with pytest.raises(ValueError, match=f"must be a positive integer, got {value}"):
+    with pytest.raises(ValueError, match=f"config\\['{key}'\\] must be a positive integer, got {value}"):
         DeepAugment(x, y, config={key: value, "directory": str(tmp_path)})
 
 
