@@ -43,6 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--final-epochs", type=int, default=30)
     p.add_argument("--final-width", type=int, default=64, help="width of the final CNN (64: ~376k parameters)")
     p.add_argument("--child-width", type=int, default=32, help="width of the child CNN (32: ~95k parameters)")
+    p.add_argument("--reward-max-gap", type=float, default=0.10,
+                   help="the reward's overfitting threshold (default 0.10; a large value turns the filter off)")
+    p.add_argument("--tag", default="", help="suffix of the output files, to keep variants apart")
     p.add_argument("--configs", default="all", help="comma-separated subset of the final configurations")
     p.add_argument("--quick", action="store_true", help="smoke-sized run")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
@@ -137,7 +140,7 @@ def search(method, x, y, xv, yv, seed, args, directory):
     tuner = AugmentTuner(
         model, max_trials=args.trials, method=method, child_epochs=args.child_epochs,
         batch_size=64, directory=directory, project_name=f"{method}_seed{seed}", overwrite=True,
-        seed=seed + 1, verbose=1,
+        seed=seed + 1, verbose=1, reward_max_gap=args.reward_max_gap,
     )
     start = time.time()
     tuner.search(x, y, validation_data=(xv, yv))
@@ -171,7 +174,7 @@ def main(argv=None):
     name, x_all, y_all, x_test, y_test, is_photo = load(args.data)
     num_classes = int(y_all.max()) + 1
     os.makedirs(args.out, exist_ok=True)
-    run_dir = os.path.join(args.out, f"e2e_{name}")
+    run_dir = os.path.join(args.out, f"e2e_{name}{args.tag}")
     results = {"data": name, "args": vars(args), "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
                f"python {platform.python_version()}, tensorflow {tf.__version__}", "searches": [], "finals": {}}
     print(f"data {name}: {len(y_all)} train / {len(y_test)} test images, {num_classes} classes", flush=True)
@@ -221,7 +224,7 @@ def main(argv=None):
 
 
 def _write(results, args, name):
-    path = os.path.join(args.out, f"end_to_end_{name}")
+    path = os.path.join(args.out, f"end_to_end_{name}{args.tag}")
     with open(path + ".json", "w") as f:
         json.dump(results, f, indent=1, default=str)
     finals = results["finals"]
