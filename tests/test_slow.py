@@ -1,0 +1,52 @@
+"""Slow end-to-end checks, excluded from the default run: ``python -m pytest -m slow``."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_real_search_on_digits_then_final_model(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from keras_augtune import AugmentTuner
+    from keras_augtune.data import load_digits, stratified_split
+    from keras_augtune.models import build_model
+
+    x, y = load_digits(32)
+    train, test = stratified_split(y, 400, 0, what="test")
+    tuner = AugmentTuner(max_trials=6, child_epochs=8, train_set_size=800, directory=str(tmp_path), seed=0,
+                         verbose=0)
+    tuner.search(x[train], y[train])
+    best = tuner.get_best_policies(1)[0]
+    assert best.metadata["reward"] >= tuner.baseline_reward()
+    assert tuner.baseline_reward() > 0.5  # the child learns digits in 8 epochs
+
+    ds = (tf.data.Dataset.from_tensor_slices((x[train], y[train])).shuffle(2000, seed=0).batch(64)
+          .map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
+          .map(lambda im, lab: (tf.cast(im, tf.float32) / 255.0, lab)).prefetch(2))
+    model = build_model("simple", x.shape[1:], 10)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(ds, epochs=15, verbose=0)
+    _, accuracy = model.evaluate(x[test].astype("float32") / 255.0, y[test], verbose=0)
+    assert accuracy > 0.85
+
+
+def test_end_to_end_benchmark_quick(tmp_path):
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks", "end_to_end.py"), "--data", "digits", "--quick",
+         "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "end_to_end_digits.json").read_text())
+    assert {"no augmentation", "crop + searched policy"} <= set(results["finals"])
+    assert all(0.0 <= e <= 1.0 for errors in results["finals"].values() for e in errors)
+    assert [r["method"] for r in results["searches"]] == ["bayesian", "random"]
+    assert np.isfinite(results["searches"][0]["best_reward"])
