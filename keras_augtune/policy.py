@@ -362,6 +362,7 @@ class Policy:
             out.set_shape(image.shape)
             return out
 
+        @tf.autograph.experimental.do_not_convert  # plain Python, nothing for autograph to convert
         def map_fn(image, *rest):
             image = augment_tensor(image)
             return (image, *rest) if rest else image
