@@ -45,6 +45,7 @@ def parse_args(argv=None):
     p.add_argument("--child-width", type=int, default=32, help="width of the child CNN (32: ~95k parameters)")
     p.add_argument("--reward-max-gap", type=float, default=0.10,
                    help="the reward's overfitting threshold (default 0.10; a large value turns the filter off)")
+    p.add_argument("--methods", default="bayesian,random", help="search methods to run (default both)")
     p.add_argument("--tag", default="", help="suffix of the output files, to keep variants apart")
     p.add_argument("--configs", default="all", help="comma-separated subset of the final configurations")
     p.add_argument("--quick", action="store_true", help="smoke-sized run")
@@ -184,7 +185,7 @@ def main(argv=None):
     for s in range(args.search_seeds):
         keep, val = stratified_split(y_all, args.validation_size, 1000 + s)
         tr = keep[subsample(y_all[keep], args.search_train_size, 2000 + s)]
-        for method in ("bayesian", "random"):
+        for method in [m.strip() for m in args.methods.split(",")]:
             print(f"== search {method} seed {s}: {len(tr)} train / {len(val)} validation images", flush=True)
             r = search(method, x_all[tr], y_all[tr], x_all[val], y_all[val], s, args, run_dir)
             print(f"   {r['completed']} trials in {r['wall_s']:.0f}s; best reward {r['best_reward']:.4f} "
@@ -195,19 +196,21 @@ def main(argv=None):
     # ---- final models
     flip = is_photo
     cf = crop_flip(tuple(x_all.shape[1:]), flip)
-    searched, random_best = best_policies["bayesian"], best_policies["random"]
+    searched, random_best = best_policies["bayesian"], best_policies.get("random")
     configs = {
         "no augmentation": [],
         "crop+flip" if flip else "crop": [cf],
         "searched policy": [searched.tf_map(batched=True)],
         "crop+flip + searched policy" if flip else "crop + searched policy": [cf, searched.tf_map(batched=True)],
-        "crop+flip + random-search best" if flip else "crop + random-search best": [cf, random_best.tf_map(batched=True)],
+        "crop+flip + random-search best" if flip else "crop + random-search best":
+            [cf, random_best.tf_map(batched=True)] if random_best else None,
         "crop+flip + RandAugment(N=1, M=0.3)" if flip else "crop + RandAugment(N=1, M=0.3)":
             [cf, Policy.rand_augment(1, 0.3).tf_map(batched=True)],
         "crop+flip + TrivialAugment" if flip else "crop + TrivialAugment": [cf, Policy.trivial_augment().tf_map(batched=True)],
         "crop+flip + keras.layers.RandAugment(1, 0.3)" if flip else "crop + keras.layers.RandAugment(1, 0.3)":
             [cf, keras_rand_augment()],
     }
+    configs = {k: v for k, v in configs.items() if v is not None}
     if args.configs != "all":
         wanted = [c.strip() for c in args.configs.split(",")]
         configs = {k: v for k, v in configs.items() if k in wanted}
