@@ -64,7 +64,7 @@ def heartbeat_interval(worker_timeout: float) -> float:
 
 
 @keras_tuner.synchronized
-def _reap(oracle, servicer: "_Servicer", now: float) -> list[str]:
+def _reap(oracle, servicer: Any, now: float) -> list[str]:
     """Take back the running trials whose worker has been silent too long (under the oracle's lock)."""
     lines = []
     for tuner_id, trial in list(oracle.ongoing_trials.items()):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from keras_augtune.images import check_value_range
-from keras_augtune.policy import Policy, derive_call_seed
+from keras_augtune.policy import as_policy, derive_call_seed
 
 
 @keras.saving.register_keras_serializable(package="keras_augtune")
@@ -30,7 +30,7 @@ class PolicyAugmentation(keras.layers.Layer):
     def __init__(self, policy: Any, value_range: Any = (0, 255), seed: int | None = None, **kwargs):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
-        self.policy = _as_policy(policy)
+        self.policy = as_policy(policy)
         self.value_range = check_value_range(value_range)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an integer or None, got {seed!r}.")
@@ -77,12 +77,3 @@ class PolicyAugmentation(keras.layers.Layer):
     def from_config(cls, config: dict[str, Any]) -> "PolicyAugmentation":
         return cls(**config)
 
-
-def _as_policy(policy: Any) -> Policy:
-    if isinstance(policy, Policy):
-        return policy
-    if isinstance(policy, dict):
-        return Policy.from_dict(policy)
-    if isinstance(policy, str):
-        return Policy.from_json(policy)
-    raise TypeError(f"policy must be a Policy, a policy dict or JSON, got {type(policy).__name__}.")

@@ -175,6 +175,18 @@ def resolve_op(name: Any) -> str:
     )
 
 
+def resolve_op_list(ops: Any, default: Any = None) -> list[str]:
+    """Canonical, de-duplicated names of a list of ops; ``None`` gives ``default`` (all ops)."""
+    if ops is None:
+        return list(OP_NAMES if default is None else default)
+    if isinstance(ops, str):
+        raise TypeError(f"ops must be a list of op names, got the string {ops!r}; use [{ops!r}].")
+    names = list(dict.fromkeys(resolve_op(o) for o in ops))
+    if not names:
+        raise ValueError("ops must name at least one op (or be None for the default set).")
+    return names
+
+
 def op_strength(name: str, magnitude: float) -> Any:
     """The op's own parameter at ``magnitude`` (what the docs table shows)."""
     return OPS[resolve_op(name)].strength(float(magnitude))

@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from keras_augtune import images as image_utils
-from keras_augtune.ops import OP_NAMES, check_unit, op_strength, resolve_op
-from keras_augtune.policy import Policy
+from keras_augtune.ops import check_unit, op_strength, resolve_op_list
+from keras_augtune.policy import Policy, as_policy
 
 __all__ = ["plot_op_grid", "plot_policy_examples"]
 
@@ -135,7 +135,7 @@ def plot_op_grid(
     Returns the matplotlib ``Figure``.
     """
     batch = image_utils.check_images(_single_image(image)[None], value_range=value_range, what="image")
-    names = _check_ops(ops)
+    names = resolve_op_list(ops)
     mags = _check_magnitudes(magnitudes)
     seed = _check_seed(seed)
     path = _check_path(path)
@@ -179,17 +179,6 @@ def _single_image(image: Any) -> np.ndarray:
     return image
 
 
-def _check_ops(ops: Any) -> list[str]:
-    if ops is None:
-        return list(OP_NAMES)
-    if isinstance(ops, str):
-        raise TypeError(f"ops must be a list of op names, got the string {ops!r}; use [{ops!r}].")
-    names = list(dict.fromkeys(resolve_op(o) for o in ops))
-    if not names:
-        raise ValueError("ops must name at least one op (or be None for every op).")
-    return names
-
-
 def _check_magnitudes(magnitudes: Any) -> list[float]:
     if isinstance(magnitudes, (str, bytes)) or not isinstance(magnitudes, Sequence):
         if isinstance(magnitudes, np.ndarray) and magnitudes.ndim == 1:
@@ -225,7 +214,7 @@ def plot_policy_examples(
 
     Returns the matplotlib ``Figure``.
     """
-    policy = _as_policy(policy)
+    policy = as_policy(policy)
     batch = image_utils.check_images(images, value_range=value_range)
     n = len(batch.array)
     if not 1 <= n <= MAX_IMAGES:
@@ -251,13 +240,3 @@ def plot_policy_examples(
     fig.suptitle(f"{name or 'Policy'}: {len(policy)} sub-policies", fontsize=9)
     _save(fig, path)
     return fig
-
-
-def _as_policy(policy: Any) -> Policy:
-    if isinstance(policy, Policy):
-        return policy
-    if isinstance(policy, dict):
-        return Policy.from_dict(policy)
-    if isinstance(policy, str):
-        return Policy.from_json(policy)
-    raise TypeError(f"policy must be a Policy, a policy dict or JSON, got {type(policy).__name__}.")

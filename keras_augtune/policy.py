@@ -28,6 +28,7 @@ from keras_augtune.ops import (
     build_augmenter,
     check_unit,
     resolve_op,
+    resolve_op_list,
 )
 
 #: Version of the JSON format written by :meth:`Policy.to_json`.
@@ -101,7 +102,7 @@ class Policy:
         if isinstance(num_ops, bool) or not isinstance(num_ops, (int, np.integer)) or num_ops < 1:
             raise ValueError(f"num_ops must be a positive integer, got {num_ops!r}.")
         magnitude = check_unit("magnitude", magnitude)
-        names = _resolve_op_list(ops, RANDAUGMENT_OPS)
+        names = resolve_op_list(ops, RANDAUGMENT_OPS)
         subs = [[(op, 1.0, magnitude) for op in combo] for combo in itertools.product(names, repeat=int(num_ops))]
         return cls(subs, metadata={"name": f"RandAugment(N={num_ops}, M={magnitude:g})"})
 
@@ -111,7 +112,7 @@ class Policy:
         if isinstance(num_magnitude_bins, bool) or not isinstance(num_magnitude_bins, (int, np.integer)) \
                 or num_magnitude_bins < 2:
             raise ValueError(f"num_magnitude_bins must be an integer >= 2, got {num_magnitude_bins!r}.")
-        names = _resolve_op_list(ops, RANDAUGMENT_OPS)
+        names = resolve_op_list(ops, RANDAUGMENT_OPS)
         levels = np.linspace(0.0, 1.0, int(num_magnitude_bins))
         subs = [[(op, 1.0, float(m))] for op in names for m in levels]
         return cls(subs, metadata={"name": "TrivialAugment"})
@@ -392,15 +393,15 @@ def _parse_step(step: Any, where: str) -> PolicyOp:
     )
 
 
-def _resolve_op_list(ops: Sequence[str] | None, default: Sequence[str]) -> list[str]:
-    if ops is None:
-        return list(default)
-    if isinstance(ops, str):
-        raise TypeError(f"ops must be a list of op names, got the string {ops!r}.")
-    names = list(dict.fromkeys(resolve_op(o) for o in ops))
-    if not names:
-        raise ValueError("ops must name at least one op.")
-    return names
+def as_policy(policy: Any) -> "Policy":
+    """A :class:`Policy` from a Policy, its dict form, JSON text or a JSON file path."""
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, dict):
+        return Policy.from_dict(policy)
+    if isinstance(policy, str):
+        return Policy.from_json(policy)
+    raise TypeError(f"policy must be a Policy, a policy dict or JSON, got {type(policy).__name__}.")
 
 
 _POOLS: dict[int, Any] = {}

@@ -32,7 +32,7 @@ import json
 import math
 import os
 import re
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
