@@ -187,6 +187,13 @@ class AugmentTuner(keras_tuner.Tuner):
         ``value_range`` declares the pixel range of float images (default (0, 1)).
         Validation images are never augmented.
         """
+        if keras.backend.backend() != "tensorflow":
+            raise RuntimeError(
+                "AugmentTuner augments inside the child model with imgaug (through tf.numpy_function), "
+                f"which needs Keras's TensorFlow backend; Keras runs on {keras.backend.backend()!r} here. "
+                "Set KERAS_BACKEND=tensorflow before importing keras. A Policy itself works with any "
+                "backend in a tf.data pipeline: ds.map(policy.tf_map())."
+            )
         if verbose is not None:
             self.search_verbose = int(verbose)
         epochs = self.child_epochs if epochs is None else _positive_int("epochs", epochs)

@@ -232,3 +232,11 @@ def test_random_method(tmp_path, digits):
     tuner = make_tuner(tmp_path, method="random", max_trials=2, child_epochs=1)
     tuner.search(x, y)
     assert tuner.oracle.acquisition == "random" and len(completed(tuner)) == 2
+
+
+def test_non_tensorflow_backend_is_refused_clearly(tmp_path, digits, monkeypatch):
+    x, y = digits
+    tuner = make_tuner(tmp_path)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(RuntimeError, match="needs Keras's TensorFlow backend; Keras runs on 'jax'"):
+        tuner.search(x, y)
