@@ -42,6 +42,7 @@ def parse_args(argv=None):
     p.add_argument("--final-train-size", type=int, default=2000, help="training images of the final model")
     p.add_argument("--final-epochs", type=int, default=30)
     p.add_argument("--final-width", type=int, default=64, help="width of the final CNN (64: ~376k parameters)")
+    p.add_argument("--final-bn-momentum", type=float, default=0.9, help="BatchNorm momentum of the final CNN")
     p.add_argument("--child-width", type=int, default=32, help="width of the child CNN (32: ~95k parameters)")
     p.add_argument("--reward-max-gap", type=float, default=0.10,
                    help="the reward's overfitting threshold (default 0.10; a large value turns the filter off)")
@@ -119,7 +120,7 @@ def train_final(x, y, xt, yt, augmentations, seed, args, num_classes):
     for fn in augmentations:
         ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(lambda im, lab: (tf.cast(im, tf.float32) / 255.0, lab)).prefetch(tf.data.AUTOTUNE)
-    model = simple_cnn(x.shape[1:], num_classes, width=args.final_width)
+    model = simple_cnn(x.shape[1:], num_classes, width=args.final_width, bn_momentum=args.final_bn_momentum)
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(ds, epochs=args.final_epochs, verbose=0)
     _, accuracy = model.evaluate(xt.astype("float32") / 255.0, yt, verbose=0)

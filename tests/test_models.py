@@ -29,3 +29,19 @@ def test_wide_resnet_depth_and_width():
     assert wide.count_params() > 2 * small.count_params()
     with pytest.raises(ValueError, match="depth must be 6n"):
         build_model("wrn_12_1", (16, 16, 3), 10)
+
+
+def test_default_child_validation_is_not_held_down_by_batchnorm_lag():
+    # A trial is a few dozen steps: with slow BatchNorm statistics the validation accuracy
+    # stays near chance while training accuracy is high, and the reward measures the lag.
+    from keras_augtune.data import load_digits
+
+    keras.utils.set_random_seed(0)
+    x, y = load_digits(32)
+    x = x.astype("float32") / 255.0
+    model = build_model("simple", (32, 32, 1), 10)
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x[:400], y[:400], validation_data=(x[1500:1700], y[1500:1700]), epochs=6,
+                        batch_size=64, verbose=0).history
+    assert history["accuracy"][-1] > 0.8
+    assert history["val_accuracy"][-1] > history["accuracy"][-1] - 0.15
