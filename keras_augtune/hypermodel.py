@@ -10,7 +10,7 @@ import keras_tuner
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.models import DEFAULT_MODEL, build_model, check_model_name
 from keras_augtune.policy import Policy
-from keras_augtune.space import PolicySpace
+from keras_augtune.space import PolicySpace, baseline_values, is_baseline  # noqa: F401 (tuner imports them here)
 
 
 class AugmentHyperModel(keras_tuner.HyperModel):
@@ -108,7 +108,7 @@ class AugmentHyperModel(keras_tuner.HyperModel):
             self.on_child_built(hp, child)
         inputs = keras.Input(self.input_shape, name="images")
         x = inputs
-        if not policy.is_identity:
+        if not policy.is_noop(self.input_shape[-1]):  # a no-op policy trains exactly as the baseline
             x = PolicyAugmentation(policy, value_range=self.value_range, name="policy_augmentation")(x)
         if self.child_name is not None:
             low, high = self.value_range
@@ -153,36 +153,3 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         if is_baseline(self.policy_space, values):
             return Policy.identity()
         return self.policy_space.to_policy(values)
-
-
-def baseline_values(space: PolicySpace) -> dict[str, Any]:
-    """The values of the no-augmentation baseline trial in ``space``.
-
-    Every op is ``identity`` when the space has it; otherwise probabilities (or
-    magnitudes) sit at the low end of their range, which must then be 0.
-    """
-    has_identity = "identity" in space.ops
-    zero_probability = space.search_probabilities and space.probability_range[0] == 0.0
-    if not (has_identity or zero_probability or space.magnitude_range[0] == 0.0):
-        raise ValueError(
-            "The no-augmentation baseline cannot be expressed in this policy space: add 'identity' "
-            "to ops, let the probability or magnitude range start at 0, or pass baseline_trial=False."
-        )
-    values: dict[str, Any] = {}
-    for i in range(space.num_sub_policies):
-        for j in range(space.ops_per_sub_policy):
-            values[space.name(i, j, "op")] = "identity" if has_identity else space.ops[0]
-            values[space.name(i, j, "magnitude")] = space.magnitude_range[0]
-            values[space.name(i, j, "probability")] = (
-                space.probability_range[0] if space.search_probabilities else space.fixed_probability
-            )
-    return values
-
-
-def is_baseline(space: PolicySpace, values: Any) -> bool:
-    """Whether trial ``values`` are the no-augmentation baseline of ``space``."""
-    try:
-        baseline = baseline_values(space)
-    except ValueError:
-        return False
-    return all(values.get(name) == value for name, value in baseline.items())
