@@ -28,10 +28,10 @@ _EXPORTS = {
     "PolicySpace": "keras_augtune.space",
     "RandomForestOracle": "keras_augtune.oracle",
     "declare_policy_space": "keras_augtune.space",
-    "load_policies": "keras_augtune.tuner",
-    "overfit_filtered_reward": "keras_augtune.objective",
+    "load_policies": "keras_augtune.results",
+    "overfit_filtered_reward": "keras_augtune.evaluation.reward",
     "resolve_op": "keras_augtune.ops",
-    "reward_objective": "keras_augtune.objective",
+    "reward_objective": "keras_augtune.evaluation.reward",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -54,9 +54,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_augtune.deepaugment import DeepAugment
     from keras_augtune.hypermodel import AugmentHyperModel
     from keras_augtune.layer import PolicyAugmentation
-    from keras_augtune.objective import overfit_filtered_reward, reward_objective
+    from keras_augtune.evaluation.reward import overfit_filtered_reward, reward_objective
     from keras_augtune.ops import OP_NAMES, resolve_op
     from keras_augtune.oracle import RandomForestOracle
     from keras_augtune.policy import Policy, PolicyOp
     from keras_augtune.space import PolicySpace, declare_policy_space
-    from keras_augtune.tuner import AugmentTuner, load_policies
+    from keras_augtune.results import load_policies
+    from keras_augtune.tuner import AugmentTuner

@@ -135,8 +135,7 @@ class DeepAugment:
             overwrite=True, seed=c["seed"],
         )
         if self.logger is not None:
-            self.tuner.log = self.logger.info
-        self.iterated = 0
+            self.tuner.display.write = self.logger.info
         self.top_policies: Any = []
 
     def optimize(self, iterations: int = 20) -> Any:
@@ -147,7 +146,6 @@ class DeepAugment:
             raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
         self.tuner.oracle.max_trials = len(self.tuner.oracle.trials) + int(iterations)
         self.tuner.search(self.images, self.labels)
-        self.iterated += int(iterations)
         self.top_policies = self._table(self.tuner.get_best_policies(TOP_POLICIES))
         return self.top_policies
 

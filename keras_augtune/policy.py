@@ -22,6 +22,7 @@ import imgaug.augmenters as iaa
 import numpy as np
 
 from keras_augtune import images as image_utils
+from keras_augtune.files import atomic_write
 from keras_augtune.ops import (
     COLOR_OPS,
     RANDAUGMENT_OPS,
@@ -159,8 +160,7 @@ class Policy:
         """The policy as JSON text; also written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=indent)
         if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
+            atomic_write(path, text + "\n")
         return text
 
     @classmethod

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from keras_augtune import AugmentTuner, PolicySpace, report
+from keras_augtune.results import policy_from_values
 from keras_augtune.data import load_digits
 
 
@@ -74,9 +75,9 @@ def test_policy_from_values_and_errors(tmp_path):
               "augment/sub_policy_0/op_0/probability": 0.8, "augment/sub_policy_1/op_0/op": "invert",
               "augment/sub_policy_1/op_0/magnitude": 0.1, "augment/sub_policy_1/op_0/probability": 1.0,
               "width": 16}
-    policy = report.policy_from_values(values)
+    policy = policy_from_values(values)
     assert [[tuple(s) for s in sub] for sub in policy.sub_policies] == [[("rotate", 0.8, 0.5)], [("invert", 1.0, 0.1)]]
-    assert report.policy_from_values({"width": 3}) is None
+    assert policy_from_values({"width": 3}) is None
     with pytest.raises(FileNotFoundError, match="No search found"):
         report.load_search(str(tmp_path))
     with pytest.raises(TypeError):
