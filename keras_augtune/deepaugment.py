@@ -13,7 +13,8 @@ from __future__ import annotations
 import difflib
 import logging as logging_module
 import os
-from typing import Any, Mapping
+import string
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -159,10 +160,67 @@ class DeepAugment:
         for policy in policies:
             row = {"trial_no": policy.metadata["trial_id"], "reward": policy.metadata["reward"],
                    "gain": policy.metadata["gain"]}
-            row.update(policy.to_deepaugment_row() if not policy.is_identity else {"A_aug1_type": "identity"})
+            row.update(to_deepaugment_row(policy) if not policy.is_identity else {"A_aug1_type": "identity"})
             rows.append(row)
         try:
             import pandas
         except ImportError:
             return rows
         return pandas.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- DeepAugment's policy formats
+def to_deepaugment_list(policy: Policy) -> list[Any]:
+    """DeepAugment's flat list ``[A_aug1_type, A_aug1_magnitude, A_aug2_type, ...]``.
+
+    DeepAugment had no per-op probability (all ops fire); probabilities are dropped.
+    """
+    return [value for sub in policy.sub_policies for step in sub for value in (step.op, step.magnitude)]
+
+
+def to_deepaugment_row(policy: Policy) -> dict[str, Any]:
+    """DeepAugment's top-policies row: ``{"A_aug1_type": ..., "A_aug1_magnitude": ..., ...}``.
+
+    Probabilities other than 1 are kept in extra ``*_probability`` columns.
+    """
+    if len(policy.sub_policies) > len(string.ascii_uppercase):
+        raise ValueError("DeepAugment's row format has at most 26 sub-policies (A-Z).")
+    row: dict[str, Any] = {}
+    for letter, sub in zip(string.ascii_uppercase, policy.sub_policies):
+        for j, step in enumerate(sub, start=1):
+            row[f"{letter}_aug{j}_type"] = step.op
+            row[f"{letter}_aug{j}_magnitude"] = step.magnitude
+            if step.probability != 1.0:
+                row[f"{letter}_aug{j}_probability"] = step.probability
+    return row
+
+
+def from_deepaugment(flat_or_row: Sequence[Any] | Mapping[str, Any], ops_per_sub_policy: int = 2) -> Policy:
+    """A :class:`Policy` from DeepAugment's flat list or its top-policies row (dict/Series)."""
+    if isinstance(flat_or_row, Mapping) or hasattr(flat_or_row, "to_dict"):
+        row = dict(flat_or_row.to_dict() if hasattr(flat_or_row, "to_dict") else flat_or_row)
+        subs = []
+        for letter in string.ascii_uppercase:
+            steps, j = [], 1
+            while f"{letter}_aug{j}_type" in row:
+                mag_key = f"{letter}_aug{j}_magnitude"
+                if mag_key not in row:
+                    raise ValueError(f"DeepAugment row has {letter}_aug{j}_type but no {mag_key!r}.")
+                steps.append((row[f"{letter}_aug{j}_type"], row.get(f"{letter}_aug{j}_probability", 1.0),
+                              row[mag_key]))
+                j += 1
+            if not steps:
+                break
+            subs.append(steps)
+        if not subs:
+            raise ValueError("Not a DeepAugment policy row: no 'A_aug1_type' column.")
+        return Policy(subs)
+    flat = list(flat_or_row)
+    width = 2 * ops_per_sub_policy
+    if not flat or len(flat) % width:
+        raise ValueError(
+            f"DeepAugment's flat policy list alternates op type and magnitude, {ops_per_sub_policy} ops "
+            f"per sub-policy: its length must be a positive multiple of {width}, got {len(flat)}."
+        )
+    pairs = [(flat[k], 1.0, flat[k + 1]) for k in range(0, len(flat), 2)]
+    return Policy([pairs[k:k + ops_per_sub_policy] for k in range(0, len(pairs), ops_per_sub_policy)])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -28,6 +27,7 @@ from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
+from keras_augtune.seeds import trial_seed
 from keras_augtune.space import PolicySpace, architecture_values
 from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
 from keras_augtune.warm_start import WarmStart
@@ -314,7 +314,7 @@ class AugmentTuner(keras_tuner.Tuner):
         rows: list[dict[str, Any]] = []
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
-            seed = _derived_seed(self.seed, trial.trial_id, execution)
+            seed = trial_seed(self.seed, trial.trial_id, execution)
             keras.utils.set_random_seed(seed)
             model = self._try_build(hp)
             for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
@@ -422,10 +422,3 @@ def _check_finite(history: dict) -> None:
                 raise keras_tuner.errors.FailedTrialError(
                     f"The child model diverged: {key} became {value} at epoch {epoch}."
                 )
-
-
-def _derived_seed(seed: int | None, trial_id: str, execution: int) -> int:
-    entropy = [0 if seed is None else int(seed), int(hashlib.sha1(str(trial_id).encode()).hexdigest()[:8], 16), execution]
-    if seed is None:
-        entropy.append(int(np.random.SeedSequence().entropy % (2**32)))
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
