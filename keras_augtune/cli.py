@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any, Sequence
 
+from keras_augtune.checks import integer_kind
+
 PROG = "keras-augtune"
 DEFAULT_OUT = "augtune_runs"
 PROJECT_NAME = "tuner"
@@ -54,7 +56,7 @@ class UserError(Exception):
 # ----------------------------------------------------------------------------- parsing
 def _int_at_least(minimum: int):
     """An argparse type: an integer >= ``minimum``, with a one-line error otherwise."""
-    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    kind = integer_kind(minimum)
 
     def parse(text: str) -> int:
         try:
@@ -276,19 +278,19 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from keras_augtune.data import check_dataset
+    from keras_augtune.data import VALIDATION_SPLIT, check_dataset, split_sizes
     from keras_augtune.files import atomic_write_json
     from keras_augtune.report import SAMPLE_FILE, _spread, write_report
     from keras_augtune.trials import COMPLETED, FINISHED
     from keras_augtune.tuner import AugmentTuner
 
     data = check_dataset(x, y)
-    n_train = len(data.y) - int(np.ceil(0.2 * len(data.y)))
+    n_train, _ = split_sizes(len(data.y), VALIDATION_SPLIT)
     train_set_size = settings["train_set_size"]
     if train_set_size >= n_train:
         if args.train_set_size is not None and train_set_size > n_train and not args.resume:
             raise UserError(f"--train-set-size {train_set_size} is larger than the {n_train} training images "
-                            f"left after the 20% validation split ({len(data.y)} images in all).")
+                            f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
         train_set_size = None  # all of them
     os.makedirs(out, exist_ok=True)
     notebook = os.path.join(out, NOTEBOOK_FILE)

@@ -18,7 +18,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from keras_augtune.data import load_digits
+from keras_augtune.checks import check_int
+from keras_augtune.data import VALIDATION_SPLIT, load_digits, split_sizes
 from keras_augtune.policy import Policy
 from keras_augtune.space import PolicySpace
 from keras_augtune.tuner import AugmentTuner
@@ -40,7 +41,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # keras_augtune extras
     "directory": "deepaugment_runs",
     "seed": None,
-    "validation_split": 0.2,
+    "validation_split": VALIDATION_SPLIT,
 }
 
 METHODS = {"bayesian_optimization": "bayesian", "bayesian": "bayesian", "random_search": "random", "random": "random"}
@@ -66,12 +67,8 @@ def check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"config['method'] must be 'bayesian_optimization' or 'random_search', got {merged['method']!r}.")
     for key, minimum in (("train_set_size", 1), ("opt_samples", 1), ("opt_last_n_epochs", 1), ("child_epochs", 1),
                          ("child_batch_size", 1), ("opt_initial_points", 0), ("child_first_train_epochs", 0)):
-        value = merged[key]
-        if key == "train_set_size" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            kind = "a positive integer" if minimum else "an integer >= 0"
-            raise ValueError(f"config[{key!r}] must be {kind}, got {value!r}.")
+        if not (key == "train_set_size" and merged[key] is None):
+            check_int(f"config[{key!r}]", merged[key], minimum)
     if merged["logging"] is not None and not hasattr(merged["logging"], "info"):
         raise TypeError("config['logging'] must be a logging.Logger (or None).")
     return merged
@@ -122,7 +119,7 @@ class DeepAugment:
         weights = c["pre_aug_weights_path"]
         if weights and not weights.endswith(".weights.h5"):
             weights = os.path.splitext(weights)[0] + ".weights.h5"  # Keras 3 weight-file naming
-        n_train = int(len(labels) * (1 - c["validation_split"]))
+        n_train, _ = split_sizes(len(labels), c["validation_split"])
         self.tuner = AugmentTuner(
             c["model"], max_trials=1, method=METHODS[c["method"]],
             num_initial_points=c["opt_initial_points"],
@@ -143,9 +140,8 @@ class DeepAugment:
         """Run ``iterations`` more trials (the first call's trial 0 is the no-augmentation
         baseline); return the top-policies table (a pandas DataFrame when pandas is
         installed, else a list of dicts), best first."""
-        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
-            raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
-        self.tuner.oracle.max_trials = len(self.tuner.oracle.trials) + int(iterations)
+        iterations = check_int("iterations", iterations)
+        self.tuner.oracle.max_trials = len(self.tuner.oracle.trials) + iterations
         self.tuner.search(self.images, self.labels)
         self.top_policies = self._table(self.tuner.get_best_policies(TOP_POLICIES))
         return self.top_policies

@@ -20,6 +20,7 @@ import imgaug.augmenters as iaa
 import numpy as np
 
 from keras_augtune import images as image_utils
+from keras_augtune.checks import check_int
 from keras_augtune.ops import build_augmenter
 from keras_augtune.seeds import derive_call_seed, derive_seed
 
@@ -96,10 +97,9 @@ def tf_map(policy: "Policy", batched: bool | None = None, seed: int | None = Non
     """A ``tf.data`` map function: see :meth:`Policy.tf_map <keras_augtune.Policy.tf_map>`."""
     import tensorflow as tf
 
-    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
-        raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}.")
+    num_workers = check_int("num_workers", num_workers, minimum=0)
     calls = itertools.count()
-    pool = _worker_pool(int(num_workers)) if num_workers else None
+    pool = _worker_pool(num_workers) if num_workers else None
 
     def augment_array(images: np.ndarray) -> np.ndarray:
         call_seed = derive_call_seed(seed, next(calls))

@@ -8,6 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_augtune.checks import check_seed
 from keras_augtune.execution import numpy_function
 from keras_augtune.images import check_value_range
 from keras_augtune.policy import as_policy
@@ -34,9 +35,7 @@ class PolicyAugmentation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.policy = as_policy(policy)
         self.value_range = check_value_range(value_range)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
-        self.seed = None if seed is None else int(seed)
+        self.seed = check_seed(seed)
         self._calls = itertools.count()
 
     def _augment(self, images: np.ndarray) -> np.ndarray:

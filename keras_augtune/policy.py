@@ -19,6 +19,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from keras_augtune import execution
+from keras_augtune.checks import check_int
 from keras_augtune.files import atomic_write
 from keras_augtune.ops import COLOR_OPS, RANDAUGMENT_OPS, check_unit, resolve_op, resolve_op_list
 
@@ -78,8 +79,7 @@ class Policy:
 
         ``magnitude`` is on this package's [0, 1] scale (RandAugment's M=9 of 30 is 0.3).
         """
-        if isinstance(num_ops, bool) or not isinstance(num_ops, (int, np.integer)) or num_ops < 1:
-            raise ValueError(f"num_ops must be a positive integer, got {num_ops!r}.")
+        num_ops = check_int("num_ops", num_ops)
         magnitude = check_unit("magnitude", magnitude)
         names = resolve_op_list(ops, RANDAUGMENT_OPS)
         subs = [[(op, 1.0, magnitude) for op in combo] for combo in itertools.product(names, repeat=int(num_ops))]
@@ -88,9 +88,7 @@ class Policy:
     @classmethod
     def trivial_augment(cls, ops: Sequence[str] | None = None, num_magnitude_bins: int = 31) -> "Policy":
         """TrivialAugment: one op per image at a magnitude drawn uniformly from the bins."""
-        if isinstance(num_magnitude_bins, bool) or not isinstance(num_magnitude_bins, (int, np.integer)) \
-                or num_magnitude_bins < 2:
-            raise ValueError(f"num_magnitude_bins must be an integer >= 2, got {num_magnitude_bins!r}.")
+        num_magnitude_bins = check_int("num_magnitude_bins", num_magnitude_bins, minimum=2)
         names = resolve_op_list(ops, RANDAUGMENT_OPS)
         levels = np.linspace(0.0, 1.0, int(num_magnitude_bins))
         subs = [[(op, 1.0, float(m))] for op in names for m in levels]

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_augtune import compat
 from keras_augtune.files import atomic_write
 from keras_augtune.plot import new_figure, save_figure
 from keras_augtune.policy import Policy
@@ -93,7 +94,7 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
             results.importances = {}
     if images is not None:
         images = np.asarray(images)
-        if images.ndim == 3 and (images.shape[-1] not in (1, 3) or len(images) > 4):
+        if images.ndim == 3:  # a batch of (H, W) grayscale images
             images = images[..., None]
         results.images = images[:8]
     results.value_range = None if value_range is None else tuple(value_range)
@@ -130,7 +131,7 @@ def _reload_oracle(project_dir: str):
     from keras_augtune.oracle import RandomForestOracle
 
     oracle = RandomForestOracle(objective=reward_objective(), max_trials=10**6)
-    oracle._set_project_dir(os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
+    compat.set_project_dir(oracle, os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
     try:
         oracle.reload()
     except Exception as exc:

@@ -33,6 +33,7 @@ from typing import Any, Mapping, Sequence
 
 import keras_tuner as kt
 
+from keras_augtune.checks import check_int
 from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, resolve_op
 from keras_augtune.policy import Policy
 
@@ -76,9 +77,7 @@ class PolicySpace:
 
     def __post_init__(self):
         for field in ("num_sub_policies", "ops_per_sub_policy"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{field}` must be a positive integer, got {value!r}.")
+            check_int(f"`{field}`", getattr(self, field))
         if self.ops is None:
             ops = tuple(OP_NAMES)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -10,10 +11,9 @@ from typing import Any, Sequence
 import keras
 import keras_tuner
 import numpy as np
-from keras_tuner.engine import base_tuner
-
-from keras_augtune import distributed
-from keras_augtune.data import Dataset, check_dataset, stratified_split, stratified_subsample
+from keras_augtune import compat, distributed
+from keras_augtune.checks import check_int, check_seed
+from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_dataset, stratified_split, stratified_subsample
 from keras_augtune.evaluation.reward import (
     REWARD,
     ExecutionReward,
@@ -90,7 +90,7 @@ class AugmentTuner(keras_tuner.Tuner):
         reward_k: int = 3,
         reward_max_gap: float = 0.10,
         train_set_size: int | None = None,
-        validation_split: float = 0.2,
+        validation_split: float = VALIDATION_SPLIT,
         child_epochs: int = 10,
         batch_size: int = 64,
         child_first_train_epochs: int = 0,
@@ -107,23 +107,22 @@ class AugmentTuner(keras_tuner.Tuner):
         worker_timeout: float = distributed.WORKER_TIMEOUT,
         **kwargs: Any,
     ):
-        _positive_int("max_trials", max_trials)
-        _positive_int("executions_per_trial", executions_per_trial)
-        _positive_int("child_epochs", child_epochs)
-        _positive_int("batch_size", batch_size)
-        _positive_int("reward_k", reward_k)
-        _positive_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
-        _positive_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
+        check_int("max_trials", max_trials)
+        check_int("executions_per_trial", executions_per_trial)
+        check_int("child_epochs", child_epochs)
+        check_int("batch_size", batch_size)
+        check_int("reward_k", reward_k)
+        check_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
+        check_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
         if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
             raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
         if train_set_size is not None:
-            _positive_int("train_set_size", train_set_size)
+            check_int("train_set_size", train_set_size)
         if not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
+        check_seed(seed)
 
         if isinstance(hypermodel, AugmentHyperModel):
             if policy_space is not None:
@@ -168,11 +167,11 @@ class AugmentTuner(keras_tuner.Tuner):
         self.dataset: Dataset | None = None
         #: The one-line trial summaries; set ``display.write`` to send them elsewhere than ``print``.
         self.display = TrialDisplay()
-        if self._is_worker():
+        if compat.is_worker():
             distributed.sleep_when_idle(self.oracle)
 
     # ------------------------------------------------------------------ search
-    def _populate_initial_space(self):
+    def _populate_initial_space(self):  # a Keras Tuner hook (see keras_augtune.compat.explore_space)
         # Before search() the data (input shape, classes) is unknown: declare the policy
         # space (and the user hypermodel's declared hyperparameters) now, build later.
         hp = self.oracle.get_space()
@@ -198,8 +197,8 @@ class AugmentTuner(keras_tuner.Tuner):
             )
         if verbose is not None:
             self.search_verbose = int(verbose)
-        epochs = self.child_epochs if epochs is None else _positive_int("epochs", epochs)
-        batch_size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
+        epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
+        batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
         data = check_dataset(x, y, value_range=value_range)
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -221,7 +220,7 @@ class AugmentTuner(keras_tuner.Tuner):
             train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.seed)]
         self.dataset = data
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
-        base_tuner.BaseTuner._populate_initial_space(self)  # now the child can be built
+        compat.explore_space(self)  # now the child can be built
 
         x_train = data.x[train_index].astype("float32")
         x_val = val.x.astype("float32")
@@ -235,7 +234,7 @@ class AugmentTuner(keras_tuner.Tuner):
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         try:
-            if distributed.is_chief():
+            if compat.is_chief():
                 # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery.
                 self.save()
                 distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
@@ -322,7 +321,7 @@ class AugmentTuner(keras_tuner.Tuner):
                     layer.seed = seed
             history = self.hypermodel.fit(
                 hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                callbacks=self._deepcopy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
+                callbacks=_copy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
             )
             history = getattr(history, "history", history)
             _check_finite(history)
@@ -334,7 +333,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 rows.append(row)
             if score.reward > best_model_reward:
                 best_model_reward = score.reward
-                model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+                model.save_weights(compat.checkpoint_path(self, trial.trial_id))
         metrics = combine_executions(rewards)
         for row in rows:
             row[REWARD] = metrics[REWARD]
@@ -346,7 +345,7 @@ class AugmentTuner(keras_tuner.Tuner):
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
         self.display.started(trial.trial_id)
-        if self._is_worker():  # tell the chief we are alive while the trial runs
+        if compat.is_worker():  # tell the chief we are alive while the trial runs
             self._heartbeat = distributed.Heartbeat(
                 self.oracle, trial.trial_id, distributed.heartbeat_interval(self.worker_timeout))
 
@@ -359,14 +358,14 @@ class AugmentTuner(keras_tuner.Tuner):
             self.display.ended(trial, self._trial_line)
 
     def _trial_line(self, trial, seconds: float) -> str:
-        if self._is_worker():  # a worker's oracle is a gRPC client: it has no `trials`
+        if compat.is_worker():  # a worker's oracle is a gRPC client: it has no `trials`
             head = f"[{self.tuner_id}] Trial {trial.trial_id}"
         else:
             done = len([t for t in self.oracle.trials.values() if t.status in FINISHED])
             head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
         if trial.status != COMPLETED:
             return TrialDisplay.failed_line(head, trial.status, trial.message, seconds)
-        if self._is_worker():  # the metrics went to the chief: read them back from there
+        if compat.is_worker():  # the metrics went to the chief: read them back from there
             trial = self.oracle.get_trial(trial.trial_id)
         reward = trial.metrics.get_best_value(REWARD)
         best = self.oracle.get_best_trials(1)
@@ -381,7 +380,7 @@ class AugmentTuner(keras_tuner.Tuner):
         A distributed worker's oracle is a client of the chief's: it sees only the
         chief's ``num_trials`` best trials, and no baseline.
         """
-        if self._is_worker():
+        if compat.is_worker():
             return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
                                              self.oracle.objective, self.project_dir, with_baseline=False)
         return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
@@ -393,7 +392,7 @@ class AugmentTuner(keras_tuner.Tuner):
     def get_best_policies(self, num_policies: int = 1) -> list[Policy]:
         """The best policies, best first, each with ``metadata`` holding its reward, its gain
         over the no-augmentation baseline, the trial id and the architecture values."""
-        _positive_int("num_policies", num_policies)
+        check_int("num_policies", num_policies)
         return self.results(num_policies).best_policies(num_policies)
 
     def export_policies(self, path: str, num_policies: int = 5) -> list[Policy]:
@@ -408,11 +407,15 @@ class AugmentTuner(keras_tuner.Tuner):
         return self.results(num_trials).summary_text(num_trials)
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}.")
-    return int(value)
+def _copy_callbacks(callbacks: list) -> list:
+    """Fresh copies of the user's callbacks for one execution (as Keras Tuner does)."""
+    try:
+        return copy.deepcopy(callbacks)
+    except Exception:
+        raise keras_tuner.errors.FatalValueError(
+            "All callbacks used during a search should be deep-copyable (since they are reused across "
+            f"trials). It is not possible to do `copy.deepcopy({callbacks})`"
+        ) from None
 
 
 def _check_finite(history: dict) -> None:
