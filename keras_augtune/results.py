@@ -5,7 +5,7 @@ One results model for the tuner, the report, the command line and DeepAugment:
 search directory) and holds one :class:`TrialResult` per trial, in trial order.
 
 * the **baseline** is the completed trial whose values are exactly the space's
-  no-augmentation values (:func:`keras_augtune.hypermodel.baseline_values`);
+  no-augmentation values (:func:`keras_augtune.space.baseline_values`);
 * the **ranking** orders completed trials by the oracle's score (its objective's
   direction), earlier trials first among equals;
 * a trial's **gain** is its reward minus the baseline's.
@@ -24,9 +24,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from keras_augtune.evaluation.reward import REWARD
 from keras_augtune.files import atomic_write_json
-from keras_augtune.hypermodel import is_baseline, policy_of
 from keras_augtune.policy import Policy
-from keras_augtune.space import PolicySpace, architecture_values, parse_name
+from keras_augtune.space import PolicySpace, architecture_values, is_baseline, parse_name, policy_of
 from keras_augtune.trials import COMPLETED, UNSUCCESSFUL, failure_reason, in_order
 
 __all__ = ["TrialResult", "SearchResults", "TrialDisplay", "describe_policy", "policy_from_values",

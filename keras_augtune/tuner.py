@@ -11,6 +11,7 @@ from typing import Any, Sequence
 import keras
 import keras_tuner
 import numpy as np
+
 from keras_augtune import compat, distributed
 from keras_augtune.checks import check_int, check_seed
 from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_dataset, stratified_split, stratified_subsample
@@ -22,13 +23,13 @@ from keras_augtune.evaluation.reward import (
     reward_objective,
 )
 from keras_augtune.files import Notebook
-from keras_augtune.hypermodel import AugmentHyperModel, baseline_values
+from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
 from keras_augtune.seeds import trial_seed
-from keras_augtune.space import PolicySpace, architecture_values
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values
 from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
 from keras_augtune.warm_start import WarmStart
 
@@ -41,7 +42,7 @@ class AugmentTuner(keras_tuner.Tuner):
 
     ``AugmentTuner(hypermodel).search(x, y)`` trains the child model once per trial on
     images augmented by the trial's policy and scores it with the overfit-filtered
-    top-K validation accuracy (:mod:`keras_augtune.objective`). Trial 0 is the
+    top-K validation accuracy (:mod:`keras_augtune.evaluation.reward`). Trial 0 is the
     no-augmentation baseline, so every result reads as a gain over it.
 
     Args:

@@ -14,8 +14,7 @@ import json
 import os
 from typing import Any
 
-from keras_augtune.hypermodel import baseline_values
-from keras_augtune.space import architecture_values
+from keras_augtune.space import architecture_values, baseline_values
 
 
 class WarmStart:
