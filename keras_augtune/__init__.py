@@ -5,6 +5,18 @@
     best = tuner.get_best_policies(1)[0]
     ds = ds.map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
 
+The package, in the order a search runs through it:
+
+* ``ops`` (the op table) -> ``policy`` (a policy's value and JSON) -> ``execution``
+  (running a policy: imgaug, tf.data; the Keras layer in ``layer``) -> ``space`` (policies as
+  hyperparameters) -> ``oracle/`` (random-forest proposals) -> ``evaluation/`` (the reward)
+  -> ``hypermodel`` (child model + policy layer; ``models``, ``schedule``, ``warm_start``)
+  -> ``tuner`` (the trial lifecycle; ``distributed``) -> ``results`` (baseline, ranking,
+  gains, the policies file) -> ``report``, ``plot``, ``cli``, ``deepaugment``;
+* shared underneath: ``data`` and ``images`` (input checks and loaders), ``files`` (atomic
+  writes, lock, notebook), ``trials`` (status names, order), ``seeds``, ``checks``, and
+  ``compat`` (the private Keras Tuner internals used, with why).
+
 The public names below are imported on first use, so ``import keras_augtune`` (and the
 command line's ``--help``) does not start TensorFlow.
 """

@@ -1,4 +1,4 @@
-"""`AugmentTuner`: search the augmentation policy (and architecture) inside ordinary Keras code."""
+"""`AugmentTuner`: the trial lifecycle of a policy (and architecture) search, in ordinary Keras code."""
 
 from __future__ import annotations
 

@@ -7,18 +7,17 @@ import pytest
 
 from keras_augtune import AugmentTuner, PolicySpace, report
 from keras_augtune.results import policy_from_values
-from keras_augtune.data import load_digits
 
 
 @pytest.fixture(scope="module")
-def tuner(tmp_path_factory):
-    x, y = load_digits(12)
+def tuner(tmp_path_factory, digits):
+    x, y = digits
     t = AugmentTuner("simple", max_trials=3, child_epochs=1, batch_size=32, train_set_size=100,
                      policy_space=PolicySpace(num_sub_policies=2, ops_per_sub_policy=1,
                                               ops=["identity", "rotate", "invert", "translate-x"]),
                      num_initial_points=1, directory=str(tmp_path_factory.mktemp("rep")), project_name="p",
                      seed=1, verbose=0)
-    t.search(x[:200], y[:200])
+    t.search(x, y)
     return t
 
 
@@ -56,14 +55,14 @@ def test_plots_are_figures_and_files(tuner, tmp_path):
     assert 1 <= len(figs) <= 2 and (tmp_path / "best_1.png").is_file()
 
 
-def test_write_report_html_from_tuner_and_from_dir(tuner, tmp_path):
+def test_write_report_html_from_tuner_and_from_dir(tuner, tmp_path, digits):
     html_path = report.write_report(tuner, tmp_path / "a.html")
     text = open(html_path, encoding="utf-8").read()
     assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") >= 2
     assert "Reward per trial" in text and "Top policies" in text and "Hyperparameter importances" in text
     assert 10_000 < os.path.getsize(html_path) < 5_000_000
     # from the directory alone, with images given for the grids
-    x, _ = load_digits(12)
+    x, _ = digits
     disk = report.write_report(tuner.project_dir, tmp_path / "b.html", images=x[:4])
     assert open(disk, encoding="utf-8").read().count("data:image/png;base64,") >= 2
     png = report.write_report(tuner.project_dir, tmp_path / "c.png")
