@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any, Sequence
 
+from keras_augtune.checks import integer_kind
+
 PROG = "keras-augtune"
 DEFAULT_OUT = "augtune_runs"
 PROJECT_NAME = "tuner"
@@ -54,7 +56,7 @@ class UserError(Exception):
 # ----------------------------------------------------------------------------- parsing
 def _int_at_least(minimum: int):
     """An argparse type: an integer >= ``minimum``, with a one-line error otherwise."""
-    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    kind = integer_kind(minimum)
 
     def parse(text: str) -> int:
         try:
@@ -276,17 +278,19 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from keras_augtune.data import check_dataset
+    from keras_augtune.data import VALIDATION_SPLIT, check_dataset, split_sizes
+    from keras_augtune.files import atomic_write_json
     from keras_augtune.report import SAMPLE_FILE, _spread, write_report
+    from keras_augtune.trials import COMPLETED, FINISHED
     from keras_augtune.tuner import AugmentTuner
 
     data = check_dataset(x, y)
-    n_train = len(data.y) - int(np.ceil(0.2 * len(data.y)))
+    n_train, _ = split_sizes(len(data.y), VALIDATION_SPLIT)
     train_set_size = settings["train_set_size"]
     if train_set_size >= n_train:
         if args.train_set_size is not None and train_set_size > n_train and not args.resume:
             raise UserError(f"--train-set-size {train_set_size} is larger than the {n_train} training images "
-                            f"left after the 20% validation split ({len(data.y)} images in all).")
+                            f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
         train_set_size = None  # all of them
     os.makedirs(out, exist_ok=True)
     notebook = os.path.join(out, NOTEBOOK_FILE)
@@ -302,8 +306,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         directory=out, project_name=PROJECT_NAME, overwrite=not args.resume, seed=settings["seed"],
         notebook_path=notebook, verbose=0 if args.quiet else 1,
     )
-    done_before = len([t for t in tuner.oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")])
-    _atomic_json(os.path.join(out, "run.json"), {
+    done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
+    atomic_write_json(os.path.join(out, "run.json"), {
         "format": "keras_augtune.run", "version": 1, "project_name": PROJECT_NAME, "settings": settings,
         "command": " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None,
     })
@@ -324,14 +328,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             bar.write(line)
             bar.update(1)
 
-        tuner.log = log
+        tuner.display.write = log
     try:
         tuner.search(data.x, data.y, value_range=data.value_range)
     finally:
         if bar is not None:
             bar.close()
 
-    completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    completed = [t for t in tuner.oracle.trials.values() if t.status == COMPLETED]
     if not completed:
         raise UserError("every trial failed; see the messages above (or the trial_*/trial.json files in "
                         f"{os.path.join(out, PROJECT_NAME)}).")
@@ -360,14 +364,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _atomic_json(path: str, payload: Any) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- show
 def cmd_show(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.policy):
@@ -376,7 +372,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UserError(f"--images must be at most 32, got {args.images}.")
     if args.augmentations > 20:
         raise UserError(f"--augmentations must be at most 20, got {args.augmentations}.")
-    from keras_augtune.tuner import load_policies
+    from keras_augtune.results import load_policies
 
     policies = load_policies(args.policy)
     if not policies:

@@ -9,8 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from keras_augtune.checks import check_int
 from keras_augtune.images import check_images
 
+#: The fraction of the images held out for validation when no validation data is given.
+VALIDATION_SPLIT = 0.2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
@@ -83,6 +86,12 @@ def check_dataset(x: Any, y: Any, value_range: Any = None, what: str = "x") -> D
     return Dataset(images, labels, batch.value_range, [str(i) for i in range(num_classes)], one_hot)
 
 
+def split_sizes(n: int, validation_split: float) -> tuple[int, int]:
+    """(training, validation) image counts when ``validation_split`` of ``n`` images is held out."""
+    held = int(np.ceil(validation_split * n))
+    return n - held, held
+
+
 def stratified_split(y: np.ndarray, held_out: float | int, seed: int | None, what: str = "validation") -> tuple[np.ndarray, np.ndarray]:
     """Indices (kept, held_out) with every class on both sides, or a clear error when impossible.
 
@@ -93,7 +102,7 @@ def stratified_split(y: np.ndarray, held_out: float | int, seed: int | None, wha
     if isinstance(held_out, (float, np.floating)):
         if not 0.0 < held_out < 1.0:
             raise ValueError(f"The {what} fraction must be between 0 and 1, got {held_out!r}.")
-        n_held = int(np.ceil(held_out * len(y)))
+        n_held = split_sizes(len(y), held_out)[1]
     else:
         n_held = int(held_out)
     classes, counts = np.unique(y, return_counts=True)
@@ -110,8 +119,7 @@ def stratified_split(y: np.ndarray, held_out: float | int, seed: int | None, wha
 
 def stratified_subsample(y: np.ndarray, size: int, seed: int | None) -> np.ndarray:
     """Indices of a stratified subsample of ``size`` items (all of them when ``size == len(y)``)."""
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"train_set_size must be a positive integer, got {size!r}.")
+    check_int("train_set_size", size)
     if size > len(y):
         raise ValueError(f"train_set_size={size} is larger than the {len(y)} images available.")
     if size == len(y):

@@ -46,18 +46,6 @@ WORKER_TIMEOUT = 120.0
 POLL_INTERVAL = 0.5
 
 
-def is_chief() -> bool:
-    from keras_tuner.src.distribute import utils
-
-    return utils.is_chief_oracle()
-
-
-def is_worker() -> bool:
-    from keras_tuner.src.distribute import utils
-
-    return utils.has_chief_oracle() and not utils.is_chief_oracle()
-
-
 def heartbeat_interval(worker_timeout: float) -> float:
     """How often a worker signals that it is alive: a quarter of the timeout, at most 10 s."""
     return max(0.2, min(10.0, worker_timeout / 4.0))

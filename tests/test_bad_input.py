@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import make_tuner, tiny_model
 from keras_augtune import AugmentTuner, DeepAugment, Policy, PolicySpace
 from keras_augtune.data import check_dataset
 from keras_augtune.deepaugment import check_config
@@ -23,16 +24,9 @@ def data():
     return x, y
 
 
-def tiny_model(classes=4):
-    return keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten(),
-                             keras.layers.Dense(classes, activation="softmax")])
-
-
 def tuner(tmp_path, model=None, **kwargs):
-    options = dict(max_trials=2, child_epochs=1, batch_size=8, policy_space=SMALL_SPACE,
-                   directory=str(tmp_path), project_name="p", seed=0, verbose=0)
-    options.update(kwargs)
-    return AugmentTuner(tiny_model() if model is None else model, **options)
+    options = dict(max_trials=2, child_epochs=1, batch_size=8, policy_space=SMALL_SPACE, seed=0)
+    return make_tuner(tmp_path, tiny_model(classes=4) if model is None else model, **{**options, **kwargs})
 
 
 def search_fails(tmp_path, x, y, error, message, **kwargs):
