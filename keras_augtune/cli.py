@@ -30,7 +30,7 @@ NOTEBOOK_FILE = "notebook.csv"
 #: well under 10 minutes (about 20 s per trial there).
 SEARCH_DEFAULTS: dict[str, Any] = {
     "data": "digits",
-    "image_size": None,  # digits: 32; a folder: the size of its first image; .npz: as stored
+    "image_size": None,  # digits: 32; a folder: its most common image size; .npz: as stored
     "trials": 16,
     "model": "simple",
     "method": "bayesian",
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--data", default=None, metavar="DATA", help=f"{DATA_HELP} (default: digits)")
     search.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
-                        help="resize images to PX x PX (default: 32 for digits, the first image's size for "
+                        help="resize images to PX x PX (default: 32 for digits, the most common size for "
                              "a folder, unchanged for .npz)")
     search.add_argument("--trials", type=_positive_int, default=None,
                         help=f"total trials, the baseline included and across resumed runs (default: {d['trials']})")
@@ -216,7 +216,18 @@ def _load_data(spec: str, image_size: int | None):
         raise UserError(f"--data {spec!r}: no such file or folder. --data takes {DATA_HELP}.")
     if os.path.isfile(spec) and not spec.endswith(".npz"):
         raise UserError(f"--data {spec!r} is a file but not an .npz archive. --data takes {DATA_HELP}.")
-    x, y, names = load_data(spec, image_size=image_size)
+    import warnings
+
+    from keras_augtune.data import DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        x, y, names = load_data(spec, image_size=image_size)
+    for warning in caught:
+        if issubclass(warning.category, DataWarning):
+            print(f"{PROG}: note: {warning.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     if spec.endswith(".npz") and image_size is not None:
         import numpy as np
 
