@@ -18,13 +18,13 @@ import numpy as np
 from keras_tuner.engine import base_tuner
 from keras_tuner.engine import trial as trial_module
 
-from keras_augtune import distributed
+from keras_augtune import distributed, runs
 from keras_augtune.data import Dataset, check_dataset, stratified_split, stratified_subsample
 from keras_augtune.hypermodel import AugmentHyperModel, baseline_values, is_baseline
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.objective import REWARD, ExecutionReward, combine_executions, overfit_filtered_reward, reward_objective
 from keras_augtune.oracle import RandomForestOracle
-from keras_augtune.policy import Policy
+from keras_augtune.policy import Policy, read_policy_json
 from keras_augtune.space import PolicySpace
 
 METHODS = ("bayesian", "random")
@@ -298,6 +298,8 @@ class AugmentTuner(keras_tuner.Tuner):
         except (keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
+                raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
             raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
 
     def _run_executions(self, trial, x, y, validation_data=None, epochs=None, batch_size=None, callbacks=None,
@@ -506,15 +508,16 @@ class AugmentTuner(keras_tuner.Tuner):
 
 def load_policies(path: str) -> list[Policy]:
     """Read the policies written by :meth:`AugmentTuner.export_policies` (or one policy file)."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    data = read_policy_json(path)
     if isinstance(data, dict) and data.get("format") == POLICIES_FORMAT:
-        if not isinstance(data.get("version"), int) or data["version"] > 1:
-            raise ValueError(f"{path} was written by a newer keras_augtune (version {data.get('version')!r}).")
-        return [Policy.from_dict(p) for p in data.get("policies", [])]
+        version, policies = data.get("version"), data.get("policies")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValueError(f"{path}: field 'version' must be an integer, got {version!r:.40}.")
+        if version > 1:
+            raise ValueError(f"{path} was written by a newer keras_augtune (version {version:.3g}).")
+        if not isinstance(policies, list):
+            raise ValueError(f"{path}: field 'policies' must be a list of policies, got {type(policies).__name__}.")
+        return [Policy.from_dict(p) for p in policies]
     return [Policy.from_dict(data)]
 
 

@@ -435,3 +435,81 @@ def test_a_huge_label_id_is_refused_before_allocating(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "with K at most 100,000; found the label 1000000000000 (5 distinct labels)" in proc.stdout
     assert "np.unique(y, return_inverse=True)" in proc.stdout
+
+
+# ---------------------------------------------------------------- policy, run and output files (issue 13)
+STEP = {"op": "rotate", "probability": 0.5, "magnitude": 0.3}
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"sub_policies": ' + "[" * 100_000 + "]" * 100_000 + "}", "is nested too deeply"),
+    ('{"sub_policies": [[{"op": "rotate", "probability": 1' + "0" * 400 + ', "magnitude": 0.3}]]}',
+     r"'sub_policies\[0\]\[0\].probability' must be a number in \[0, 1\], got a 401-digit number"),
+    ('{"version": 1' + "0" * 400 + ', "sub_policies": [[]]}', r"newer keras_augtune \(format version a 401-digit number\)"),
+    (json.dumps({"version": "1", "sub_policies": [[STEP]]}), "Field 'version' must be an integer, got '1'"),
+    (json.dumps({"sub_policies": [[STEP]] * 200_000}), "is larger than 10,000,000 characters, the limit for a policy file"),
+    (json.dumps({"sub_policies": [[STEP]] * 1_001}), "holds 1,001 sub-policies; a policy may have at most 1,000"),
+    (json.dumps({"sub_policies": [[STEP] * 101]}), r"'sub_policies\[0\]' holds 101 ops; a sub-policy may have at most 100"),
+])
+def test_hostile_policy_json(tmp_path, text, message):
+    path = tmp_path / "policy.json"
+    path.write_text(text)
+    for source in (text, str(path)):
+        with pytest.raises(ValueError, match=message):
+            Policy.from_json(source)
+    if "nested" not in message and "10,000,000" not in message:  # the dict form obeys the same limits
+        with pytest.raises(ValueError, match=message):
+            Policy.from_dict(json.loads(text))
+
+
+@pytest.mark.parametrize("payload,message", [
+    ({"policies": None}, "field 'policies' must be a list of policies, got NoneType"),
+    ({"version": "1", "policies": []}, "field 'version' must be an integer, got '1'"),
+    ({"policies": [{"sub_policies": [[STEP]] * 200_000}]}, "larger than 10,000,000 characters"),
+])
+def test_hostile_best_policies_file(tmp_path, payload, message):  # the format of export_policies
+    from keras_augtune import load_policies
+
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"format": "keras_augtune.policies", "version": 1, **payload}))
+    with pytest.raises(ValueError, match=message):
+        load_policies(str(path))
+
+
+@pytest.mark.parametrize("run,message", [
+    ([1, 2], "run.json must be a JSON object (the run's settings), got a list"),
+    ({"settings": "abc"}, "run.json: field 'settings' must be an object, got a string"),
+    ({"project_name": "../../elsewhere"}, "field 'project_name' must be a folder name inside the run folder, got '../../elsewhere'"),
+    ({"project_name": "/etc"}, "field 'project_name' must be a folder name inside the run folder"),
+])
+def test_hostile_run_json(tmp_path, capsys, run, message):
+    from keras_augtune import cli
+
+    folder = tmp_path / "run"
+    (folder / "tuner").mkdir(parents=True)
+    (folder / "tuner" / "oracle.json").write_text("{}")
+    (folder / "run.json").write_text(json.dumps(run))
+    for argv in (["report", str(folder)], ["search", "--resume", "--out", str(folder)]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
+def test_report_and_show_output_paths(tmp_path, capsys):
+    from keras_augtune import cli
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("x")
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({"sub_policies": [[STEP]]}))
+    cases = [
+        (["report", str(tmp_path), "--out", str(tmp_path / "folder")], "is a folder; give a file name ending in .html or .htm or .png"),
+        (["report", str(tmp_path), "--out", str(tmp_path / "r.pdf")], "the report is written as .html or .htm or .png"),
+        (["show", str(policy), "--out", str(tmp_path / "afile" / "x.png")], f"{tmp_path / 'afile'} is a file, not a folder"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["afile", "folder", "p.json"]  # nothing written, no temp file left
+    assert not os.listdir(tmp_path / "folder")
