@@ -28,6 +28,8 @@ from keras_augtune.ops import (
     RANDAUGMENT_OPS,
     build_augmenter,
     check_unit,
+    involution_at,
+    is_identity_at,
     resolve_op,
     resolve_op_list,
 )
@@ -306,6 +308,43 @@ class Policy:
     @property
     def needs_color(self) -> bool:
         return any(op in COLOR_OPS for op in self.ops)
+
+    def is_noop(self, channels: int = 3) -> bool:
+        """True when the policy cannot change any image with ``channels`` channels (1 or 3).
+
+        A step does nothing when its op is ``identity``, its probability is 0, its
+        magnitude is one at which the op is the identity (``ops.is_identity_at``), or
+        its op acts on colour only and the images are grayscale. A sub-policy whose other
+        steps all apply the same self-inverse transform to every image an even number of
+        times (``invert`` twice, ``horizontal-flip`` twice at magnitude and probability 1)
+        does nothing either. Such a policy is the no-augmentation baseline in disguise.
+        """
+        return not any(self._acting_steps(channels))
+
+    def effective(self, channels: int = 3) -> "Policy":
+        """The same augmentation without the steps that do nothing (see :meth:`is_noop`), for display.
+
+        A sub-policy left empty becomes an ``identity`` step (it is still drawn as often);
+        a policy left empty is :meth:`Policy.identity`. The metadata is kept. The outputs
+        follow the same distribution, though not the same random stream for a given seed.
+        """
+        acting = self._acting_steps(channels)
+        if not any(acting):
+            return Policy(Policy.identity().sub_policies, metadata=self.metadata)
+        return Policy([steps or [("identity", 1.0, 0.0)] for steps in acting], metadata=self.metadata)
+
+    def _acting_steps(self, channels: int) -> list[list[PolicyOp]]:
+        """For each sub-policy, the steps that can change an image with ``channels`` channels."""
+        result = []
+        for sub in self.sub_policies:
+            steps = [s for s in sub if s.probability > 0.0 and not is_identity_at(s.op, s.magnitude, channels)]
+            transforms = [involution_at(s.op, s.magnitude) if s.probability == 1.0 else None for s in steps]
+            if steps and all(transforms):
+                # only commuting self-inverse transforms: each one applied an even number of times cancels
+                odd = [t for t in dict.fromkeys(transforms) if transforms.count(t) % 2]
+                steps = [steps[transforms.index(t)] for t in odd]
+            result.append(steps)
+        return result
 
     def augment(self, images: Any, seed: int | None = None, value_range: tuple[float, float] | None = None) -> np.ndarray:
         """Augment a batch ``(N,H,W)``, ``(N,H,W,1)`` or ``(N,H,W,3)`` of uint8 or float images.

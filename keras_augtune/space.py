@@ -32,10 +32,10 @@ from typing import Any, Mapping, Sequence
 
 import keras_tuner as kt
 
-from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, resolve_op
+from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, is_identity_at, ops_for_channels, resolve_op
 from keras_augtune.policy import Policy
 
-__all__ = ["PolicySpace", "declare_policy_space", "DEFAULT_PREFIX"]
+__all__ = ["PolicySpace", "declare_policy_space", "baseline_values", "is_baseline", "DEFAULT_PREFIX"]
 
 #: Name scope of the policy hyperparameters.
 DEFAULT_PREFIX = "augment"
@@ -106,6 +106,32 @@ class PolicySpace:
         options = {"ops": DEEPAUGMENT_OPS, "search_probabilities": False, "fixed_probability": 1.0}
         options.update(overrides)
         return cls(**options)
+
+    def for_channels(self, channels: int) -> "PolicySpace":
+        """This space for images with ``channels`` channels (1 or 3).
+
+        For grayscale (1) the ops that act on colour only (``ops.COLOR_ONLY_OPS``: hue,
+        saturation, ``color``) are left out, since they change nothing there; for RGB the
+        space is returned as is. ValueError when every op of the space is colour-only.
+        ``PolicySpace().for_channels(1)`` is the default space for grayscale data.
+        """
+        ops = ops_for_channels(self.ops, channels)
+        return self if len(ops) == len(self.ops) else dataclasses.replace(self, ops=tuple(ops))
+
+    # ------------------------------------------------------------------ the baseline
+    def canonical_values(self, values: Any, channels: int = 3) -> dict[str, Any]:
+        """``values`` with the policy replaced by the no-augmentation baseline's when it is a no-op.
+
+        A trial whose policy cannot change an image with ``channels`` channels
+        (:meth:`Policy.is_noop`) is the baseline in disguise: its policy hyperparameters
+        become :func:`baseline_values`; every other value (e.g. a jointly tuned architecture's)
+        is kept. Any other policy's values come back unchanged (as a new dict). An oracle
+        that de-duplicates on these values never trains a no-op policy twice.
+        """
+        values = dict(_values_of(values))
+        if self.to_policy(values).is_noop(channels):
+            values.update(baseline_values(self))
+        return values
 
     # ------------------------------------------------------------------ names
     def name(self, sub_policy: int, op: int, field: str) -> str:
@@ -249,6 +275,46 @@ def declare_policy_space(
         **options,
     )
     return space.declare(hp)
+
+
+def baseline_values(space: PolicySpace) -> dict[str, Any]:
+    """The values of the no-augmentation baseline trial in ``space``.
+
+    Every op is ``identity`` when the space has it; otherwise the first op with the
+    probability at the low end of its range when that is 0, else the first op that is
+    the identity at the low end of the magnitude range (e.g. any op at magnitude 0).
+    """
+    has_identity = "identity" in space.ops
+    probability = space.probability_range[0] if space.search_probabilities else space.fixed_probability
+    magnitude = space.magnitude_range[0]
+    if has_identity:
+        op = "identity"
+    elif probability == 0.0:
+        op = space.ops[0]
+    else:
+        op = next((name for name in space.ops if is_identity_at(name, magnitude)), None)
+        if op is None:
+            raise ValueError(
+                "The no-augmentation baseline cannot be expressed in this policy space: add 'identity' "
+                "to ops, let the probability or magnitude range start at 0, or pass baseline_trial=False."
+            )
+    values: dict[str, Any] = {}
+    for i in range(space.num_sub_policies):
+        for j in range(space.ops_per_sub_policy):
+            values[space.name(i, j, "op")] = op
+            values[space.name(i, j, "magnitude")] = magnitude
+            values[space.name(i, j, "probability")] = probability
+    return values
+
+
+def is_baseline(space: PolicySpace, values: Any) -> bool:
+    """Whether trial ``values`` are the no-augmentation baseline of ``space`` (exactly its
+    values; :meth:`PolicySpace.canonical_values` maps every no-op policy onto them)."""
+    try:
+        baseline = baseline_values(space)
+    except ValueError:
+        return False
+    return all(values.get(name) == value for name, value in baseline.items())
 
 
 # ----------------------------------------------------------------------------- helpers
