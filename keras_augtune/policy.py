@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
@@ -34,6 +35,11 @@ from keras_augtune.ops import (
 #: Version of the JSON format written by :meth:`Policy.to_json`.
 FORMAT_VERSION = 1
 FORMAT_NAME = "keras_augtune.Policy"
+#: Limits on what a policy file may hold (AutoAugment's policies have 25 sub-policies of 2 ops;
+#: a search writes a few kilobytes): beyond them a file is refused, not built.
+MAX_JSON_BYTES = 10_000_000
+MAX_SUB_POLICIES = 1_000
+MAX_OPS_PER_SUB_POLICY = 100
 
 
 class PolicyOp(NamedTuple):
@@ -157,10 +163,10 @@ class Policy:
             raise ValueError(f"Field 'format' must be {FORMAT_NAME!r}, got {fmt!r}.")
         version = data.get("version", FORMAT_VERSION)
         if isinstance(version, bool) or not isinstance(version, int):
-            raise ValueError(f"Field 'version' must be an integer, got {version!r}.")
+            raise ValueError(f"Field 'version' must be an integer, got {_short(version)}.")
         if version > FORMAT_VERSION:
             raise ValueError(
-                f"This policy was written by a newer keras_augtune (format version {version}); "
+                f"This policy was written by a newer keras_augtune (format version {_short(version)}); "
                 f"this version reads format {FORMAT_VERSION}. Upgrade keras_augtune to read it."
             )
         if "sub_policies" not in data:
@@ -169,10 +175,16 @@ class Policy:
         subs = data["sub_policies"]
         if not isinstance(subs, list):
             raise ValueError(f"Field 'sub_policies' must be a list, got {type(subs).__name__}.")
+        if len(subs) > MAX_SUB_POLICIES:
+            raise ValueError(f"Field 'sub_policies' holds {len(subs):,} sub-policies; a policy may have at most "
+                             f"{MAX_SUB_POLICIES:,}.")
         steps = []
         for i, sub in enumerate(subs):
             if not isinstance(sub, list):
                 raise ValueError(f"Field 'sub_policies[{i}]' must be a list, got {type(sub).__name__}.")
+            if len(sub) > MAX_OPS_PER_SUB_POLICY:
+                raise ValueError(f"Field 'sub_policies[{i}]' holds {len(sub):,} ops; a sub-policy may have at most "
+                                 f"{MAX_OPS_PER_SUB_POLICY}.")
             row = []
             for j, step in enumerate(sub):
                 where = f"sub_policies[{i}][{j}]"
@@ -181,6 +193,10 @@ class Policy:
                 missing = [k for k in ("op", "probability", "magnitude") if k not in step]
                 if missing:
                     raise ValueError(f"Field '{where}' is missing {', '.join(repr(k) for k in missing)}.")
+                for key in ("probability", "magnitude"):
+                    value = step[key]
+                    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**6:
+                        raise ValueError(f"Field '{where}.{key}' must be a number in [0, 1], got {_short(value)}.")
                 row.append((step["op"], step["probability"], step["magnitude"]))
             steps.append(row)
         metadata = data.get("metadata") or {}
@@ -191,20 +207,7 @@ class Policy:
     @classmethod
     def from_json(cls, text_or_path: str) -> "Policy":
         """Read a policy from JSON text or from a ``.json`` file path."""
-        if not isinstance(text_or_path, str):
-            raise TypeError(f"from_json takes JSON text or a file path, got {type(text_or_path).__name__}.")
-        text = text_or_path
-        if not text.lstrip().startswith(("{", "[")):
-            try:
-                with open(text_or_path, encoding="utf-8") as f:
-                    text = f.read()
-            except OSError as exc:
-                raise ValueError(f"Not JSON text and not a readable file: {text_or_path!r} ({exc}).") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"Malformed policy JSON: {exc}.") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_policy_json(text_or_path))
 
     # ------------------------------------------------------------------ applying
     def to_imgaug(self):
@@ -282,6 +285,36 @@ class Policy:
         with ``num_parallel_calls >= N`` so that N batches are in flight.
         """
         return execution.tf_map(self, batched=batched, seed=seed, value_range=value_range, num_workers=num_workers)
+
+
+def read_policy_json(text_or_path: str) -> Any:
+    """The parsed JSON of a policy file (or of JSON text), within :data:`MAX_JSON_BYTES`;
+    a malformed, too large or too deeply nested document raises a one-line ``ValueError``."""
+    if not isinstance(text_or_path, str):
+        raise TypeError(f"from_json takes JSON text or a file path, got {type(text_or_path).__name__}.")
+    text, source = text_or_path, ""
+    if not text.lstrip().startswith(("{", "[")) or os.path.isfile(text):
+        source = f" in {text_or_path}"
+        try:
+            with open(text_or_path, encoding="utf-8") as f:
+                text = f.read(MAX_JSON_BYTES + 1)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"Not JSON text and not a readable file: {text_or_path!r} ({exc}).") from None
+    if len(text) > MAX_JSON_BYTES:
+        raise ValueError(f"The policy JSON{source} is larger than {MAX_JSON_BYTES:,} characters, the limit for a "
+                         "policy file.")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Malformed policy JSON{source}: {exc}.") from None
+    except RecursionError:
+        raise ValueError(f"The policy JSON{source} is nested too deeply (a policy is a list of lists of ops).") from None
+
+
+def _short(value: Any) -> str:
+    """``repr(value)``, with a huge number written as its number of digits."""
+    text = repr(value)
+    return f"a {len(text.lstrip('-'))}-digit number" if isinstance(value, int) and len(text) > 20 else text[:80]
 
 
 def _parse_step(step: Any, where: str) -> PolicyOp:

@@ -30,6 +30,7 @@ import io
 import json
 import math
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -41,14 +42,14 @@ from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, describe_policy, format_value
 from keras_augtune.space import parse_name
 from keras_augtune.trials import RUNNING
+from keras_augtune import runs
+from keras_augtune.runs import RUN_FILE, read_run_file
 
 __all__ = [
     "SearchResults", "load_search", "plot_rewards", "plot_importances", "policies_table",
     "plot_best_policy_examples", "plot_summary", "write_report", "RUN_FILE", "SAMPLE_FILE",
 ]
 
-#: Written by ``keras-augtune search`` next to the tuner directory: how the run was made.
-RUN_FILE = "run.json"
 #: A few images of the searched data (uint8), so a report can draw grids from disk alone.
 SAMPLE_FILE = "sample_images.npz"
 
@@ -105,11 +106,8 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
 def _find_project(path: str) -> tuple[str, dict | None]:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"No such search directory: {path}")
-    run = None
-    run_file = os.path.join(path, RUN_FILE)
-    if os.path.isfile(run_file):
-        with open(run_file, encoding="utf-8") as f:
-            run = json.load(f)
+    run = read_run_file(path)
+    if run is not None:
         project = os.path.join(path, run.get("project_name", "tuner"))
         if os.path.isfile(os.path.join(project, "oracle.json")):
             return project, run
@@ -132,8 +130,14 @@ def _reload_oracle(project_dir: str):
 
     oracle = RandomForestOracle(objective=reward_objective(), max_trials=10**6)
     compat.set_project_dir(oracle, os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
+    damaged = runs.damaged_files(oracle._project_dir)
+    for path, reason in damaged.items():  # skipped, so that every readable trial is still shown
+        warnings.warn(runs.DamagedFileWarning(f"skipped the damaged file {path} ({reason})"), stacklevel=3)
     try:
-        oracle.reload()
+        if damaged:
+            runs.reload_skipping_damaged(oracle, oracle._project_dir, damaged)
+        else:
+            oracle.reload()
     except Exception as exc:
         raise ValueError(f"Cannot read the search in {project_dir}: {type(exc).__name__}: {exc}") from None
     return oracle

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from keras_augtune.evaluation.reward import REWARD
 from keras_augtune.files import atomic_write_json
-from keras_augtune.policy import Policy
+from keras_augtune.policy import Policy, read_policy_json
 from keras_augtune.space import PolicySpace, architecture_values, is_baseline, parse_name, policy_of
 from keras_augtune.trials import COMPLETED, UNSUCCESSFUL, failure_reason, in_order
 
@@ -256,15 +256,16 @@ def write_policies(path: str, policies: Sequence[Policy], baseline_reward: float
 
 def load_policies(path: str) -> list[Policy]:
     """Read the policies written by :meth:`AugmentTuner.export_policies` (or one policy file)."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    data = read_policy_json(path)
     if isinstance(data, dict) and data.get("format") == POLICIES_FORMAT:
-        if not isinstance(data.get("version"), int) or data["version"] > POLICIES_VERSION:
-            raise ValueError(f"{path} was written by a newer keras_augtune (version {data.get('version')!r}).")
-        return [Policy.from_dict(p) for p in data.get("policies", [])]
+        version, policies = data.get("version"), data.get("policies")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValueError(f"{path}: field 'version' must be an integer, got {version!r:.40}.")
+        if version > POLICIES_VERSION:
+            raise ValueError(f"{path} was written by a newer keras_augtune (version {version:.3g}).")
+        if not isinstance(policies, list):
+            raise ValueError(f"{path}: field 'policies' must be a list of policies, got {type(policies).__name__}.")
+        return [Policy.from_dict(p) for p in policies]
     return [Policy.from_dict(data)]
 
 

@@ -12,7 +12,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_augtune import compat, distributed
+from keras_augtune import compat, distributed, runs
 from keras_augtune.checks import check_int, check_seed
 from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_dataset, stratified_split, stratified_subsample
 from keras_augtune.evaluation.reward import (
@@ -304,6 +304,8 @@ class AugmentTuner(keras_tuner.Tuner):
         except (keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
+                raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
             raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
 
     def _run_executions(self, trial, x, y, validation_data=None, epochs=None, batch_size=None, callbacks=None,
