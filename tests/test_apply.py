@@ -80,3 +80,28 @@ def test_tf_map_in_worker_processes_matches_in_process(rgb_batch):
     assert not np.array_equal(in_process, x)
     with pytest.raises(ValueError, match="num_workers"):
         POLICY.tf_map(num_workers=-1)
+
+
+@pytest.mark.parametrize("order", ["keras_augtune first", "keras first"])
+def test_saved_model_with_the_layer_loads_in_a_fresh_process_after_import_keras_augtune(tmp_path, order):
+    """Registered at import without importing Keras early: both import orders, in a new process."""
+    import os
+    import subprocess
+    import sys
+
+    inputs = keras.Input((8, 8, 3))
+    outputs = keras.layers.Dense(2)(PolicyAugmentation(POLICY, seed=1)(inputs))
+    path = str(tmp_path / "model.keras")
+    keras.Model(inputs, outputs).save(path)
+    imports = ("import keras_augtune, sys\nassert 'keras' not in sys.modules  # still lazy\nimport keras\n"
+               if order == "keras_augtune first" else "import keras\nimport keras_augtune\n")
+    code = imports + (
+        f"model = keras.saving.load_model({path!r})\n"
+        "layer = model.layers[1]\n"
+        "assert type(layer).__name__ == 'PolicyAugmentation' and layer.policy == keras_augtune.Policy.from_dict("
+        f"{POLICY.to_dict()!r}), layer.policy\n"
+        "print('loaded')\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0 and "loaded" in run.stdout, run.stderr[-2000:]
