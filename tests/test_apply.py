@@ -36,7 +36,7 @@ def test_tf_map_image_only_elements():
 
 def test_layer_training_only_and_seed(rgb_batch):
     x = rgb_batch.astype("float32")
-    layer = PolicyAugmentation(POLICY, seed=5)
+    layer = PolicyAugmentation(POLICY, value_range=(0, 255), seed=5)
     assert np.array_equal(layer(x, training=False), x)
     out = layer(x, training=True)
     assert np.array_equal(np.asarray(out), POLICY.augment(x, seed=5, value_range=(0, 255)))
@@ -105,3 +105,24 @@ def test_saved_model_with_the_layer_loads_in_a_fresh_process_after_import_keras_
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert run.returncode == 0 and "loaded" in run.stdout, run.stderr[-2000:]
+
+
+def test_one_pixel_range_rule_for_the_layer_augment_and_tf_map(rgb_batch):
+    """[0, 1] float images get the same treatment everywhere (the layer used to assume 0-255:
+    2 distinct output values); data contradicting the range is refused or warned about."""
+    from keras_augtune.data import DataWarning
+
+    policy = Policy([[("rotate", 1.0, 0.5)]])
+    x = rgb_batch.astype("float32") / 255.0
+    from_layer = np.asarray(PolicyAugmentation(policy, seed=5)(x, training=True))
+    from_map = next(iter(tf.data.Dataset.from_tensors(x).map(policy.tf_map(seed=5)))).numpy()
+    from_numpy = policy.augment(x, seed=5)
+    assert len(np.unique(from_layer)) > 100 and from_layer.max() <= 1.0
+    assert np.array_equal(from_layer, from_numpy) and np.array_equal(from_map, from_numpy)
+    with pytest.warns(DataWarning, match=r"all within \[0, 1\], but value_range is \(0, 255\)"):
+        policy.augment(x, value_range=(0, 255))
+    with pytest.raises(ValueError, match=r"outside the value_range of float32 images with none declared \(0, 1\); "
+                                         r"pass value_range=\(0, 255\)"):
+        policy.augment(x * 255.0)
+    with pytest.raises(Exception, match=r"pass value_range=\(0, 255\)"):  # from inside the layer's numpy_function
+        PolicyAugmentation(policy)(x * 255.0, training=True)
