@@ -40,14 +40,15 @@ def check_value_range(value_range: Any) -> tuple[float, float]:
 def is_single_image(images: np.ndarray, batched: bool | None = None) -> bool:
     """Whether an array is one image rather than a batch (``batched`` decides when given).
 
-    Rank 2 is one grayscale image; rank 3 is one image when the last axis is 1 or 3
-    channels, else a batch of grayscale images; rank 4 is a batch.
+    Rank 2 is one grayscale image; rank 3 is one image when the last axis is 1, 3 or 4
+    channels (4: RGBA, which :func:`check_images` then refuses by name), else a batch of
+    grayscale images; rank 4 is a batch.
     """
     if batched is not None:
         return not batched
     if images.ndim == 2:
         return True
-    return images.ndim == 3 and images.shape[-1] in (1, 3)
+    return images.ndim == 3 and images.shape[-1] in (1, 3, 4)
 
 
 @dataclass
@@ -121,9 +122,11 @@ def check_images(images: Any, value_range: Any = None, what: str = "images") -> 
             f"got rank {images.ndim} with shape {images.shape}."
         )
     if images.ndim == 4 and images.shape[-1] not in (1, 3):
+        rgba = (" RGBA images are not augmented (the ops would move the colours but not the alpha "
+                "mask): drop the alpha channel, images[..., :3], or composite it first.") if images.shape[-1] == 4 else ""
         raise ValueError(
             f"{what} must have 1 (grayscale) or 3 (RGB) channels in the last axis, "
-            f"got {images.shape[-1]} (shape {images.shape})."
+            f"got {images.shape[-1]} (shape {images.shape}).{rgba}"
         )
     if images.size and min(images.shape[1:3]) < 1:
         raise ValueError(f"{what} have an empty height or width: shape {images.shape}.")

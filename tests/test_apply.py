@@ -126,3 +126,33 @@ def test_one_pixel_range_rule_for_the_layer_augment_and_tf_map(rgb_batch):
         policy.augment(x * 255.0)
     with pytest.raises(Exception, match=r"pass value_range=\(0, 255\)"):  # from inside the layer's numpy_function
         PolicyAugmentation(policy)(x * 255.0, training=True)
+
+
+def test_tf_map_on_dict_elements_and_dict_label_pairs(rgb_batch):
+    labels = np.arange(len(rgb_batch))
+    expected = POLICY.augment(rgb_batch, seed=5)
+    ds = tf.data.Dataset.from_tensor_slices({"image": rgb_batch, "label": labels}).batch(len(labels))
+    out = next(iter(ds.map(POLICY.tf_map(seed=5))))
+    assert set(out) == {"image", "label"}
+    assert np.array_equal(out["image"].numpy(), expected) and np.array_equal(out["label"].numpy(), labels)
+    pairs = tf.data.Dataset.from_tensor_slices(({"pixels": rgb_batch, "id": labels}, labels)).batch(len(labels))
+    features, label = next(iter(pairs.map(POLICY.tf_map(seed=5, image_key="pixels"))))
+    assert np.array_equal(features["pixels"].numpy(), expected) and np.array_equal(features["id"].numpy(), labels)
+    assert np.array_equal(label.numpy(), labels)
+    with pytest.raises(KeyError, match="without the image feature 'image' .they have 'pixels', 'id'.. Pass image_key="):
+        pairs.map(POLICY.tf_map())
+    plural = tf.data.Dataset.from_tensor_slices({"images": rgb_batch})
+    with pytest.raises(KeyError, match="Did you mean image_key='images'"):
+        plural.map(POLICY.tf_map())
+
+
+def test_a_single_rgba_image_is_not_a_batch_of_grayscale_images():
+    from keras_augtune.images import is_single_image
+
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    assert is_single_image(rgba) and not is_single_image(np.zeros((32, 32, 5)))
+    with pytest.raises(ValueError, match=r"got 4 \(shape \(1, 32, 32, 4\)\)\. RGBA images are not augmented"):
+        POLICY.augment(rgba[None])
+    ds = tf.data.Dataset.from_tensors(rgba).map(POLICY.tf_map())
+    with pytest.raises(Exception, match="RGBA images are not augmented"):
+        next(iter(ds))
