@@ -62,7 +62,11 @@ class AugmentTuner(keras_tuner.Tuner):
         child_epochs, batch_size: training of each child model.
         child_first_train_epochs: if > 0, pretrain the child once without augmentation
             for this many epochs; each trial starts from those weights with a fresh optimizer.
-        pretrained_weights_path: where the warm-start weights are kept (default in the project dir).
+            One pretraining per architecture (layers and weight shapes, not learning rate,
+            batch size or dropout), input shape, data and pretraining setting: a file made
+            under another is never loaded (:mod:`keras_augtune.warm_start`).
+        pretrained_weights_path: where the warm-start weights are kept: a folder (default
+            ``warm_start`` in the project dir) or a ``.weights.h5`` file.
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
@@ -231,7 +235,7 @@ class AugmentTuner(keras_tuner.Tuner):
         if self.child_first_train_epochs:
             self.hypermodel.warm_start = WarmStart(
                 self.child_first_train_epochs, x_train, y_train, (x_val, y_val), batch_size,
-                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"),
+                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.seed,
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         try:

@@ -213,3 +213,40 @@ def test_non_tensorflow_backend_is_refused_clearly(tmp_path, digits, monkeypatch
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(RuntimeError, match="needs Keras's TensorFlow backend; Keras runs on 'jax'"):
         tuner.search(x, y)
+
+
+def test_warm_start_is_keyed_by_architecture_data_and_settings(tmp_path, digits):
+    """Only architecture values form the key (not lr or dropout); a file from another model or
+    another pretraining setting is never loaded."""
+    x, y = digits
+
+    def build(hp):
+        model = keras.Sequential([
+            keras.Input((12, 12, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+            keras.layers.Dense(hp.Choice("units", [4, 8]), activation="relu"),
+            keras.layers.Dropout(hp.Float("dropout", 0.0, 0.5)), keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-2, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = make_tuner(tmp_path / "a", build, max_trials=4, child_epochs=1, child_first_train_epochs=1)
+    tuner.search(x, y)
+    units = {t.hyperparameters.get("units") for t in completed(tuner)}
+    assert len(completed(tuner)) == 4
+    assert len(os.listdir(os.path.join(tuner.project_dir, "warm_start"))) == len(units)  # not one per lr/dropout
+
+    path = tmp_path / "pre.weights.h5"
+    tiny_model(classes=3).save_weights(str(path))  # another model's weights, left by another run
+
+    def run(first_train_epochs):
+        tuner = make_tuner(tmp_path / f"e{first_train_epochs}", max_trials=2, child_epochs=1,
+                           child_first_train_epochs=first_train_epochs, pretrained_weights_path=str(path))
+        tuner.search(x, y)
+        assert len(completed(tuner)) == 2, [t.message for t in tuner.oracle.trials.values()]
+        return path.read_bytes()
+
+    first = run(1)
+    assert run(1) == first  # same model, data and settings: reused
+    assert run(2) != first  # child_first_train_epochs changed: pretrained again
+    assert json.loads((tmp_path / "pre.weights.h5.json").read_text())["epochs"] == 2
