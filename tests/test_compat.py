@@ -102,3 +102,18 @@ def test_grid_values_of_stepped_hyperparameters():
 
     assert compat.grid_values(hps.Float("x", 0.0, 1.0, step=0.25)) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert compat.grid_values(hps.Int("n", 1, 5, step=2)) == [1, 3, 5]
+
+
+def test_try_build_goes_through_the_build_hypermodel_hook(tmp_path):
+    built = []
+
+    class HookedTuner(keras_tuner.RandomSearch):
+        def _build_hypermodel(self, hp):  # the hook AugmentTuner overrides (Hyperband's continued trials)
+            built.append(hp.values.get("units"))
+            return super()._build_hypermodel(hp)
+
+    tuner = HookedTuner(_build, objective="loss", max_trials=1, directory=str(tmp_path), project_name="p")
+    built.clear()
+    trial = tuner.oracle.create_trial("tuner0")
+    tuner._try_build(trial.hyperparameters)
+    assert built == [trial.hyperparameters.values["units"]]
