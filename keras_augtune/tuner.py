@@ -385,9 +385,11 @@ class AugmentTuner(keras_tuner.Tuner):
             for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
                 if isinstance(layer, PolicyAugmentation):
                     layer.seed = seed
+            execution_callbacks = _copy_callbacks(callbacks or [])
+            log_dirs = compat.configure_tensorboard(self, execution_callbacks, trial, execution)
             result = self.hypermodel.fit(
                 hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                callbacks=_copy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
+                callbacks=execution_callbacks, verbose=verbose, **fit_kwargs,
             )
             history = _history_of(result)
             if history is None:  # Keras Tuner's convention: a number is the objective's value
@@ -404,6 +406,7 @@ class AugmentTuner(keras_tuner.Tuner):
                     rows.append(row)
                 model_reward = score.reward
             rewards.append(score)
+            _log_reward(log_dirs, score if history is None else score.reward, policy, epochs)
             if model_reward > best_model_reward:
                 best_model_reward = model_reward
                 model.save_weights(compat.checkpoint_path(self, trial.trial_id))
@@ -503,6 +506,20 @@ def _copy_callbacks(callbacks: list) -> list:
             "All callbacks used during a search should be deep-copyable (since they are reused across "
             f"trials). It is not possible to do `copy.deepcopy({callbacks})`"
         ) from None
+
+
+def _log_reward(log_dirs: list[str], reward: float, policy: Policy, step: int) -> None:
+    """Add the execution's reward (an HParams metric) and its policy as text to its TensorBoard folders."""
+    if not log_dirs:
+        return
+    import tensorflow as tf
+
+    from keras_augtune.results import describe_policy
+
+    for log_dir in log_dirs:
+        with tf.summary.create_file_writer(log_dir).as_default():
+            tf.summary.scalar(REWARD, reward, step=step)
+            tf.summary.text("policy", describe_policy(policy), step=step)
 
 
 def _epoch_budget(hp, epochs: int, fit_kwargs: dict) -> tuple[int, int]:

@@ -117,3 +117,13 @@ def test_try_build_goes_through_the_build_hypermodel_hook(tmp_path):
     trial = tuner.oracle.create_trial("tuner0")
     tuner._try_build(trial.hyperparameters)
     assert built == [trial.hyperparameters.values["units"]]
+
+
+def test_configure_tensorboard_gives_a_folder_per_trial_and_execution_with_hparams(tmp_path):
+    tuner = keras_tuner.RandomSearch(_build, objective="loss", max_trials=1, directory=str(tmp_path), project_name="p")
+    trial = tuner.oracle.create_trial("tuner0")
+    callbacks = [keras.callbacks.TensorBoard(log_dir=str(tmp_path / "logs"))]
+    folders = compat.configure_tensorboard(tuner, callbacks, trial, 1)
+    assert folders == [os.path.join(str(tmp_path / "logs"), trial.trial_id, "execution1")]
+    assert callbacks[0].log_dir == folders[0]
+    assert len(callbacks) == 2 and "hparams" in type(callbacks[1]).__module__  # tensorboard's HParams callback

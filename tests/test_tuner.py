@@ -330,3 +330,21 @@ def test_fit_returning_a_number_is_the_objective_value(tmp_path, digits):
         row = next(r for r in rows if r["trial"] == t.trial_id)
         assert float(row["reward"]) == pytest.approx(t.metrics.get_best_value("reward"))
         assert 0.0 <= float(row["reward"]) <= 1.0
+
+
+def test_tensorboard_gets_a_folder_per_trial_and_execution_with_hparams_reward_and_policy(tmp_path, digits):
+    x, y = digits
+    logs = tmp_path / "logs"
+    tuner = make_tuner(tmp_path, max_trials=2, child_epochs=1, executions_per_trial=2)
+    tuner.search(x, y, callbacks=[keras.callbacks.TensorBoard(log_dir=str(logs))])
+    assert sorted(os.listdir(logs)) == sorted(tuner.oracle.trials)
+    for trial_id in tuner.oracle.trials:
+        assert sorted(os.listdir(logs / trial_id)) == ["execution0", "execution1"]
+        folder = logs / trial_id / "execution0"
+        assert {"train", "validation"} <= set(os.listdir(folder))
+        tags = set()
+        for name in os.listdir(folder):
+            if name.startswith("events."):
+                for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
+                    tags.update(value.tag for value in event.summary.value)
+        assert {"_hparams_/session_start_info", "reward", "policy"} <= tags, tags
