@@ -14,7 +14,7 @@ import numpy as np
 
 from keras_augtune import compat, distributed, runs
 from keras_augtune.checks import check_int, check_seed
-from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_dataset, stratified_split, stratified_subsample
+from keras_augtune.data import VALIDATION_SPLIT, Dataset, prepare_search_data
 from keras_augtune.evaluation.reward import (
     REWARD,
     ExecutionReward,
@@ -242,12 +242,17 @@ class AugmentTuner(keras_tuner.Tuner):
     def search(self, x: Any, y: Any = None, validation_data: Any = None, epochs: int | None = None,
                batch_size: int | None = None, callbacks: list | None = None, verbose: int | None = None,
                value_range: Any = None, **fit_kwargs: Any) -> None:
-        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot).
+        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot), or on a
+        ``tf.data.Dataset`` ``x`` of ``(images, labels[, sample_weights])``, batched or not
+        (``keras.utils.image_dataset_from_directory`` output included; see
+        :func:`keras_augtune.data.search_inputs` for what is read into memory).
 
-        ``validation_data=(x_val, y_val)`` replaces the stratified ``validation_split``;
-        ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
-        ``value_range`` declares the pixel range of float images (default (0, 1)).
-        Validation images are never augmented.
+        ``validation_data=(x_val, y_val[, weights])`` (or a dataset) replaces the stratified
+        ``validation_split``, which ``search(..., validation_split=0.3)`` sets for this search;
+        ``sample_weight`` follows the images through the split and the ``train_set_size``
+        subsample; ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
+        ``value_range`` declares the pixel range (default: (0, 255) for integer images,
+        (0, 1) for float images). Validation images are never augmented.
         """
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(
@@ -260,25 +265,11 @@ class AugmentTuner(keras_tuner.Tuner):
             self.search_verbose = int(verbose)
         epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
         batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
-        data = check_dataset(x, y, value_range=value_range)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val).")
-            val = check_dataset(*validation_data, value_range=data.value_range, what="validation_data x")
-            if val.input_shape != data.input_shape:
-                raise ValueError(f"validation images have shape {val.input_shape}, training images {data.input_shape}.")
-            train_index = np.arange(len(data.y))
-        else:
-            train_index, val_index = stratified_split(data.y, self.validation_split, self.seed)
-            val = Dataset(data.x[val_index], data.y[val_index], data.value_range, data.class_names, data.one_hot)
-        num_classes = max(data.num_classes, val.num_classes)
-        if self.train_set_size is not None:
-            if self.train_set_size > len(train_index):
-                raise ValueError(
-                    f"train_set_size={self.train_set_size} is larger than the {len(train_index)} training "
-                    f"images left after the validation split ({len(data.y)} in all)."
-                )
-            train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.seed)]
+        prepared = prepare_search_data(
+            x, y, validation_data, value_range=value_range, sample_weight=fit_kwargs.pop("sample_weight", None),
+            validation_split=fit_kwargs.pop("validation_split", self.validation_split),
+            train_set_size=self.train_set_size, seed=self.seed)
+        data, val, train_index, num_classes = prepared.data, prepared.val, prepared.train_index, prepared.num_classes
         self.dataset = data
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
         compat.explore_space(self)  # now the child can be built
@@ -286,12 +277,16 @@ class AugmentTuner(keras_tuner.Tuner):
         x_train = data.x[train_index].astype("float32")
         x_val = val.x.astype("float32")
         y_train, y_val = self._labels(data.y[train_index], num_classes), self._labels(val.y, num_classes)
+        validation = (x_val, y_val) if prepared.val_weights is None else (x_val, y_val, prepared.val_weights)
+        if prepared.train_weights is not None:
+            fit_kwargs["sample_weight"] = prepared.train_weights
         self.hypermodel.warm_start = None
         self._preflight(x_train[:2], y_train[:2], num_classes)
         if self.child_first_train_epochs:
             self.hypermodel.warm_start = WarmStart(
-                self.child_first_train_epochs, x_train, y_train, (x_val, y_val), batch_size,
+                self.child_first_train_epochs, x_train, y_train, validation, batch_size,
                 self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.seed,
+                sample_weight=prepared.train_weights,
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         try:
@@ -301,7 +296,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
                 return
             super().search(
-                x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+                x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
                 callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
             )
         except RuntimeError as exc:
