@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import os
+import traceback
 from typing import Any, Sequence
 
 import keras
@@ -30,7 +31,7 @@ from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
 from keras_augtune.seeds import trial_seed
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline
-from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
+from keras_augtune.trials import COMPLETED, FAILED, FINISHED, failure_reason
 from keras_augtune.warm_start import WarmStart
 
 METHODS = ("bayesian", "random")
@@ -286,7 +287,7 @@ class AugmentTuner(keras_tuner.Tuner):
             self.hypermodel.warm_start = WarmStart(
                 self.child_first_train_epochs, x_train, y_train, validation, batch_size,
                 self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.seed,
-                sample_weight=prepared.train_weights,
+                sample_weight=prepared.train_weights, record=self._record_pretraining,
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         try:
@@ -356,9 +357,14 @@ class AugmentTuner(keras_tuner.Tuner):
         (recorded with its reason, never retried) and the search goes on."""
         try:
             return self._run_executions(trial, *args, **kwargs)
-        except (keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError, KeyboardInterrupt):
+        except keras_tuner.errors.FailedTrialError as exc:
+            self._record_failure(trial, exc)
+            raise
+        except (keras_tuner.errors.FatalError, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if not runs.disk_error(exc):
+                self._record_failure(trial, exc)
             if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
                 raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
             if getattr(self.oracle, "max_retries_per_trial", 0):
@@ -372,6 +378,7 @@ class AugmentTuner(keras_tuner.Tuner):
         epochs, initial_epoch = _epoch_budget(hp, epochs, fit_kwargs)
         rewards: list[Any] = []
         rows: list[dict[str, Any]] = []
+        self._rows = rows  # what a failure leaves in the notebook
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
             seed = trial_seed(self.seed, trial.trial_id, execution)
@@ -398,6 +405,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 for epoch in range(len(history.get("loss", []))):
                     row = {"trial": trial.trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
                     row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
+                    row[REWARD] = score.reward  # this training's own reward (the trial's is their mean)
                     rows.append(row)
                 model_reward = score.reward
             rewards.append(score)
@@ -412,12 +420,37 @@ class AugmentTuner(keras_tuner.Tuner):
                             "every execution of a trial.")
         else:
             metrics = {self.oracle.objective.name: float(np.mean(rewards))}
-        for row in rows:
-            row.setdefault(REWARD, metrics.get(REWARD, ""))
-            row["policy"] = json.dumps(policy.to_dict()["sub_policies"], separators=(",", ":"))
-            row["hyperparameters"] = json.dumps(architecture_values(hp.values), separators=(",", ":"))
-        Notebook(self.notebook_path, tail=(REWARD, "policy", "hyperparameters")).write_trial(trial.trial_id, rows)
+        self._write_notebook(trial.trial_id, rows, hp)
         return metrics
+
+    def _write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None) -> None:
+        """Replace ``key``'s rows of the notebook (one row per trial, execution and epoch, with
+        each training's own reward; the policy and the architecture values of ``hp``)."""
+        if hp is not None:
+            policy = json.dumps(self.hypermodel.policy(hp).to_dict()["sub_policies"], separators=(",", ":"))
+            architecture = json.dumps(architecture_values(hp.values), separators=(",", ":"))
+            for row in rows:
+                row.update(policy=policy, hyperparameters=architecture)
+        Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(key, rows)
+
+    def _record_failure(self, trial, exc: BaseException) -> None:
+        """Keep a failed trial in the notebook: the epochs it trained and a row with its reason."""
+        rows = list(getattr(self, "_rows", None) or [])
+        execution = len({r["execution"] for r in rows})  # rows are those of the executions that finished
+        reason = failure_reason("".join(traceback.format_exception(exc)))
+        rows.append({"trial": trial.trial_id, "execution": execution, "epoch": "", "status": FAILED, "error": reason})
+        try:
+            self._write_notebook(trial.trial_id, rows, trial.hyperparameters)
+        except Exception:  # the notebook must never hide the trial's own error
+            pass
+
+    def _record_pretraining(self, key: str, history: dict) -> None:
+        """Keep the warm start's pretraining epochs in the notebook (trial ``pretraining-<key>``)."""
+        trial = f"pretraining-{key}"
+        rows = [{"trial": trial, "execution": 0, "epoch": epoch + 1,
+                 **{name: float(values[epoch]) for name, values in history.items() if epoch < len(values)}}
+                for epoch in range(len(history.get("loss", [])))]
+        self._write_notebook(trial, rows)
 
     def _build_hypermodel(self, hp):
         """Keras Tuner's build; a Hyperband trial that continues another (``tuner/trial_id``)
