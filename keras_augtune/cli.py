@@ -5,19 +5,22 @@
     keras-augtune show augtune_runs/best_policies.json --data digits
     keras-augtune report augtune_runs
 
-User errors (a missing folder, an unreadable image, an unknown model, ...) end with a
-one-line message and exit status 1 (2 for malformed command lines), never a traceback;
+User errors (a missing folder, an unreadable image, an unknown model, a full disk, ...) end
+with a one-line message and exit status 1 (2 for malformed command lines), never a traceback;
 ``--debug`` shows the traceback. TensorFlow is imported inside the commands only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from typing import Any, Sequence
+
+from keras_augtune.checks import integer_kind
 
 PROG = "keras-augtune"
 DEFAULT_OUT = "augtune_runs"
@@ -30,7 +33,7 @@ NOTEBOOK_FILE = "notebook.csv"
 #: well under 10 minutes (about 20 s per trial there).
 SEARCH_DEFAULTS: dict[str, Any] = {
     "data": "digits",
-    "image_size": None,  # digits: 32; a folder: the size of its first image; .npz: as stored
+    "image_size": None,  # digits: 32; a folder: its most common image size; .npz: as stored
     "trials": 16,
     "model": "simple",
     "method": "bayesian",
@@ -54,7 +57,7 @@ class UserError(Exception):
 # ----------------------------------------------------------------------------- parsing
 def _int_at_least(minimum: int):
     """An argparse type: an integer >= ``minimum``, with a one-line error otherwise."""
-    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    kind = integer_kind(minimum)
 
     def parse(text: str) -> int:
         try:
@@ -105,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--data", default=None, metavar="DATA", help=f"{DATA_HELP} (default: digits)")
     search.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
-                        help="resize images to PX x PX (default: 32 for digits, the first image's size for "
+                        help="resize images to PX x PX (default: 32 for digits, the most common size for "
                              "a folder, unchanged for .npz)")
     search.add_argument("--trials", type=_positive_int, default=None,
                         help=f"total trials, the baseline included and across resumed runs (default: {d['trials']})")
@@ -134,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--resume", action="store_true",
                         help="continue the search in --out (its settings are kept; --trials sets the new total) "
                              "instead of starting a fresh one")
+    search.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an --out that already holds a search (or other files): replaces "
+                             "the search's files there, keeps every other file")
     search.add_argument("--top", type=_positive_int, default=5, help="policies printed and written to best_policies.json")
     search.add_argument("--no-report", action="store_true", help="do not write report.html")
     search.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines or progress bar")
@@ -164,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     report.add_argument("dir", metavar="DIR", help="search folder")
-    report.add_argument("--out", default=None, metavar="FILE",
+    report.add_argument("--out", default=None, metavar="FILE.html|FILE.png",
                         help="report file, .html (self-contained) or .png (default: DIR/report.html)")
     report.add_argument("--top", type=_positive_int, default=5, help="policies in the table")
     report.add_argument("--data", default=None,
@@ -194,20 +200,49 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     command = {"search": cmd_search, "show": cmd_show, "report": cmd_report}[args.command]
+    resume = f"{PROG} search --resume --out {args.out}" if args.command == "search" else ""
     try:
         return command(args)
     except KeyboardInterrupt:
-        hint = f" Continue with: {PROG} search --resume --out {args.out}" if args.command == "search" else ""
-        print(f"\n{PROG}: interrupted.{hint}", file=sys.stderr)
+        print(f"\n{PROG}: interrupted." + (f" Continue with: {resume}" if resume else ""), file=sys.stderr)
         return 130
     except (UserError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         if getattr(args, "debug", False):
             raise
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from keras_augtune.runs import disk_error
+
+        reason = disk_error(exc)
+        if reason is None or getattr(args, "debug", False):
+            raise
+        kept = f" Every finished trial is kept: free some space, then continue with: {resume}" if resume else ""
+        print(f"{PROG} {args.command}: error: {reason}.{kept}", file=sys.stderr, flush=True)
+        if argv is None:
+            # The program itself (not a caller of main): after a failed write HDF5 crashes the
+            # interpreter's shutdown (exit 139); nothing is left to clean up, so leave at once.
+            sys.stdout.flush()
+            os._exit(1)
+        return 1
 
 
 # ----------------------------------------------------------------------------- data
+@contextlib.contextmanager
+def _notes(category: type[Warning]):
+    """Print the ``category`` warnings raised inside as ``keras-augtune: note: ...`` lines."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, category):
+            print(f"{PROG}: note: {warning.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
 def _load_data(spec: str, image_size: int | None):
     """Images, labels and class names from --data, with the CLI's own messages."""
     from keras_augtune.data import load_data
@@ -216,7 +251,10 @@ def _load_data(spec: str, image_size: int | None):
         raise UserError(f"--data {spec!r}: no such file or folder. --data takes {DATA_HELP}.")
     if os.path.isfile(spec) and not spec.endswith(".npz"):
         raise UserError(f"--data {spec!r} is a file but not an .npz archive. --data takes {DATA_HELP}.")
-    x, y, names = load_data(spec, image_size=image_size)
+    from keras_augtune.data import DataWarning
+
+    with _notes(DataWarning):
+        x, y, names = load_data(spec, image_size=image_size)
     if spec.endswith(".npz") and image_size is not None:
         import numpy as np
 
@@ -235,16 +273,23 @@ def _load_data(spec: str, image_size: int | None):
 
 
 # ----------------------------------------------------------------------------- search
+def _data_spec(spec: str) -> str:
+    """--data as stored in run.json: an absolute path (a resume from elsewhere finds the same data)."""
+    return spec if spec == "digits" else os.path.abspath(spec)
+
+
 def _settings(args: argparse.Namespace, out: str) -> dict[str, Any]:
+    from keras_augtune.runs import read_run_file
+
     explicit = {k: getattr(args, k) for k in SEARCH_DEFAULTS if getattr(args, k) is not None}
-    run_file = os.path.join(out, "run.json")
+    if "data" in explicit:
+        explicit["data"] = _data_spec(explicit["data"])
     if args.resume:
-        if not os.path.isfile(run_file) or not os.path.isfile(os.path.join(out, PROJECT_NAME, "oracle.json")):
+        run = read_run_file(out)
+        if run is None or not os.path.isfile(os.path.join(out, run.get("project_name", PROJECT_NAME), "oracle.json")):
             raise UserError(f"--resume: no search to continue in {out} (no run.json and {PROJECT_NAME}/oracle.json). "
                             "Start one without --resume, or point --out at an earlier search folder.")
-        with open(run_file, encoding="utf-8") as f:
-            stored = json.load(f).get("settings", {})
-        settings = {**SEARCH_DEFAULTS, **stored}
+        settings = {**SEARCH_DEFAULTS, **run.get("settings", {})}
         changed = [k for k in _FIXED_ON_RESUME if k in explicit and explicit[k] != settings.get(k)]
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
@@ -257,10 +302,37 @@ def _settings(args: argparse.Namespace, out: str) -> dict[str, Any]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from keras_augtune import runs
+
     out = args.out
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out!r} is a file; give a folder.")
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the search in --out and --overwrite replaces it: give one of them.")
     settings = _settings(args, out)
+    lock = runs.claim_output_folder(out, resume=args.resume, overwrite=args.overwrite)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_disk_errors(previous_hook)
+    try:
+        return _search(args, out, settings)
+    finally:
+        sys.unraisablehook = previous_hook
+        lock.release()
+
+
+def _quiet_disk_errors(hook):
+    """An unraisable hook that drops the errors a full disk raises while objects are freed (HDF5's
+    file handles): the search ends with one line about the disk instead."""
+    from keras_augtune.runs import disk_error
+
+    def quiet(unraisable):
+        if unraisable.exc_value is None or disk_error(unraisable.exc_value) is None:
+            hook(unraisable)
+
+    return quiet
+
+
+def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int:
+    from keras_augtune import runs
+
     started = time.time()
 
     from keras_augtune.models import check_model_name
@@ -272,23 +344,37 @@ def cmd_search(args: argparse.Namespace) -> int:
         settings["ops"] = [resolve_op(o) for o in settings["ops"]]
     say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
     say(f"Loading data: {settings['data']}")
-    x, y, _names = _load_data(settings["data"], settings["image_size"])
+    x, y, names = _load_data(settings["data"], settings["image_size"])
 
     import numpy as np
 
-    from keras_augtune.data import check_dataset
+    from keras_augtune.data import VALIDATION_SPLIT, check_dataset, split_sizes
+    from keras_augtune.files import atomic_write_json
     from keras_augtune.report import SAMPLE_FILE, _spread, write_report
+    from keras_augtune.trials import COMPLETED, FINISHED
     from keras_augtune.tuner import AugmentTuner
 
     data = check_dataset(x, y)
-    n_train = len(data.y) - int(np.ceil(0.2 * len(data.y)))
+    fingerprint = runs.data_fingerprint(data.x, data.y, names or data.class_names)
+    if args.resume:
+        run = runs.read_run_file(out) or {}
+        if "data_fingerprint" not in run:
+            print(f"{PROG}: note: {out}/run.json predates data fingerprints: the data cannot be checked against "
+                  "the one the run started with.", file=sys.stderr)
+        else:
+            changes = runs.fingerprint_changes(run["data_fingerprint"], fingerprint)
+            if changes:
+                raise UserError(f"--resume: the data in {settings['data']} is not the data this search ran on: now "
+                                + "; ".join(changes) + ". Restore that data, or start a new search with another --out.")
+        for line in runs.repair_damaged_trials(os.path.join(out, run.get("project_name", PROJECT_NAME))):
+            print(f"{PROG}: note: {line}", file=sys.stderr)
+    n_train, _ = split_sizes(len(data.y), VALIDATION_SPLIT)
     train_set_size = settings["train_set_size"]
     if train_set_size >= n_train:
         if args.train_set_size is not None and train_set_size > n_train and not args.resume:
             raise UserError(f"--train-set-size {train_set_size} is larger than the {n_train} training images "
-                            f"left after the 20% validation split ({len(data.y)} images in all).")
+                            f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
         train_set_size = None  # all of them
-    os.makedirs(out, exist_ok=True)
     notebook = os.path.join(out, NOTEBOOK_FILE)
     if not args.resume:
         for stale in (notebook, os.path.join(out, POLICIES_FILE), os.path.join(out, REPORT_FILE)):
@@ -302,10 +388,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         directory=out, project_name=PROJECT_NAME, overwrite=not args.resume, seed=settings["seed"],
         notebook_path=notebook, verbose=0 if args.quiet else 1,
     )
-    done_before = len([t for t in tuner.oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")])
-    _atomic_json(os.path.join(out, "run.json"), {
-        "format": "keras_augtune.run", "version": 1, "project_name": PROJECT_NAME, "settings": settings,
+    done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
+    atomic_write_json(os.path.join(out, runs.RUN_FILE), {
+        "format": runs.RUN_FORMAT, "version": 1, "project_name": PROJECT_NAME, "settings": settings,
         "command": " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None,
+        "data_fingerprint": fingerprint,
     })
     np.savez_compressed(os.path.join(out, SAMPLE_FILE), x=_spread(data.x, data.y, 8),
                         value_range=np.asarray(data.value_range, dtype=np.float64))
@@ -324,14 +411,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             bar.write(line)
             bar.update(1)
 
-        tuner.log = log
+        tuner.display.write = log
     try:
         tuner.search(data.x, data.y, value_range=data.value_range)
     finally:
         if bar is not None:
             bar.close()
 
-    completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    completed = [t for t in tuner.oracle.trials.values() if t.status == COMPLETED]
     if not completed:
         raise UserError("every trial failed; see the messages above (or the trial_*/trial.json files in "
                         f"{os.path.join(out, PROJECT_NAME)}).")
@@ -360,14 +447,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _atomic_json(path: str, payload: Any) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- show
 def cmd_show(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.policy):
@@ -376,7 +455,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UserError(f"--images must be at most 32, got {args.images}.")
     if args.augmentations > 20:
         raise UserError(f"--augmentations must be at most 20, got {args.augmentations}.")
-    from keras_augtune.tuner import load_policies
+    from keras_augtune.results import load_policies
 
     policies = load_policies(args.policy)
     if not policies:
@@ -384,6 +463,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.rank > len(policies):
         raise UserError(f"--rank {args.rank}: {args.policy} holds only {len(policies)} policies.")
     policy = policies[args.rank - 1]
+    if args.out is not None:
+        _check_output_file(args.out, "--out")
     x, y, _ = _load_data(args.data, args.image_size)
 
     import numpy as np
@@ -423,10 +504,27 @@ def _first_per_class(order, y, n: int) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- report
+def _check_output_file(path: str, flag: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse an output file that is a folder, lies under a file, or has a suffix not in ``suffixes``."""
+    kinds = " or ".join(suffixes)
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path!r} is a folder; give a file name" + (f" ending in {kinds}." if kinds else "."))
+    if suffixes and not path.lower().endswith(suffixes):
+        raise UserError(f"{flag} {path!r}: the report is written as {kinds}; give a file name ending in one of them.")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"{flag} {path!r}: {parent} is a file, not a folder.")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.dir):
         raise UserError(f"no such search folder: {args.dir}")
+    if args.out is not None:
+        _check_output_file(args.out, "--out", (".html", ".htm", ".png"))
     from keras_augtune.report import load_search, write_report
+    from keras_augtune.runs import DamagedFileWarning
 
     images = value_range = None
     if args.data is not None:
@@ -436,7 +534,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         x, y, _ = _load_data(args.data, args.image_size)
         data = check_dataset(x, y)
         images, value_range = _spread(data.x, data.y, 8), data.value_range
-    results = load_search(args.dir, images=images, value_range=value_range)
+    with _notes(DamagedFileWarning):
+        results = load_search(args.dir, images=images, value_range=value_range)
     out = args.out or os.path.join(args.dir, REPORT_FILE)
     write_report(results, out, num_policies=args.top)
     done = len(results.completed)

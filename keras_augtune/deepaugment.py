@@ -13,11 +13,13 @@ from __future__ import annotations
 import difflib
 import logging as logging_module
 import os
-from typing import Any, Mapping
+import string
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from keras_augtune.data import load_digits
+from keras_augtune.checks import check_int
+from keras_augtune.data import VALIDATION_SPLIT, load_digits, split_sizes
 from keras_augtune.policy import Policy
 from keras_augtune.space import PolicySpace
 from keras_augtune.tuner import AugmentTuner
@@ -39,7 +41,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # keras_augtune extras
     "directory": "deepaugment_runs",
     "seed": None,
-    "validation_split": 0.2,
+    "validation_split": VALIDATION_SPLIT,
 }
 
 METHODS = {"bayesian_optimization": "bayesian", "bayesian": "bayesian", "random_search": "random", "random": "random"}
@@ -65,12 +67,8 @@ def check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"config['method'] must be 'bayesian_optimization' or 'random_search', got {merged['method']!r}.")
     for key, minimum in (("train_set_size", 1), ("opt_samples", 1), ("opt_last_n_epochs", 1), ("child_epochs", 1),
                          ("child_batch_size", 1), ("opt_initial_points", 0), ("child_first_train_epochs", 0)):
-        value = merged[key]
-        if key == "train_set_size" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            kind = "a positive integer" if minimum else "an integer >= 0"
-            raise ValueError(f"config[{key!r}] must be {kind}, got {value!r}.")
+        if not (key == "train_set_size" and merged[key] is None):
+            check_int(f"config[{key!r}]", merged[key], minimum)
     if merged["logging"] is not None and not hasattr(merged["logging"], "info"):
         raise TypeError("config['logging'] must be a logging.Logger (or None).")
     return merged
@@ -121,7 +119,7 @@ class DeepAugment:
         weights = c["pre_aug_weights_path"]
         if weights and not weights.endswith(".weights.h5"):
             weights = os.path.splitext(weights)[0] + ".weights.h5"  # Keras 3 weight-file naming
-        n_train = int(len(labels) * (1 - c["validation_split"]))
+        n_train, _ = split_sizes(len(labels), c["validation_split"])
         self.tuner = AugmentTuner(
             c["model"], max_trials=1, method=METHODS[c["method"]],
             num_initial_points=c["opt_initial_points"],
@@ -135,19 +133,16 @@ class DeepAugment:
             overwrite=True, seed=c["seed"],
         )
         if self.logger is not None:
-            self.tuner.log = self.logger.info
-        self.iterated = 0
+            self.tuner.display.write = self.logger.info
         self.top_policies: Any = []
 
     def optimize(self, iterations: int = 20) -> Any:
         """Run ``iterations`` more trials (the first call's trial 0 is the no-augmentation
         baseline); return the top-policies table (a pandas DataFrame when pandas is
         installed, else a list of dicts), best first."""
-        if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 1:
-            raise ValueError(f"iterations must be a positive integer, got {iterations!r}.")
-        self.tuner.oracle.max_trials = len(self.tuner.oracle.trials) + int(iterations)
+        iterations = check_int("iterations", iterations)
+        self.tuner.oracle.max_trials = len(self.tuner.oracle.trials) + iterations
         self.tuner.search(self.images, self.labels)
-        self.iterated += int(iterations)
         self.top_policies = self._table(self.tuner.get_best_policies(TOP_POLICIES))
         return self.top_policies
 
@@ -161,10 +156,67 @@ class DeepAugment:
         for policy in policies:
             row = {"trial_no": policy.metadata["trial_id"], "reward": policy.metadata["reward"],
                    "gain": policy.metadata["gain"]}
-            row.update(policy.to_deepaugment_row() if not policy.is_identity else {"A_aug1_type": "identity"})
+            row.update(to_deepaugment_row(policy) if not policy.is_identity else {"A_aug1_type": "identity"})
             rows.append(row)
         try:
             import pandas
         except ImportError:
             return rows
         return pandas.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- DeepAugment's policy formats
+def to_deepaugment_list(policy: Policy) -> list[Any]:
+    """DeepAugment's flat list ``[A_aug1_type, A_aug1_magnitude, A_aug2_type, ...]``.
+
+    DeepAugment had no per-op probability (all ops fire); probabilities are dropped.
+    """
+    return [value for sub in policy.sub_policies for step in sub for value in (step.op, step.magnitude)]
+
+
+def to_deepaugment_row(policy: Policy) -> dict[str, Any]:
+    """DeepAugment's top-policies row: ``{"A_aug1_type": ..., "A_aug1_magnitude": ..., ...}``.
+
+    Probabilities other than 1 are kept in extra ``*_probability`` columns.
+    """
+    if len(policy.sub_policies) > len(string.ascii_uppercase):
+        raise ValueError("DeepAugment's row format has at most 26 sub-policies (A-Z).")
+    row: dict[str, Any] = {}
+    for letter, sub in zip(string.ascii_uppercase, policy.sub_policies):
+        for j, step in enumerate(sub, start=1):
+            row[f"{letter}_aug{j}_type"] = step.op
+            row[f"{letter}_aug{j}_magnitude"] = step.magnitude
+            if step.probability != 1.0:
+                row[f"{letter}_aug{j}_probability"] = step.probability
+    return row
+
+
+def from_deepaugment(flat_or_row: Sequence[Any] | Mapping[str, Any], ops_per_sub_policy: int = 2) -> Policy:
+    """A :class:`Policy` from DeepAugment's flat list or its top-policies row (dict/Series)."""
+    if isinstance(flat_or_row, Mapping) or hasattr(flat_or_row, "to_dict"):
+        row = dict(flat_or_row.to_dict() if hasattr(flat_or_row, "to_dict") else flat_or_row)
+        subs = []
+        for letter in string.ascii_uppercase:
+            steps, j = [], 1
+            while f"{letter}_aug{j}_type" in row:
+                mag_key = f"{letter}_aug{j}_magnitude"
+                if mag_key not in row:
+                    raise ValueError(f"DeepAugment row has {letter}_aug{j}_type but no {mag_key!r}.")
+                steps.append((row[f"{letter}_aug{j}_type"], row.get(f"{letter}_aug{j}_probability", 1.0),
+                              row[mag_key]))
+                j += 1
+            if not steps:
+                break
+            subs.append(steps)
+        if not subs:
+            raise ValueError("Not a DeepAugment policy row: no 'A_aug1_type' column.")
+        return Policy(subs)
+    flat = list(flat_or_row)
+    width = 2 * ops_per_sub_policy
+    if not flat or len(flat) % width:
+        raise ValueError(
+            f"DeepAugment's flat policy list alternates op type and magnitude, {ops_per_sub_policy} ops "
+            f"per sub-policy: its length must be a positive multiple of {width}, got {len(flat)}."
+        )
+    pairs = [(flat[k], 1.0, flat[k + 1]) for k in range(0, len(flat), 2)]
+    return Policy([pairs[k:k + ops_per_sub_policy] for k in range(0, len(pairs), ops_per_sub_policy)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import keras_tuner
@@ -11,7 +11,7 @@ from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.models import DEFAULT_MODEL, build_model, check_model_name
 from keras_augtune.policy import Policy
 from keras_augtune.schedule import DEFAULT_LEARNING_RATES, WarmupCosineDecay, check_schedule
-from keras_augtune.space import PolicySpace, baseline_values, is_baseline  # noqa: F401 (tuner imports them here)
+from keras_augtune.space import PolicySpace, baseline_values, is_baseline, policy_of  # noqa: F401 (kept importable here)
 
 
 class AugmentHyperModel(keras_tuner.HyperModel):
@@ -77,8 +77,9 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         self.num_classes: int | None = None
         self.value_range: tuple[float, float] = (0.0, 255.0)
         self.one_hot = False
-        #: Called with (hp, child model) after each build (the tuner's warm start uses it).
-        self.on_child_built: Callable[[Any, keras.Model], None] | None = None
+        #: A :class:`~keras_augtune.warm_start.WarmStart` giving each new child its starting
+        #: weights (the tuner sets it when ``child_first_train_epochs > 0``), or None.
+        self.warm_start: Any = None
 
     # ------------------------------------------------------------------ set-up
     def configure(self, input_shape, num_classes: int, value_range=(0.0, 255.0), one_hot: bool = False) -> None:
@@ -113,14 +114,20 @@ class AugmentHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         self.policy_space.declare(hp)
-        policy = self.policy(hp)
+        self.policy(hp)  # invalid policy values fail here, before any model is built
         if not self.configured:
             # Keras Tuner explores the space before search() has shown us the data:
             # only a user hypermodel can declare more hyperparameters.
             return self.build_child(hp) if self.child_hypermodel is not None else None
         child = self.build_child(hp)
-        if self.on_child_built is not None:
-            self.on_child_built(hp, child)
+        if self.warm_start is not None:
+            self.warm_start.load(self, hp, child)
+        return self.wrap(hp, child)
+
+    def wrap(self, hp: keras_tuner.HyperParameters, child: keras.Model) -> keras.Model:
+        """The trial's model: ``child`` behind the policy layer of ``hp`` (and the rescaling
+        of built-in models), compiled."""
+        policy = self.policy(hp)
         inputs = keras.Input(self.input_shape, name="images")
         x = inputs
         if not policy.is_noop(self.input_shape[-1]):  # a no-op policy trains exactly as the baseline
@@ -175,7 +182,4 @@ class AugmentHyperModel(keras_tuner.HyperModel):
     def policy(self, hp_or_values: Any) -> Policy:
         """The policy a trial's hyperparameters (or values dict) describe; the baseline
         values give ``Policy.identity()``."""
-        values = getattr(hp_or_values, "values", hp_or_values)
-        if is_baseline(self.policy_space, values):
-            return Policy.identity()
-        return self.policy_space.to_policy(values)
+        return policy_of(self.policy_space, getattr(hp_or_values, "values", hp_or_values))

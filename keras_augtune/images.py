@@ -24,6 +24,19 @@ def check_value_range(value_range: Any) -> tuple[float, float]:
     return low, high
 
 
+def is_single_image(images: np.ndarray, batched: bool | None = None) -> bool:
+    """Whether an array is one image rather than a batch (``batched`` decides when given).
+
+    Rank 2 is one grayscale image; rank 3 is one image when the last axis is 1 or 3
+    channels, else a batch of grayscale images; rank 4 is a batch.
+    """
+    if batched is not None:
+        return not batched
+    if images.ndim == 2:
+        return True
+    return images.ndim == 3 and images.shape[-1] in (1, 3)
+
+
 @dataclass
 class ImageBatch:
     """A validated batch: ``array`` is (N,H,W), (N,H,W,1) or (N,H,W,3)."""

@@ -8,8 +8,11 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_augtune.checks import check_seed
+from keras_augtune.execution import numpy_function
 from keras_augtune.images import check_value_range
-from keras_augtune.policy import as_policy, derive_call_seed
+from keras_augtune.policy import as_policy
+from keras_augtune.seeds import derive_call_seed
 
 
 @keras.saving.register_keras_serializable(package="keras_augtune")
@@ -32,9 +35,7 @@ class PolicyAugmentation(keras.layers.Layer):
         super().__init__(**kwargs)
         self.policy = as_policy(policy)
         self.value_range = check_value_range(value_range)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
-        self.seed = None if seed is None else int(seed)
+        self.seed = check_seed(seed)
         self._calls = itertools.count()
 
     def _augment(self, images: np.ndarray) -> np.ndarray:
@@ -46,13 +47,7 @@ class PolicyAugmentation(keras.layers.Layer):
             return inputs
         backend = keras.backend.backend()
         if backend == "tensorflow":
-            import tensorflow as tf
-
-            out = tf.numpy_function(
-                self._augment, [inputs], Tout=inputs.dtype, stateful=True, name="policy_augmentation",
-            )
-            out.set_shape(inputs.shape)
-            return out
+            return numpy_function(self._augment, inputs, name="policy_augmentation")
         try:
             array = np.asarray(keras.ops.convert_to_numpy(inputs))
         except Exception as exc:  # traced (jit) tensors cannot leave the graph

@@ -8,8 +8,8 @@ when one is given. Figures are built with matplotlib's object API on the Agg
 canvas, so no display is needed (servers, CI) and nothing is left open in
 ``pyplot``'s global state; in Jupyter the returned figure renders inline.
 
-Search-report plots belong in this module too; add them in a section of their own
-and reuse the private helpers below (figure creation, image display, saving).
+The search report (:mod:`keras_augtune.report`) draws its figures with the same
+helpers (:func:`new_figure`, :func:`save_figure`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ MAX_MAGNITUDES = 11
 
 
 # ---------------------------------------------------------------------- shared helpers
-def _new_figure(width: float, height: float):
-    """A Figure on the Agg canvas (no display, no pyplot state)."""
+def new_figure(width: float, height: float):
+    """A Figure on the Agg canvas (no display, no pyplot state), with a constrained layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -54,7 +54,8 @@ def _check_path(path: Any) -> str | None:
     return path
 
 
-def _save(fig, path: str | None, dpi: int = 90) -> None:
+def save_figure(fig, path: Any, dpi: int = 90) -> None:
+    """Save ``fig`` to ``path`` (its folder created), unless ``path`` is None."""
     if path is None:
         return
     folder = os.path.dirname(path)
@@ -145,7 +146,7 @@ def plot_op_grid(
 
     rows = -(-len(names) // ops_per_row)
     cols = ops_per_row * len(mags)
-    fig = _new_figure(1.15 * cols + 0.2, 1.35 * rows + 0.2)
+    fig = new_figure(1.15 * cols + 0.2, 1.35 * rows + 0.2)
     grid = fig.subplots(rows, cols, squeeze=False)
     for k, name in enumerate(names):
         row, first = divmod(k, ops_per_row)
@@ -158,7 +159,7 @@ def plot_op_grid(
         row, first = divmod(k, ops_per_row)
         for j in range(len(mags)):
             grid[row, first * len(mags) + j].set_axis_off()
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -229,7 +230,7 @@ def plot_policy_examples(
         policy.augment(batch.array, seed=None if seed is None else seed + k, value_range=batch.value_range)
         for k in range(count)
     ]
-    fig = _new_figure(1.2 * (count + 1) + 0.2, 1.2 * n + 0.5)
+    fig = new_figure(1.2 * (count + 1) + 0.2, 1.2 * n + 0.5)
     grid = fig.subplots(n, count + 1, squeeze=False)
     for j, column in enumerate(columns):
         shown = _as_display(column, batch.value_range)
@@ -238,5 +239,5 @@ def plot_policy_examples(
             _show(grid[i, j], shown[i], title)
     name = policy.metadata.get("name") if isinstance(policy.metadata, dict) else None
     fig.suptitle(f"{name or 'Policy'}: {len(policy)} sub-policies", fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)
     return fig

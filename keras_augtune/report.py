@@ -24,82 +24,41 @@ Agg canvas (no display needed) and saves it to ``path`` when one is given.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime
 import html
 import io
 import json
 import math
 import os
-import re
+import warnings
 from typing import Any
 
 import numpy as np
 
+from keras_augtune import compat
+from keras_augtune.files import atomic_write
+from keras_augtune.plot import new_figure, save_figure
 from keras_augtune.policy import Policy
+from keras_augtune.results import SearchResults, describe_policy, format_value
+from keras_augtune.space import parse_name
+from keras_augtune.trials import RUNNING
+from keras_augtune import runs
+from keras_augtune.runs import RUN_FILE, read_run_file
 
 __all__ = [
-    "SearchResults", "TrialRecord", "load_search", "plot_rewards", "plot_importances",
-    "policies_table", "plot_best_policy_examples", "plot_summary", "write_report", "RUN_FILE",
-    "SAMPLE_FILE",
+    "SearchResults", "load_search", "plot_rewards", "plot_importances", "policies_table",
+    "plot_best_policy_examples", "plot_summary", "write_report", "RUN_FILE", "SAMPLE_FILE",
 ]
 
-#: Written by ``keras-augtune search`` next to the tuner directory: how the run was made.
-RUN_FILE = "run.json"
 #: A few images of the searched data (uint8), so a report can draw grids from disk alone.
 SAMPLE_FILE = "sample_images.npz"
 
-_HP_NAME = re.compile(r"^(?P<prefix>.+)/sub_policy_(?P<i>\d+)/op_(?P<j>\d+)/(?P<field>op|magnitude|probability)$")
-
 
 # ----------------------------------------------------------------------------- loading
-@dataclasses.dataclass
-class TrialRecord:
-    """One trial of a search, as the report sees it."""
-
-    trial_id: str
-    number: int  #: 1-based position in the search
-    status: str
-    reward: float | None
-    val_accuracy: float | None
-    policy: Policy | None
-    hyperparameters: dict[str, Any]  #: the non-policy (architecture) values
-    message: str | None = None
-
-    @property
-    def completed(self) -> bool:
-        return self.status == "COMPLETED" and self.reward is not None and math.isfinite(self.reward)
-
-
-@dataclasses.dataclass
-class SearchResults:
-    """Everything a report shows, loaded from a tuner or from disk by :func:`load_search`."""
-
-    project_dir: str
-    trials: list[TrialRecord]
-    baseline_reward: float | None
-    importances: dict[str, float]
-    images: np.ndarray | None = None
-    value_range: tuple[float, float] | None = None
-    run: dict[str, Any] | None = None  #: the CLI's run.json, when there is one
-
-    @property
-    def completed(self) -> list[TrialRecord]:
-        return [t for t in self.trials if t.completed]
-
-    def best(self, n: int = 5) -> list[TrialRecord]:
-        """The ``n`` completed trials with the highest reward, best first (ties: earlier first)."""
-        return sorted(self.completed, key=lambda t: (-t.reward, t.number))[:n]
-
-    def gain(self, trial: TrialRecord) -> float | None:
-        if self.baseline_reward is None or trial.reward is None:
-            return None
-        return trial.reward - self.baseline_reward
-
-
 def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) -> SearchResults:
-    """The results of a search, from an ``AugmentTuner`` (or any Keras Tuner tuner whose
-    trials hold a policy) or from a directory on disk.
+    """The results of a search (:class:`~keras_augtune.results.SearchResults`), from an
+    ``AugmentTuner`` (or any Keras Tuner tuner whose trials hold a policy) or from a
+    directory on disk.
 
     A directory may be the output folder of ``keras-augtune search`` (holding ``run.json``),
     a Keras Tuner project directory (holding ``oracle.json`` and ``trial_*/``), or a folder
@@ -107,15 +66,16 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
     default to the tuner's data or to the run's ``sample_images.npz``.
     """
     run = None
+    space = None
     if isinstance(tuner_or_dir, (str, os.PathLike)):
         project_dir, run = _find_project(os.fspath(tuner_or_dir))
         oracle = _reload_oracle(project_dir)
-        tuner = None
         if images is None:
             images, value_range = _sample_images(os.fspath(tuner_or_dir), project_dir, value_range)
     elif hasattr(tuner_or_dir, "oracle"):
         tuner = tuner_or_dir
         oracle = tuner.oracle
+        space = getattr(tuner, "policy_space", None)
         project_dir = str(getattr(tuner, "project_dir", ""))
         data = getattr(tuner, "dataset", None)
         if images is None and data is not None:
@@ -125,33 +85,29 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
         raise TypeError(
             f"load_search needs an AugmentTuner or a search directory, got {type(tuner_or_dir).__name__}."
         )
-    trials = _records(oracle, tuner)
-    baseline = next((t.reward for t in trials if t.completed and t.policy is not None and t.policy.is_identity), None)
-    importances: dict[str, float] = {}
+    results = SearchResults.from_oracle(oracle, space, project_dir)
     if hasattr(oracle, "hyperparameter_importances"):
         try:
-            importances = dict(oracle.hyperparameter_importances())
-            if sum(importances.values()) <= 1e-12:  # too few trials: the forest made no split
-                importances = {}
+            results.importances = dict(oracle.hyperparameter_importances())
+            if sum(results.importances.values()) <= 1e-12:  # too few trials: the forest made no split
+                results.importances = {}
         except Exception:  # a report must not fail on the insight panel
-            importances = {}
+            results.importances = {}
     if images is not None:
         images = np.asarray(images)
-        if images.ndim == 3 and (images.shape[-1] not in (1, 3) or len(images) > 4):
+        if images.ndim == 3:  # a batch of (H, W) grayscale images
             images = images[..., None]
-        images = images[:8]
-    return SearchResults(project_dir, trials, baseline, importances, images,
-                         None if value_range is None else tuple(value_range), run)
+        results.images = images[:8]
+    results.value_range = None if value_range is None else tuple(value_range)
+    results.run = run
+    return results
 
 
 def _find_project(path: str) -> tuple[str, dict | None]:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"No such search directory: {path}")
-    run = None
-    run_file = os.path.join(path, RUN_FILE)
-    if os.path.isfile(run_file):
-        with open(run_file, encoding="utf-8") as f:
-            run = json.load(f)
+    run = read_run_file(path)
+    if run is not None:
         project = os.path.join(path, run.get("project_name", "tuner"))
         if os.path.isfile(os.path.join(project, "oracle.json")):
             return project, run
@@ -169,13 +125,19 @@ def _find_project(path: str) -> tuple[str, dict | None]:
 
 
 def _reload_oracle(project_dir: str):
-    from keras_augtune.objective import reward_objective
+    from keras_augtune.evaluation.reward import reward_objective
     from keras_augtune.oracle import RandomForestOracle
 
     oracle = RandomForestOracle(objective=reward_objective(), max_trials=10**6)
-    oracle._set_project_dir(os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
+    compat.set_project_dir(oracle, os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
+    damaged = runs.damaged_files(compat.project_dir(oracle))
+    for path, reason in damaged.items():  # skipped, so that every readable trial is still shown
+        warnings.warn(runs.DamagedFileWarning(f"skipped the damaged file {path} ({reason})"), stacklevel=3)
     try:
-        oracle.reload()
+        if damaged:
+            runs.reload_skipping_damaged(oracle, compat.project_dir(oracle), damaged)
+        else:
+            oracle.reload()
     except Exception as exc:
         raise ValueError(f"Cannot read the search in {project_dir}: {type(exc).__name__}: {exc}") from None
     return oracle
@@ -203,75 +165,7 @@ def _spread(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(x)[sorted(picked)]
 
 
-def _trial_sort_key(trial_id: str):
-    return (0, int(trial_id), "") if str(trial_id).isdigit() else (1, 0, str(trial_id))
-
-
-def _records(oracle, tuner) -> list[TrialRecord]:
-    from keras_augtune.objective import REWARD
-
-    records = []
-    trials = sorted(oracle.trials.values(), key=lambda t: _trial_sort_key(t.trial_id))
-    for number, t in enumerate(trials, start=1):
-        metrics = t.metrics.metrics
-        reward = t.metrics.get_best_value(REWARD) if REWARD in metrics else t.score
-        reward = None if reward is None else float(reward)
-        val = t.metrics.get_best_value("val_accuracy") if "val_accuracy" in metrics else None
-        values = dict(t.hyperparameters.values)
-        policy = None
-        if tuner is not None and hasattr(getattr(tuner, "hypermodel", None), "policy"):
-            try:
-                policy = tuner.hypermodel.policy(t.hyperparameters)
-            except Exception:
-                policy = None
-        if policy is None:
-            policy = policy_from_values(values)
-        arch = {k: v for k, v in values.items() if not _HP_NAME.match(k)}
-        records.append(TrialRecord(str(t.trial_id), number, str(t.status), reward,
-                                   None if val is None else float(val), policy, arch, t.message))
-    return records
-
-
-def policy_from_values(values: dict[str, Any]) -> Policy | None:
-    """The policy held by a trial's hyperparameter values (``<prefix>/sub_policy_i/op_j/field``
-    names), whatever the space's options; ``None`` when the values hold no policy."""
-    slots: dict[tuple[int, int], dict[str, Any]] = {}
-    for name, value in values.items():
-        match = _HP_NAME.match(name)
-        if match:
-            slots.setdefault((int(match["i"]), int(match["j"])), {})[match["field"]] = value
-    if not slots:
-        return None
-    subs: dict[int, list] = {}
-    for (i, j) in sorted(slots):
-        slot = slots[(i, j)]
-        subs.setdefault(i, []).append((slot.get("op", "identity"), float(slot.get("probability", 1.0)),
-                                        float(slot.get("magnitude", 0.0))))
-    try:
-        return Policy([subs[i] for i in sorted(subs)])
-    except (TypeError, ValueError):
-        return None
-
-
 # ----------------------------------------------------------------------------- figures
-def _new_figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: Any, dpi: int = 100) -> None:
-    if path is None:
-        return
-    path = os.fspath(path)
-    if os.path.dirname(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-
-
 def _results(results: Any) -> SearchResults:
     return results if isinstance(results, SearchResults) else load_search(results)
 
@@ -285,7 +179,7 @@ def plot_rewards(results: Any, path: Any = None, ax: Any = None):
     results = _results(results)
     fig = None
     if ax is None:
-        fig = _new_figure(7.0, 3.6)
+        fig = new_figure(7.0, 3.6)
         ax = fig.subplots()
     done = results.completed
     if done:
@@ -299,7 +193,7 @@ def plot_rewards(results: Any, path: Any = None, ax: Any = None):
             best_x.append(t.number)
             best_y.append(best)
         ax.step(best_x, best_y, where="post", color="#2ca02c", lw=1.8, label="best so far")
-    failed = [t for t in results.trials if not t.completed and t.status != "RUNNING"]
+    failed = [t for t in results.trials if not t.completed and t.status != RUNNING]
     if failed:
         low = min((t.reward for t in done), default=0.0)
         ax.scatter([t.number for t in failed], [low] * len(failed), marker="x", color="#d62728",
@@ -320,24 +214,25 @@ def plot_rewards(results: Any, path: Any = None, ax: Any = None):
     else:
         ax.text(0.5, 0.5, "no completed trial yet", ha="center", va="center", transform=ax.transAxes)
     if fig is not None:
-        _save(fig, path)
+        save_figure(fig, path, dpi=100)
     return fig if fig is not None else ax.figure
 
 
 def short_name(name: str) -> str:
     """``augment/sub_policy_0/op_1/magnitude`` -> ``sub-policy 0, op 1: magnitude``."""
-    match = _HP_NAME.match(name)
-    if not match:
+    parsed = parse_name(name)
+    if parsed is None:
         return name
-    return f"sub-policy {match['i']}, op {match['j']}: {match['field']}"
+    _, i, j, field = parsed
+    return f"sub-policy {i}, op {j}: {field}"
 
 
 def importances_by_kind(importances: dict[str, float]) -> dict[str, float]:
     """Importances summed per kind: op type, magnitude, probability, and each other hyperparameter."""
     totals: dict[str, float] = {}
     for name, value in importances.items():
-        match = _HP_NAME.match(name)
-        kind = {"op": "op type"}.get(match["field"], match["field"]) if match else name
+        parsed = parse_name(name)
+        kind = {"op": "op type"}.get(parsed[3], parsed[3]) if parsed else name
         totals[kind] = totals.get(kind, 0.0) + value
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
@@ -348,7 +243,7 @@ def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = No
     fig = None
     items = list(results.importances.items())[:top]
     if ax is None:
-        fig = _new_figure(7.0, 0.8 + 0.28 * max(len(items), 3))
+        fig = new_figure(7.0, 0.8 + 0.28 * max(len(items), 3))
         ax = fig.subplots()
     if items:
         names = [short_name(k) for k, _ in items][::-1]
@@ -361,49 +256,28 @@ def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = No
         ax.set_yticks([])
     ax.set_title("Hyperparameter importances (random forest)", fontsize=10)
     if fig is not None:
-        _save(fig, path)
+        save_figure(fig, path, dpi=100)
     return fig if fig is not None else ax.figure
-
-
-def describe_policy(policy: Policy | None) -> str:
-    """A one-line text form: ``rotate(p=0.80, m=0.50) + invert(...) | ...``."""
-    if policy is None:
-        return "?"
-    if policy.is_identity:
-        return "no augmentation"
-    subs = []
-    for sub in policy.sub_policies:
-        steps = [f"{s.op}(p={s.probability:.2f}, m={s.magnitude:.2f})" for s in sub
-                 if s.op != "identity" and s.probability > 0]
-        subs.append(" + ".join(steps) or "identity")
-    return " | ".join(subs)
 
 
 def policies_table(results: Any, n: int = 5) -> list[dict[str, Any]]:
     """The ``n`` best policies as rows: rank, trial, reward, gain, val_accuracy, policy, hyperparameters."""
     results = _results(results)
-    rows = []
-    for rank, t in enumerate(results.best(n), start=1):
-        rows.append({"rank": rank, "trial": t.trial_id, "reward": t.reward, "gain": results.gain(t),
-                     "val_accuracy": t.val_accuracy, "policy": describe_policy(t.policy),
-                     "hyperparameters": t.hyperparameters})
-    return rows
+    return [{"rank": rank, "trial": t.trial_id, "reward": t.reward, "gain": t.gain, "val_accuracy": t.val_accuracy,
+             "policy": describe_policy(t.policy), "hyperparameters": t.hyperparameters}
+            for rank, t in enumerate(results.best(n), start=1)]
 
 
-def best_policies(results: Any, n: int = 3, skip_identity: bool = True) -> list[Policy]:
-    """The best policies with their reward and gain in ``metadata`` (the baseline skipped)."""
+def best_policies(results: Any, n: int = 3) -> list[Policy]:
+    """The ``n`` best augmentation policies (no-augmentation trials skipped), each named
+    by its trial, reward and gain in ``metadata["name"]`` (the title of its grid)."""
     results = _results(results)
     out = []
-    for t in results.best(len(results.trials)):
-        if t.policy is None or (skip_identity and t.policy.is_identity):
-            continue
-        policy = Policy(t.policy.sub_policies, metadata={
-            "name": f"trial {t.trial_id}: reward {t.reward:.4f}"
-                    + ("" if results.gain(t) is None else f" ({results.gain(t):+.4f})"),
-            "trial_id": t.trial_id, "reward": t.reward, "gain": results.gain(t)})
+    for t in results.best(n, skip_identity=True):
+        policy = t.to_policy()
+        policy.metadata["name"] = f"trial {t.trial_id}: reward {t.reward:.4f}" + (
+            "" if t.gain is None else f" ({t.gain:+.4f})")
         out.append(policy)
-        if len(out) == n:
-            break
     return out
 
 
@@ -430,7 +304,7 @@ def plot_best_policy_examples(results: Any, n: int = 3, images: Any = None, num_
 def plot_summary(results: Any, path: Any = None, n: int = 5):
     """One page: rewards, importances and the top-policies table (the PNG report)."""
     results = _results(results)
-    fig = _new_figure(11.0, 9.0)
+    fig = new_figure(11.0, 9.0)
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1.0])
     left, right = top.subplots(1, 2, width_ratios=[1.2, 1.0])
     plot_rewards(results, ax=left)
@@ -439,7 +313,7 @@ def plot_summary(results: Any, path: Any = None, n: int = 5):
     ax.set_axis_off()
     rows = policies_table(results, n)
     if rows:
-        cells = [[r["rank"], r["trial"], _fmt(r["reward"]), _fmt(r["gain"], "+.4f"), _fmt(r["val_accuracy"]),
+        cells = [[r["rank"], r["trial"], format_value(r["reward"]), format_value(r["gain"], "+.4f"), format_value(r["val_accuracy"]),
                   _wrap(r["policy"], 95)] for r in rows]
         table = ax.table(cellText=cells, colLabels=["rank", "trial", "reward", "gain", "val acc", "policy"],
                          loc="upper center", cellLoc="left", colWidths=[0.05, 0.06, 0.07, 0.08, 0.07, 0.67])
@@ -450,7 +324,7 @@ def plot_summary(results: Any, path: Any = None, n: int = 5):
                 cell.set_height(cell.get_height() * (1 + cells[r - 1][5].count("\n")))
     ax.set_title(f"Top policies ({_baseline_text(results)})", fontsize=10)
     fig.suptitle(f"keras_augtune search: {results.project_dir}", fontsize=11)
-    _save(fig, path)
+    save_figure(fig, path, dpi=100)
     return fig
 
 
@@ -476,11 +350,7 @@ def write_report(tuner_or_dir: Any, out_path: Any, num_policies: int = 5, num_gr
     if out_path.lower().endswith(".png"):
         plot_summary(results, out_path, n=num_policies)
         return out_path
-    page = _html(results, num_policies, num_grids)
-    tmp = f"{out_path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, out_path)
+    atomic_write(out_path, _html(results, num_policies, num_grids))
     return out_path
 
 
@@ -492,10 +362,6 @@ def _png_base64(fig, dpi: int = 100) -> str:
 
 def _img(fig, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png_base64(fig)}">'
-
-
-def _fmt(value: Any, spec: str = ".4f") -> str:
-    return "" if value is None else format(value, spec)
 
 
 def _wrap(text: str, width: int) -> str:
@@ -529,7 +395,7 @@ th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     esc = html.escape
     done, trials = results.completed, results.trials
-    failed = [t for t in trials if t.status in ("FAILED", "INVALID")]
+    failed = results.unsuccessful
     best = results.best(1)
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -542,7 +408,7 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
         f"<li>{esc(_baseline_text(results))}</li>",
     ]
     if best:
-        gain = results.gain(best[0])
+        gain = best[0].gain
         parts.append(f"<li>best reward {best[0].reward:.4f} (trial {esc(best[0].trial_id)})"
                      + ("" if gain is None else f", {gain:+.4f} over no augmentation") + "</li>")
     if results.run:
@@ -568,8 +434,8 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
             cls = "" if r["gain"] is None else ("pos" if r["gain"] > 0 else "neg" if r["gain"] < 0 else "")
             policy = "<br>".join(esc(p) for p in r["policy"].split(" | "))
             parts.append(
-                f"<tr><td class='num'>{r['rank']}</td><td>{esc(r['trial'])}</td><td class='num'>{_fmt(r['reward'])}</td>"
-                f"<td class='num {cls}'>{_fmt(r['gain'], '+.4f')}</td><td class='num'>{_fmt(r['val_accuracy'])}</td>"
+                f"<tr><td class='num'>{r['rank']}</td><td>{esc(r['trial'])}</td><td class='num'>{format_value(r['reward'])}</td>"
+                f"<td class='num {cls}'>{format_value(r['gain'], '+.4f')}</td><td class='num'>{format_value(r['val_accuracy'])}</td>"
                 f"<td>{policy}</td>"
                 + (f"<td><code>{esc(json.dumps(r['hyperparameters']))}</code></td>" if arch else "") + "</tr>")
         parts.append("</table>")
@@ -603,8 +469,7 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     if failed:
         parts.append("<h2>Failed trials</h2><ul>")
         for t in failed:
-            reason = (t.message or "").strip().splitlines()[-1:] or ["no message"]
-            parts.append(f"<li>trial {esc(t.trial_id)}: {esc(reason[0])}</li>")
+            parts.append(f"<li>trial {esc(t.trial_id)}: {esc(t.reason)}</li>")
         parts.append("</ul>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

@@ -28,18 +28,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any, Mapping, Sequence
 
 import keras_tuner as kt
 
+from keras_augtune.checks import check_int
 from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, is_identity_at, ops_for_channels, resolve_op
 from keras_augtune.policy import Policy
 
-__all__ = ["PolicySpace", "declare_policy_space", "baseline_values", "is_baseline", "DEFAULT_PREFIX"]
+__all__ = ["PolicySpace", "declare_policy_space", "baseline_values", "is_baseline", "policy_of", "parse_name",
+           "architecture_values", "DEFAULT_PREFIX"]
 
 #: Name scope of the policy hyperparameters.
 DEFAULT_PREFIX = "augment"
 _FIELDS = ("op", "magnitude", "probability")
+_NAME = re.compile(rf"^(?P<prefix>.+)/sub_policy_(?P<i>\d+)/op_(?P<j>\d+)/(?P<field>{'|'.join(_FIELDS)})$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,9 +78,7 @@ class PolicySpace:
 
     def __post_init__(self):
         for field in ("num_sub_policies", "ops_per_sub_policy"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{field}` must be a positive integer, got {value!r}.")
+            check_int(f"`{field}`", getattr(self, field))
         if self.ops is None:
             ops = tuple(OP_NAMES)
         else:
@@ -106,6 +108,50 @@ class PolicySpace:
         options = {"ops": DEEPAUGMENT_OPS, "search_probabilities": False, "fixed_probability": 1.0}
         options.update(overrides)
         return cls(**options)
+
+    @classmethod
+    def from_hyperparameters(cls, hp: Any) -> "PolicySpace | None":
+        """The space declared on ``hp`` (a ``keras_tuner.HyperParameters`` or a list of its
+        hyperparameters, e.g. a reloaded oracle's), or ``None`` when ``hp`` holds no policy.
+
+        The options are read back from the declared hyperparameters of the first slot
+        (op choices, magnitude and probability ranges and steps); ``to_policy`` of the
+        result gives the trials' policies.
+        """
+        declared = getattr(hp, "space", hp)
+        slots = {}
+        for h in declared:
+            parsed = parse_name(h.name)
+            if parsed is not None:
+                slots[parsed] = h
+        prefixes = sorted({prefix for prefix, _, _, _ in slots})
+        if len(prefixes) != 1:
+            return None
+        prefix = prefixes[0]
+        first = {field: slots.get((prefix, 0, 0, field)) for field in _FIELDS}
+        if first["op"] is None or first["magnitude"] is None:
+            return None
+        options: dict[str, Any] = {
+            "prefix": prefix,
+            "num_sub_policies": 1 + max(i for _, i, _, _ in slots),
+            "ops_per_sub_policy": 1 + max(j for _, _, j, _ in slots),
+            "ops": list(getattr(first["op"], "values", None) or [first["op"].value]),
+        }
+        magnitude = first["magnitude"]
+        options["magnitude_range"] = _declared_range(magnitude)
+        options["magnitude_step"] = getattr(magnitude, "step", None)
+        probability = first["probability"]
+        if probability is None or not hasattr(probability, "min_value"):
+            options["search_probabilities"] = False
+            if probability is not None:
+                options["fixed_probability"] = probability.value
+        else:
+            options["probability_range"] = _declared_range(probability)
+            options["probability_step"] = probability.step
+        try:
+            return cls(**options)
+        except (TypeError, ValueError):
+            return None
 
     def for_channels(self, channels: int) -> "PolicySpace":
         """This space for images with ``channels`` channels (1 or 3).
@@ -277,6 +323,20 @@ def declare_policy_space(
     return space.declare(hp)
 
 
+def parse_name(name: str) -> tuple[str, int, int, str] | None:
+    """Inverse of :meth:`PolicySpace.name`: ``(prefix, sub_policy, op, field)``, or ``None``
+    for a hyperparameter that is not a policy slot (e.g. an architecture value)."""
+    match = _NAME.match(str(name))
+    if match is None:
+        return None
+    return match["prefix"], int(match["i"]), int(match["j"]), match["field"]
+
+
+def architecture_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values that are not policy slots (a jointly tuned model's own hyperparameters)."""
+    return {name: value for name, value in values.items() if parse_name(name) is None}
+
+
 def baseline_values(space: PolicySpace) -> dict[str, Any]:
     """The values of the no-augmentation baseline trial in ``space``.
 
@@ -317,7 +377,21 @@ def is_baseline(space: PolicySpace, values: Any) -> bool:
     return all(values.get(name) == value for name, value in baseline.items())
 
 
+def policy_of(space: PolicySpace, values: Any) -> Policy:
+    """The policy trial ``values`` describe in ``space``; the baseline values give ``Policy.identity()``."""
+    values = _values_of(values)
+    if is_baseline(space, values):
+        return Policy.identity()
+    return space.to_policy(values)
+
+
 # ----------------------------------------------------------------------------- helpers
+def _declared_range(hp: Any) -> tuple[float, float]:
+    if hasattr(hp, "min_value"):
+        return (float(hp.min_value), float(hp.max_value))
+    return (float(hp.value), float(hp.value))
+
+
 def _values_of(values: Any) -> Mapping[str, Any]:
     if isinstance(values, Mapping):
         return values

@@ -1,34 +1,39 @@
-"""`AugmentTuner`: search the augmentation policy (and architecture) inside ordinary Keras code."""
+"""`AugmentTuner`: the trial lifecycle of a policy (and architecture) search, in ordinary Keras code."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
+import copy
 import json
 import math
 import os
-import time
-from contextlib import contextmanager
 from typing import Any, Sequence
 
 import keras
 import keras_tuner
 import numpy as np
-from keras_tuner.engine import base_tuner
-from keras_tuner.engine import trial as trial_module
 
-from keras_augtune import distributed
-from keras_augtune.data import Dataset, check_dataset, stratified_split, stratified_subsample
-from keras_augtune.hypermodel import AugmentHyperModel, baseline_values, is_baseline
+from keras_augtune import compat, distributed, runs
+from keras_augtune.checks import check_int, check_seed
+from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_dataset, stratified_split, stratified_subsample
+from keras_augtune.evaluation.reward import (
+    REWARD,
+    ExecutionReward,
+    combine_executions,
+    overfit_filtered_reward,
+    reward_objective,
+)
+from keras_augtune.files import Notebook
+from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.layer import PolicyAugmentation
-from keras_augtune.objective import REWARD, ExecutionReward, combine_executions, overfit_filtered_reward, reward_objective
 from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
-from keras_augtune.space import PolicySpace
+from keras_augtune.results import SearchResults, TrialDisplay
+from keras_augtune.seeds import trial_seed
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values
+from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
+from keras_augtune.warm_start import WarmStart
 
 METHODS = ("bayesian", "random")
-POLICIES_FORMAT = "keras_augtune.policies"
 
 
 class AugmentTuner(keras_tuner.Tuner):
@@ -37,7 +42,7 @@ class AugmentTuner(keras_tuner.Tuner):
 
     ``AugmentTuner(hypermodel).search(x, y)`` trains the child model once per trial on
     images augmented by the trial's policy and scores it with the overfit-filtered
-    top-K validation accuracy (:mod:`keras_augtune.objective`). Trial 0 is the
+    top-K validation accuracy (:mod:`keras_augtune.evaluation.reward`). Trial 0 is the
     no-augmentation baseline, so every result reads as a gain over it.
 
     Args:
@@ -86,7 +91,7 @@ class AugmentTuner(keras_tuner.Tuner):
         reward_k: int = 3,
         reward_max_gap: float = 0.10,
         train_set_size: int | None = None,
-        validation_split: float = 0.2,
+        validation_split: float = VALIDATION_SPLIT,
         child_epochs: int = 10,
         batch_size: int = 64,
         child_first_train_epochs: int = 0,
@@ -103,23 +108,22 @@ class AugmentTuner(keras_tuner.Tuner):
         worker_timeout: float = distributed.WORKER_TIMEOUT,
         **kwargs: Any,
     ):
-        _positive_int("max_trials", max_trials)
-        _positive_int("executions_per_trial", executions_per_trial)
-        _positive_int("child_epochs", child_epochs)
-        _positive_int("batch_size", batch_size)
-        _positive_int("reward_k", reward_k)
-        _positive_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
-        _positive_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
+        check_int("max_trials", max_trials)
+        check_int("executions_per_trial", executions_per_trial)
+        check_int("child_epochs", child_epochs)
+        check_int("batch_size", batch_size)
+        check_int("reward_k", reward_k)
+        check_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
+        check_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
         if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
             raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
         if train_set_size is not None:
-            _positive_int("train_set_size", train_set_size)
+            check_int("train_set_size", train_set_size)
         if not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
+        check_seed(seed)
 
         if isinstance(hypermodel, AugmentHyperModel):
             if policy_space is not None:
@@ -161,16 +165,14 @@ class AugmentTuner(keras_tuner.Tuner):
             overwrite=overwrite, executions_per_trial=executions_per_trial, **kwargs,
         )
         self.notebook_path = notebook_path or os.path.join(self.project_dir, "notebook.csv")
-        self._trial_started: dict[str, float] = {}
-        self._warm_weights: dict[str, str] = {}
         self.dataset: Dataset | None = None
-        #: Where the one-line trial summaries go (``print``; DeepAugment's ``logging`` config sets a logger).
-        self.log = lambda line: print(line, flush=True)
-        if self._is_worker():
+        #: The one-line trial summaries; set ``display.write`` to send them elsewhere than ``print``.
+        self.display = TrialDisplay()
+        if compat.is_worker():
             distributed.sleep_when_idle(self.oracle)
 
     # ------------------------------------------------------------------ search
-    def _populate_initial_space(self):
+    def _populate_initial_space(self):  # a Keras Tuner hook (see keras_augtune.compat.explore_space)
         # Before search() the data (input shape, classes) is unknown: declare the policy
         # space (and the user hypermodel's declared hyperparameters) now, build later.
         hp = self.oracle.get_space()
@@ -196,8 +198,8 @@ class AugmentTuner(keras_tuner.Tuner):
             )
         if verbose is not None:
             self.search_verbose = int(verbose)
-        epochs = self.child_epochs if epochs is None else _positive_int("epochs", epochs)
-        batch_size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
+        epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
+        batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
         data = check_dataset(x, y, value_range=value_range)
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -219,20 +221,24 @@ class AugmentTuner(keras_tuner.Tuner):
             train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.seed)]
         self.dataset = data
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
-        base_tuner.BaseTuner._populate_initial_space(self)  # now the child can be built
+        compat.explore_space(self)  # now the child can be built
 
         x_train = data.x[train_index].astype("float32")
         x_val = val.x.astype("float32")
         y_train, y_val = self._labels(data.y[train_index], num_classes), self._labels(val.y, num_classes)
+        self.hypermodel.warm_start = None
         self._preflight(x_train[:2], y_train[:2], num_classes)
         if self.child_first_train_epochs:
-            self._warm_start_data = (x_train, y_train, (x_val, y_val), batch_size)
+            self.hypermodel.warm_start = WarmStart(
+                self.child_first_train_epochs, x_train, y_train, (x_val, y_val), batch_size,
+                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"),
+            )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         try:
-            if distributed.is_chief():
+            if compat.is_chief():
                 # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery.
                 self.save()
-                distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.log)
+                distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
                 return
             super().search(
                 x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
@@ -249,7 +255,7 @@ class AugmentTuner(keras_tuner.Tuner):
         reasons = []
         for trial_id in list(self.oracle.end_order)[-limit:]:
             trial = self.oracle.trials[trial_id]
-            reasons.append(f"trial {trial_id}: {_last_line(trial.message)}")
+            reasons.append(f"trial {trial_id}: {failure_reason(trial.message)}")
         return (
             f"The search stopped: {limit} trials in a row failed (max_consecutive_failed_trials={limit}), "
             "so every trial is likely to fail the same way. "
@@ -298,6 +304,8 @@ class AugmentTuner(keras_tuner.Tuner):
         except (keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
+                raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
             raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
 
     def _run_executions(self, trial, x, y, validation_data=None, epochs=None, batch_size=None, callbacks=None,
@@ -308,16 +316,15 @@ class AugmentTuner(keras_tuner.Tuner):
         rows: list[dict[str, Any]] = []
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
-            seed = _derived_seed(self.seed, trial.trial_id, execution)
+            seed = trial_seed(self.seed, trial.trial_id, execution)
             keras.utils.set_random_seed(seed)
-            self.hypermodel.on_child_built = self._warm_start_hook() if self.child_first_train_epochs else None
             model = self._try_build(hp)
             for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
                 if isinstance(layer, PolicyAugmentation):
                     layer.seed = seed
             history = self.hypermodel.fit(
                 hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                callbacks=self._deepcopy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
+                callbacks=_copy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
             )
             history = getattr(history, "history", history)
             _check_finite(history)
@@ -329,19 +336,19 @@ class AugmentTuner(keras_tuner.Tuner):
                 rows.append(row)
             if score.reward > best_model_reward:
                 best_model_reward = score.reward
-                model.save_weights(self._get_checkpoint_fname(trial.trial_id))
+                model.save_weights(compat.checkpoint_path(self, trial.trial_id))
         metrics = combine_executions(rewards)
         for row in rows:
             row[REWARD] = metrics[REWARD]
             row["policy"] = json.dumps(policy.to_dict()["sub_policies"], separators=(",", ":"))
-            row["hyperparameters"] = json.dumps(self._architecture_values(hp), separators=(",", ":"))
-        self._write_notebook(trial.trial_id, rows)
+            row["hyperparameters"] = json.dumps(architecture_values(hp.values), separators=(",", ":"))
+        Notebook(self.notebook_path, tail=(REWARD, "policy", "hyperparameters")).write_trial(trial.trial_id, rows)
         return metrics
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
-        self._trial_started[trial.trial_id] = time.time()
-        if self._is_worker():  # tell the chief we are alive while the trial runs
+        self.display.started(trial.trial_id)
+        if compat.is_worker():  # tell the chief we are alive while the trial runs
             self._heartbeat = distributed.Heartbeat(
                 self.oracle, trial.trial_id, distributed.heartbeat_interval(self.worker_timeout))
 
@@ -351,207 +358,67 @@ class AugmentTuner(keras_tuner.Tuner):
             self._heartbeat = None
         super().on_trial_end(trial)
         if self.search_verbose >= 1:
-            try:
-                line = self._trial_line(trial)
-            except Exception as exc:  # a log line must never stop a search
-                line = f"Trial {trial.trial_id} {str(trial.status).lower()} (no summary: {type(exc).__name__}: {exc})"
-            self.log(line)
+            self.display.ended(trial, self._trial_line)
 
-    def _trial_line(self, trial) -> str:
-        seconds = time.time() - self._trial_started.pop(trial.trial_id, time.time())
-        if self._is_worker():  # a worker's oracle is a gRPC client: it has no `trials`
+    def _trial_line(self, trial, seconds: float) -> str:
+        if compat.is_worker():  # a worker's oracle is a gRPC client: it has no `trials`
             head = f"[{self.tuner_id}] Trial {trial.trial_id}"
         else:
-            done = len([t for t in self.oracle.trials.values() if t.status in _FINISHED])
+            done = len([t for t in self.oracle.trials.values() if t.status in FINISHED])
             head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
-        if trial.status != trial_module.TrialStatus.COMPLETED:
-            return f"{head} {trial.status.lower()}: {_last_line(trial.message)} | {seconds:.1f}s"
-        if self._is_worker():  # the metrics went to the chief: read them back from there
+        if trial.status != COMPLETED:
+            return TrialDisplay.failed_line(head, trial.status, trial.message, seconds)
+        if compat.is_worker():  # the metrics went to the chief: read them back from there
             trial = self.oracle.get_trial(trial.trial_id)
         reward = trial.metrics.get_best_value(REWARD)
-        baseline = self.baseline_reward()
-        gain = "" if baseline is None else f" ({reward - baseline:+.4f} vs no augmentation)"
         best = self.oracle.get_best_trials(1)
         best_value = best[0].metrics.get_best_value(REWARD) if best else reward
-        policy = self.hypermodel.policy(trial.hyperparameters)
-        return (f"{head}: reward {reward:.4f}{gain} | best {best_value:.4f} | {seconds:.1f}s | "
-                f"{_short_policy(policy)}")
-
-    # ------------------------------------------------------------------ warm start
-    def _warm_start_hook(self):
-        def load_pretrained(hp, child):
-            path = self._pretrained_child(hp)
-            child.load_weights(path)
-
-        return load_pretrained
-
-    def _pretrained_child(self, hp) -> str:
-        """Weights of the child pretrained without augmentation (once per architecture)."""
-        key = hashlib.sha1(json.dumps(self._architecture_values(hp), sort_keys=True).encode()).hexdigest()[:12]
-        if key in self._warm_weights:
-            return self._warm_weights[key]
-        path = self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start")
-        if not path.endswith(".weights.h5"):
-            os.makedirs(path, exist_ok=True)
-            path = os.path.join(path, f"child_{key}.weights.h5")
-        if not os.path.exists(path):
-            x, y, validation_data, batch_size = self._warm_start_data
-            captured = {}
-            self.hypermodel.on_child_built = lambda _hp, child: captured.setdefault("child", child)
-            baseline_hp = hp.copy()
-            baseline_hp.values.update(baseline_values(self.policy_space))
-            model = self.hypermodel.build(baseline_hp)
-            model.fit(x, y, validation_data=validation_data, epochs=self.child_first_train_epochs,
-                      batch_size=batch_size, verbose=0)
-            captured["child"].save_weights(path)
-            self.hypermodel.on_child_built = self._warm_start_hook()
-        self._warm_weights[key] = path
-        return path
+        return TrialDisplay.line(head, reward, self.baseline_reward(), best_value, seconds,
+                                 self.hypermodel.policy(trial.hyperparameters))
 
     # ------------------------------------------------------------------ results
-    def _architecture_values(self, hp) -> dict[str, Any]:
-        return {k: v for k, v in hp.values.items() if not k.startswith(self.policy_space.prefix + "/")}
+    def results(self, num_trials: int = 1) -> SearchResults:
+        """The results so far (:class:`~keras_augtune.results.SearchResults`).
 
-    def _completed_trials(self) -> list:
-        if self._is_worker():
-            return []
-        return [t for t in self.oracle.trials.values()
-                if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None]
+        A distributed worker's oracle is a client of the chief's: it sees only the
+        chief's ``num_trials`` best trials, and no baseline.
+        """
+        if compat.is_worker():
+            return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
+                                             self.oracle.objective, self.project_dir, with_baseline=False)
+        return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
 
     def baseline_reward(self) -> float | None:
         """The reward of the no-augmentation baseline trial (None until it has run)."""
-        for t in self._completed_trials():
-            if is_baseline(self.policy_space, t.hyperparameters.values) and REWARD in t.metrics.metrics:
-                return t.metrics.get_best_value(REWARD)
-        return None
+        return self.results().baseline_reward
 
     def get_best_policies(self, num_policies: int = 1) -> list[Policy]:
         """The best policies, best first, each with ``metadata`` holding its reward, its gain
         over the no-augmentation baseline, the trial id and the architecture values."""
-        _positive_int("num_policies", num_policies)
-        baseline = self.baseline_reward()
-        policies = []
-        # Keras Tuner's get_best_trials pads the list with failed and running trials: keep completed ones.
-        best = [t for t in self.oracle.get_best_trials(num_policies)
-                if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None]
-        for t in best:
-            policy = self.hypermodel.policy(t.hyperparameters)
-            reward = t.metrics.get_best_value(REWARD) if REWARD in t.metrics.metrics else None
-            policy.metadata.update(
-                trial_id=t.trial_id, score=t.score, reward=reward,
-                gain=None if (baseline is None or reward is None) else reward - baseline,
-                val_accuracy=t.metrics.get_best_value("val_accuracy") if "val_accuracy" in t.metrics.metrics else None,
-                hyperparameters=self._architecture_values(t.hyperparameters),
-            )
-            policies.append(policy)
-        return policies
+        check_int("num_policies", num_policies)
+        return self.results(num_policies).best_policies(num_policies)
 
     def export_policies(self, path: str, num_policies: int = 5) -> list[Policy]:
         """Write the best policies to a JSON file (read back with :func:`load_policies`)."""
-        policies = self.get_best_policies(num_policies)
-        payload = {"format": POLICIES_FORMAT, "version": 1, "baseline_reward": self.baseline_reward(),
-                   "policies": [p.to_dict() for p in policies]}
-        _atomic_write(path, json.dumps(payload, indent=2) + "\n")
-        return policies
+        return self.results(num_policies).write_policies(path, num_policies)
 
     def results_summary(self, num_trials: int = 10) -> None:
         """Print the best trials: reward, gain over no augmentation, accuracy and policy."""
         print(self.summary_text(num_trials))
 
     def summary_text(self, num_trials: int = 10) -> str:
-        baseline = self.baseline_reward()
-        done = self._completed_trials()
-        failed = [t for t in self.oracle.trials.values() if t.status in (trial_module.TrialStatus.FAILED,
-                                                                       trial_module.TrialStatus.INVALID)]
-        lines = [f"Results summary: {len(done)} completed, {len(failed)} failed trials in {self.project_dir}",
-                 f"Objective: {self.oracle.objective.name} ({self.oracle.objective.direction}); "
-                 f"no-augmentation baseline reward: {'n/a' if baseline is None else f'{baseline:.4f}'}",
-                 f"{'rank':>4} {'trial':>6} {'reward':>7} {'gain':>8} {'val_acc':>7}  policy"]
-        for rank, policy in enumerate(self.get_best_policies(num_trials) if done else [], start=1):
-            m = policy.metadata
-            gain = "" if m["gain"] is None else f"{m['gain']:+.4f}"
-            val = "" if m["val_accuracy"] is None else f"{m['val_accuracy']:.4f}"
-            reward = "" if m["reward"] is None else f"{m['reward']:.4f}"
-            arch = f"  {m['hyperparameters']}" if m["hyperparameters"] else ""
-            lines.append(f"{rank:>4} {m['trial_id']:>6} {reward:>7} {gain:>8} {val:>7}  {_short_policy(policy)}{arch}")
-        return "\n".join(lines)
-
-    # ------------------------------------------------------------------ notebook
-    def _write_notebook(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
-        """Rewrite the notebook CSV atomically with this trial's rows (replacing any earlier ones).
-
-        A lock file serialises the read-modify-write of processes sharing the notebook
-        (distributed workers on one machine), so no process drops another's rows.
-        """
-        with _file_lock(self.notebook_path + ".lock"):
-            self._rewrite_notebook(trial_id, rows)
-
-    def _rewrite_notebook(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
-        existing: list[dict[str, Any]] = []
-        if os.path.exists(self.notebook_path):
-            with open(self.notebook_path, newline="", encoding="utf-8") as f:
-                existing = [r for r in csv.DictReader(f) if r.get("trial") != trial_id]
-        all_rows = existing + rows
-        fields = ["trial", "execution", "epoch"]
-        for row in all_rows:
-            fields.extend(k for k in row if k not in fields)
-        tail = [k for k in (REWARD, "policy", "hyperparameters") if k in fields]
-        fields = [k for k in fields if k not in tail] + tail
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(all_rows)
-        _atomic_write(self.notebook_path, buffer.getvalue())
+        return self.results(num_trials).summary_text(num_trials)
 
 
-def load_policies(path: str) -> list[Policy]:
-    """Read the policies written by :meth:`AugmentTuner.export_policies` (or one policy file)."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and data.get("format") == POLICIES_FORMAT:
-        if not isinstance(data.get("version"), int) or data["version"] > 1:
-            raise ValueError(f"{path} was written by a newer keras_augtune (version {data.get('version')!r}).")
-        return [Policy.from_dict(p) for p in data.get("policies", [])]
-    return [Policy.from_dict(data)]
-
-
-_FINISHED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED, trial_module.TrialStatus.INVALID)
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}.")
-    return int(value)
-
-
-def _last_line(message: str | None) -> str:
-    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
-    if not lines:
-        return "unknown error"
-    last = lines[-1]
-    for prefix in ("keras_tuner.src.errors.FailedTrialError: ", "keras_tuner.errors.FailedTrialError: "):
-        last = last[len(prefix):] if last.startswith(prefix) else last
-    return last
-
-
-@contextmanager
-def _file_lock(path: str):
+def _copy_callbacks(callbacks: list) -> list:
+    """Fresh copies of the user's callbacks for one execution (as Keras Tuner does)."""
     try:
-        import fcntl
-    except ImportError:  # not POSIX: no cross-process lock
-        yield
-        return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+        return copy.deepcopy(callbacks)
+    except Exception:
+        raise keras_tuner.errors.FatalValueError(
+            "All callbacks used during a search should be deep-copyable (since they are reused across "
+            f"trials). It is not possible to do `copy.deepcopy({callbacks})`"
+        ) from None
 
 
 def _check_finite(history: dict) -> None:
@@ -561,32 +428,3 @@ def _check_finite(history: dict) -> None:
                 raise keras_tuner.errors.FailedTrialError(
                     f"The child model diverged: {key} became {value} at epoch {epoch}."
                 )
-
-
-def _derived_seed(seed: int | None, trial_id: str, execution: int) -> int:
-    entropy = [0 if seed is None else int(seed), int(hashlib.sha1(str(trial_id).encode()).hexdigest()[:8], 16), execution]
-    if seed is None:
-        entropy.append(int(np.random.SeedSequence().entropy % (2**32)))
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def _short_policy(policy: Policy, limit: int = 140) -> str:
-    if policy.is_identity:
-        return "no augmentation"
-    text = " | ".join(
-        " + ".join(f"{s.op}({s.probability:.2f},{s.magnitude:.2f})" for s in sub if s.op != "identity" and s.probability)
-        or "identity"
-        for sub in policy.sub_policies
-    )
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

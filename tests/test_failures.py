@@ -8,26 +8,11 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from keras_augtune import AugmentTuner, PolicySpace
+import conftest
+from conftest import tiny_model
+from keras_augtune import PolicySpace
 
 SMALL_SPACE = PolicySpace(num_sub_policies=2, ops_per_sub_policy=1, ops=["identity", "rotate", "invert"])
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from keras_augtune.data import load_digits
-
-    x, y = load_digits(12)
-    return x[:160], y[:160]
-
-
-def tiny_model(classes=10, loss="sparse_categorical_crossentropy"):
-    model = keras.Sequential([
-        keras.Input((12, 12, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(classes, activation="softmax"),
-    ])
-    model.compile(keras.optimizers.Adam(0.01), loss, metrics=["accuracy"])
-    return model
 
 
 class ScriptedChild(keras_tuner.HyperModel):
@@ -39,7 +24,7 @@ class ScriptedChild(keras_tuner.HyperModel):
         self.calls = 0
 
     def build(self, hp):
-        return tiny_model()
+        return tiny_model(compiled=True)
 
     def fit(self, hp, model, *args, **kwargs):
         mode = self.modes.get(self.calls, "ok")
@@ -55,10 +40,8 @@ class ScriptedChild(keras_tuner.HyperModel):
 
 
 def make_tuner(tmp_path, hypermodel, **kwargs):
-    options = dict(max_trials=5, child_epochs=1, batch_size=32, policy_space=SMALL_SPACE,
-                   directory=str(tmp_path), project_name="p", seed=1, verbose=1)
-    options.update(kwargs)
-    return AugmentTuner(hypermodel, **options)
+    options = dict(max_trials=5, child_epochs=1, policy_space=SMALL_SPACE, seed=1, verbose=1)
+    return conftest.make_tuner(tmp_path, hypermodel, **{**options, **kwargs})
 
 
 def test_nan_inf_and_raising_children_fail_with_reason_and_search_goes_on(tmp_path, digits, capsys):
@@ -107,7 +90,7 @@ def test_failures_in_between_successes_do_not_stop_the_search(tmp_path, digits):
 
 def test_loss_that_does_not_fit_the_labels_stops_before_any_trial(tmp_path, digits):
     x, y = digits  # integer class ids, but the user compiled with a one-hot loss
-    tuner = make_tuner(tmp_path, tiny_model(loss="categorical_crossentropy"))
+    tuner = make_tuner(tmp_path, tiny_model(compiled=True, loss="categorical_crossentropy"))
     with pytest.raises(ValueError, match="loss cannot be computed on the labels \\(integer class ids"):
         tuner.search(x, y)
     assert not tuner.oracle.trials
@@ -115,7 +98,7 @@ def test_loss_that_does_not_fit_the_labels_stops_before_any_trial(tmp_path, digi
 
 def test_model_output_not_matching_one_hot_labels_stops_before_any_trial(tmp_path, digits):
     x, y = digits
-    tuner = make_tuner(tmp_path, tiny_model(classes=3, loss="categorical_crossentropy"))
+    tuner = make_tuner(tmp_path, tiny_model(classes=3, compiled=True, loss="categorical_crossentropy"))
     with pytest.raises(ValueError, match=r"output has shape \(3,\) per image, but the labels have 10 classes"):
         tuner.search(x, keras.utils.to_categorical(y, 10))
     assert not tuner.oracle.trials

@@ -297,6 +297,72 @@ def test_state_is_json_and_round_trips():
         assert getattr(other, name) == getattr(oracle, name)
 
 
+# ----------------------------------------------------------------------------- canonical forms
+def noop_space():
+    hp = kt.HyperParameters()
+    hp.Choice("op", ["identity", "flip", "rotate", "invert"])
+    hp.Choice("probability", [0.0, 0.5, 1.0])
+    hp.Float("magnitude", 0.0, 1.0)
+    return hp
+
+
+BASELINE = {"op": "identity", "probability": 0.0, "magnitude": 0.0}
+
+
+def noop_canonical(values):
+    """Identity, or probability 0, changes no image: every such trial is the baseline."""
+    if values["op"] == "identity" or values["probability"] == 0.0:
+        return dict(BASELINE)
+    return dict(values)
+
+
+def noop_best(values):
+    """No augmentation is the best here, so a model-based search is drawn to the no-ops."""
+    if noop_canonical(values) == BASELINE:
+        return 0.0
+    return -{"flip": 0.2, "rotate": 0.5, "invert": 1.0}[values["op"]] * values["probability"] * (0.5 + values["magnitude"])
+
+
+def noop_oracle(max_trials, canonical=True):
+    return RandomForestOracle(
+        objective=kt.Objective("score", "max"), max_trials=max_trials, num_initial_points=5, seed=13,
+        hyperparameters=noop_space(), initial_values=[BASELINE],
+        canonical_values=noop_canonical if canonical else None,
+    )
+
+
+def test_canonical_values_never_repeat_the_baseline(tmp_path):
+    plain = run_search(tmp_path, noop_oracle(25, canonical=False), noop_best, name="plain").oracle
+    noops = [v for v in proposals(plain) if noop_canonical(v) == BASELINE]
+    assert len(noops) > 3  # without the hook the search keeps re-training no-op policies
+
+    oracle = run_search(tmp_path, noop_oracle(25), noop_best, name="canonical").oracle
+    values = proposals(oracle)
+    assert len(values) == 25 and values[0] == BASELINE
+    assert [v for v in values if noop_canonical(v) == BASELINE] == [BASELINE]
+    assert len({json.dumps(noop_canonical(v), sort_keys=True) for v in values}) == 25
+
+
+def test_canonical_values_survive_resume(tmp_path):
+    straight = run_search(tmp_path, noop_oracle(20), noop_best, name="straight").oracle
+    run_search(tmp_path, noop_oracle(12), noop_best, name="resumed")
+    resumed = run_search(tmp_path, noop_oracle(20), noop_best, name="resumed", overwrite=False).oracle
+    assert proposals(resumed) == proposals(straight)
+    assert sum(noop_canonical(v) == BASELINE for v in proposals(resumed)) == 1
+    assert "canonical_values" not in json.dumps(resumed.get_state())
+
+
+def test_canonical_values_must_be_callable_and_return_a_dict(tmp_path):
+    with pytest.raises(TypeError, match="canonical_values"):
+        RandomForestOracle(canonical_values="identity")
+    oracle = RandomForestOracle(
+        objective=kt.Objective("score", "max"), max_trials=3, hyperparameters=noop_space(), seed=1,
+        canonical_values=lambda values: None,
+    )
+    with pytest.raises(TypeError, match="must return a dict"):
+        run_search(tmp_path, oracle, noop_best, name="bad")
+
+
 # ----------------------------------------------------------------------------- modes and robustness
 def test_random_mode_never_fits_a_forest(tmp_path, monkeypatch):
     def no_fit(*args, **kwargs):

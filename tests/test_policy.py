@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from keras_augtune import OP_NAMES, Policy, PolicyOp
+from keras_augtune.deepaugment import from_deepaugment, to_deepaugment_list, to_deepaugment_row
 
 EXAMPLE = [[("rotate", 0.8, 0.5), ("invert", 0.2, 0.0)], [("shear", 1.0, 0.3)]]
 
@@ -73,16 +74,16 @@ def test_json_round_trip_property(subs):
 
 def test_deepaugment_formats():
     flat = ["rotate", 0.3, "invert", 0.1, "crop", 0.5, "gaussianblur", 0.2]
-    p = Policy.from_deepaugment(flat)
+    p = from_deepaugment(flat)
     assert p.sub_policies[1][1] == PolicyOp("gaussian-blur", 1.0, 0.2)
-    assert Policy.from_deepaugment(p.to_deepaugment_list()) == p
-    row = p.to_deepaugment_row()
+    assert from_deepaugment(to_deepaugment_list(p)) == p
+    row = to_deepaugment_row(p)
     assert row["A_aug1_type"] == "rotate" and row["B_aug2_magnitude"] == 0.2
-    assert Policy.from_deepaugment(row) == p
+    assert from_deepaugment(row) == p
     with_prob = Policy(EXAMPLE)
-    assert Policy.from_deepaugment(with_prob.to_deepaugment_row()) == with_prob
+    assert from_deepaugment(to_deepaugment_row(with_prob)) == with_prob
     with pytest.raises(ValueError, match="multiple of 4"):
-        Policy.from_deepaugment(["rotate", 0.3, "invert"])
+        from_deepaugment(["rotate", 0.3, "invert"])
 
 
 def test_factories():

@@ -6,18 +6,18 @@ import numpy as np
 import pytest
 
 from keras_augtune import AugmentTuner, PolicySpace, report
-from keras_augtune.data import load_digits
+from keras_augtune.results import policy_from_values
 
 
 @pytest.fixture(scope="module")
-def tuner(tmp_path_factory):
-    x, y = load_digits(12)
+def tuner(tmp_path_factory, digits):
+    x, y = digits
     t = AugmentTuner("simple", max_trials=3, child_epochs=1, batch_size=32, train_set_size=100,
                      policy_space=PolicySpace(num_sub_policies=2, ops_per_sub_policy=1,
                                               ops=["identity", "rotate", "invert", "translate-x"]),
                      num_initial_points=1, directory=str(tmp_path_factory.mktemp("rep")), project_name="p",
                      seed=1, verbose=0)
-    t.search(x[:200], y[:200])
+    t.search(x, y)
     return t
 
 
@@ -55,14 +55,14 @@ def test_plots_are_figures_and_files(tuner, tmp_path):
     assert 1 <= len(figs) <= 2 and (tmp_path / "best_1.png").is_file()
 
 
-def test_write_report_html_from_tuner_and_from_dir(tuner, tmp_path):
+def test_write_report_html_from_tuner_and_from_dir(tuner, tmp_path, digits):
     html_path = report.write_report(tuner, tmp_path / "a.html")
     text = open(html_path, encoding="utf-8").read()
     assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") >= 2
     assert "Reward per trial" in text and "Top policies" in text and "Hyperparameter importances" in text
     assert 10_000 < os.path.getsize(html_path) < 5_000_000
     # from the directory alone, with images given for the grids
-    x, _ = load_digits(12)
+    x, _ = digits
     disk = report.write_report(tuner.project_dir, tmp_path / "b.html", images=x[:4])
     assert open(disk, encoding="utf-8").read().count("data:image/png;base64,") >= 2
     png = report.write_report(tuner.project_dir, tmp_path / "c.png")
@@ -74,9 +74,9 @@ def test_policy_from_values_and_errors(tmp_path):
               "augment/sub_policy_0/op_0/probability": 0.8, "augment/sub_policy_1/op_0/op": "invert",
               "augment/sub_policy_1/op_0/magnitude": 0.1, "augment/sub_policy_1/op_0/probability": 1.0,
               "width": 16}
-    policy = report.policy_from_values(values)
+    policy = policy_from_values(values)
     assert [[tuple(s) for s in sub] for sub in policy.sub_policies] == [[("rotate", 0.8, 0.5)], [("invert", 1.0, 0.1)]]
-    assert report.policy_from_values({"width": 3}) is None
+    assert policy_from_values({"width": 3}) is None
     with pytest.raises(FileNotFoundError, match="No search found"):
         report.load_search(str(tmp_path))
     with pytest.raises(TypeError):

@@ -10,36 +10,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_augtune import AugmentHyperModel, AugmentTuner, Policy, PolicySpace, load_policies
-
-SMALL_SPACE = PolicySpace(num_sub_policies=2, ops_per_sub_policy=1, ops=["identity", "rotate", "invert", "translate-x"])
-
-
-@pytest.fixture(scope="module")
-def digits():
-    """200 digits at 12x12, uint8 (N, 12, 12, 1)."""
-    from keras_augtune.data import load_digits
-
-    x, y = load_digits(12)
-    return x[:200], y[:200]
-
-
-def tiny_model(input_shape=(12, 12, 1), classes=10, compiled=False):
-    model = keras.Sequential([
-        keras.Input(input_shape), keras.layers.Rescaling(1 / 255), keras.layers.Conv2D(4, 3, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(classes, activation="softmax"),
-    ])
-    if compiled:
-        model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    return model
-
-
-def make_tuner(tmp_path, hypermodel=None, **kwargs):
-    options = dict(max_trials=3, child_epochs=2, batch_size=32, policy_space=SMALL_SPACE,
-                   directory=str(tmp_path), project_name="p", seed=3, verbose=0)
-    options.update(kwargs)
-    return AugmentTuner(hypermodel if hypermodel is not None else tiny_model(), **options)
-
+from conftest import make_tuner, tiny_model
+from keras_augtune import Policy, load_policies
 
 def completed(tuner):
     return [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
@@ -166,7 +138,8 @@ def test_warm_start_pretrains_once_and_starts_trials_from_it(tmp_path, digits):
     # a new build starts from the pretrained weights
     pretrained = tiny_model()
     pretrained.load_weights(os.path.join(tuner.project_dir, "warm_start", files[0]))
-    tuner.hypermodel.on_child_built = lambda hp, child: (tuner._warm_start_hook()(hp, child), starts.append(child))
+    build_child = tuner.hypermodel.build_child
+    tuner.hypermodel.build_child = lambda hp: starts.append(build_child(hp)) or starts[-1]
     tuner.hypermodel.build(completed(tuner)[0].hyperparameters)
     for a, b in zip(starts[0].get_weights(), pretrained.get_weights()):
         np.testing.assert_array_equal(a, b)

@@ -1,0 +1,1 @@
+"""Evaluation: how a trained child model is scored (the reward of a trial)."""

@@ -1,0 +1,94 @@
+"""Files a search writes: one atomic write, one cross-process lock, and the per-epoch notebook CSV.
+
+Every file the package writes (exported policies, ``run.json``, the notebook, the
+HTML report, a policy's JSON) goes through :func:`atomic_write`: the text lands in a
+temporary file beside the target, is flushed to disk, then renamed over the target,
+so a reader (or a crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+def atomic_write(path: str | os.PathLike, text: str) -> str:
+    """Write ``text`` to ``path`` atomically (temporary file, fsync, rename); returns the path."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, payload: Any) -> str:
+    """Write ``payload`` as indented JSON (and a final newline) with :func:`atomic_write`."""
+    return atomic_write(path, json.dumps(payload, indent=2) + "\n")
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if needed) across processes.
+
+    POSIX only (``fcntl``); elsewhere there is no cross-process lock and this does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock
+        yield
+        return
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class Notebook:
+    """The per-epoch CSV of a search: one row per (trial, execution, epoch).
+
+    :meth:`write_trial` replaces a trial's rows (a re-run trial never appears twice)
+    under a lock file, so processes sharing the notebook (distributed workers on one
+    machine) never drop each other's rows. ``tail`` columns are kept last.
+    """
+
+    KEY_COLUMNS = ("trial", "execution", "epoch")
+
+    def __init__(self, path: str | os.PathLike, tail: tuple[str, ...] = ()):
+        self.path = os.fspath(path)
+        self.tail = tuple(tail)
+
+    def write_trial(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
+        """Rewrite the notebook atomically with this trial's ``rows`` (replacing earlier ones)."""
+        with file_lock(self.path + ".lock"):
+            existing: list[dict[str, Any]] = []
+            if os.path.exists(self.path):
+                with open(self.path, newline="", encoding="utf-8") as f:
+                    existing = [r for r in csv.DictReader(f) if r.get("trial") != trial_id]
+            all_rows = existing + rows
+            fields = list(self.KEY_COLUMNS)
+            for row in all_rows:
+                fields.extend(k for k in row if k not in fields)
+            tail = [k for k in self.tail if k in fields]
+            fields = [k for k in fields if k not in tail] + tail
+            buffer = io.StringIO()
+            writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(all_rows)
+            atomic_write(self.path, buffer.getvalue())

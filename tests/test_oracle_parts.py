@@ -1,0 +1,210 @@
+"""Unit tests of the oracle's parts: encoding, training data, forest, acquisition, candidates."""
+
+import math
+
+import keras_tuner as kt
+import numpy as np
+import pytest
+from keras_tuner.engine import trial as trial_module
+
+from keras_augtune.oracle import EI, LCB, PI
+from keras_augtune.oracle.acquisition import make_acquisition
+from keras_augtune.oracle.candidates import CandidateGenerator
+from keras_augtune.oracle.encoding import INACTIVE, SpaceEncoder
+from keras_augtune.oracle.forest import Forest
+from keras_augtune.oracle.training_data import Rows, TrainingData
+
+
+def every_type_space():
+    hp = kt.HyperParameters()
+    hp.Choice("optimizer", ["sgd", "adam", "rmsprop"])
+    hp.Choice("batch_size", [16, 32, 64])
+    hp.Float("learning_rate", 1e-4, 1e-1, sampling="log")
+    hp.Float("momentum", 0.9, 0.999, sampling="reverse_log")
+    hp.Float("dropout", 0.0, 0.5, step=0.1)
+    hp.Int("units", 8, 256, step=8)
+    hp.Int("layers", 1, 4)
+    hp.Boolean("batch_norm")
+    hp.Fixed("epochs", 3)
+    with hp.conditional_scope("optimizer", ["sgd"]):
+        hp.Float("nesterov_weight", 0.0, 1.0)
+    return hp
+
+
+# ----------------------------------------------------------------------------- encoding
+def test_encoding_round_trip_values_codes_values():
+    hp = every_type_space()
+    encoder = SpaceEncoder(hp.space)
+    rng = np.random.default_rng(0)
+    codes, active = encoder.decode(rng.random((200, encoder.dims)))
+    values = [encoder.values(codes[i], active[i]) for i in range(200)]
+    again_codes, again_active = encoder.encode_values(values)
+    np.testing.assert_array_equal(again_active, active)
+    np.testing.assert_array_equal(np.where(active, again_codes, 0), np.where(active, codes, 0))
+    assert [encoder.values(again_codes[i], again_active[i]) for i in range(200)] == values
+    for v in values:
+        assert v["epochs"] == 3
+        assert ("nesterov_weight" in v) == (v["optimizer"] == "sgd")
+        assert isinstance(v["units"], int) and v["units"] % 8 == 0
+        assert isinstance(v["batch_norm"], bool)
+        assert 0.9 <= v["momentum"] <= 0.999
+
+
+def test_encoding_units_codes_units_is_stable():
+    encoder = SpaceEncoder(every_type_space().space)
+    rng = np.random.default_rng(1)
+    codes, active = encoder.decode(rng.random((100, encoder.dims)))
+    units = encoder.units_of(codes, active, rng)
+    again, again_active = encoder.decode(units)
+    np.testing.assert_array_equal(again_active, active)
+    np.testing.assert_allclose(np.where(active, again, 0), np.where(active, codes, 0))
+
+
+def test_encoding_features_one_hot_and_inactive_sentinel():
+    hp = kt.HyperParameters()
+    hp.Choice("op", ["a", "b", "c"])
+    with hp.conditional_scope("op", "a"):
+        hp.Float("x", 0.0, 1.0)
+    encoder = SpaceEncoder(hp.space)
+    codes, active = encoder.encode_values([{"op": "b", "x": 0.3}, {"op": "a", "x": 0.25}])
+    features = encoder.features(codes, active)
+    assert encoder.feature_names == ["op", "op", "op", "x"]
+    np.testing.assert_allclose(features, [[0, 1, 0, INACTIVE], [1, 0, 0, 0.25]])
+
+
+def test_encoding_unknown_values_are_inactive():
+    hp = kt.HyperParameters()
+    hp.Choice("op", ["a", "b"])
+    encoder = SpaceEncoder(hp.space)
+    _, active = encoder.encode_values([{"op": "zzz"}, {}, {"op": "a"}])
+    assert active[:, 0].tolist() == [False, False, True]
+
+
+# ----------------------------------------------------------------------------- training data
+def test_training_data_splits_observed_failed_running_explicitly():
+    hp = kt.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    trials = []
+    for i, (status, score) in enumerate([
+        ("COMPLETED", 0.5), ("FAILED", None), ("COMPLETED", float("nan")), ("RUNNING", None),
+        ("COMPLETED", 0.9), ("INVALID", None),
+    ]):
+        trial = trial_module.Trial(hp.copy(), trial_id=str(i), status=status)
+        trial.score = score
+        trials.append(trial)
+    codes = np.arange(6, dtype=float)[:, None]
+    rows = Rows(codes, np.ones((6, 1), dtype=bool))
+    data = TrainingData.from_trials(trials, rows, "max", running_ids={"3"})
+    assert data.observed.codes[:, 0].tolist() == [0, 4]
+    assert data.scores.tolist() == [-0.5, -0.9]  # maximised -> minimised
+    assert data.failed.codes[:, 0].tolist() == [1, 2, 5]
+    assert data.running.codes[:, 0].tolist() == [3]
+
+    fit_rows, targets, y = data.fit_set("worst", "best", with_lies=True)
+    assert fit_rows.codes[:, 0].tolist() == [0, 4, 1, 2, 5, 3]
+    np.testing.assert_allclose(y, [1.0, -1.0])
+    np.testing.assert_allclose(targets, [1.0, -1.0, 1.0, 1.0, 1.0, -1.0])
+    fit_rows, targets, _ = data.fit_set("ignore", "mean", with_lies=False)
+    assert fit_rows.codes[:, 0].tolist() == [0, 4]
+    np.testing.assert_allclose(targets, [1.0, -1.0])
+
+    assert TrainingData.from_trials(trials[1:4], rows.take([1, 2, 3]), "min", running_ids={"3"}) is None
+
+
+# ----------------------------------------------------------------------------- forest
+@pytest.mark.parametrize("kind", ["extra_trees", "random_forest"])
+def test_forest_mean_fits_and_variance_grows_away_from_data(kind):
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(0.0, 0.35, 60), rng.uniform(0.65, 1.0, 60)])
+    y = np.where(x < 0.5, 0.0, 1.0)
+    forest = Forest(kind, n_estimators=32, min_samples_leaf=1, max_features=None, seed=3).fit(x[:, None], y)
+    mean, sigma = forest.predict(np.array([[0.1], [0.9], [0.5]]))
+    # Where every tree agrees (inside the data, constant target), the variance is at its floor.
+    assert abs(mean[0]) < 1e-9 and abs(mean[1] - 1.0) < 1e-9
+    assert sigma[0] < 0.01 and sigma[1] < 0.01
+    # In the gap the trees split at different places: they disagree, so the variance is large.
+    assert 0.0 < mean[2] < 1.0
+    assert sigma[2] > 0.2
+
+
+def test_forest_mean_follows_a_smooth_function_and_is_seeded():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (300, 2))
+    y = 2 * x[:, 0] - x[:, 1]
+    forest = Forest("extra_trees", 32, 1, None, seed=5).fit(x, y)
+    grid = rng.uniform(0.1, 0.9, (50, 2))
+    mean, sigma = forest.predict(grid)
+    assert np.max(np.abs(mean - (2 * grid[:, 0] - grid[:, 1]))) < 0.25
+    assert np.all(sigma > 0)
+    again = Forest("extra_trees", 32, 1, None, seed=5).fit(x, y).predict(grid)
+    np.testing.assert_array_equal(again[0], mean)
+
+
+# ----------------------------------------------------------------------------- acquisition
+def test_ei_is_non_negative_and_nan_safe():
+    rng = np.random.default_rng(2)
+    mu = rng.normal(0, 3, 1000)
+    sigma = rng.uniform(1e-6, 2, 1000)
+    ei = EI(xi=0.01)(mu, sigma, best=-1.0)
+    assert np.all(ei >= 0) and np.all(np.isfinite(ei))
+    # Far below the best with tiny uncertainty: no expected improvement, never negative.
+    assert EI()(np.array([50.0]), np.array([1e-3]), best=0.0)[0] == 0.0
+    weird = EI()(np.array([np.nan, 0.0, 0.0, -1.0]), np.array([1.0, np.nan, 0.0, 0.0]), best=0.0)
+    assert np.all(weird >= 0) and not np.any(np.isnan(weird))
+    assert weird[3] == pytest.approx(1.0 - 0.01)  # certain improvement of 1 beyond the margin
+
+
+def test_ei_prefers_low_mean_and_high_uncertainty():
+    ei = EI(xi=0.0)
+    low, high = ei(np.array([-1.0, 1.0]), np.array([0.5, 0.5]), best=0.0)
+    assert low > high
+    narrow, wide = ei(np.array([0.5, 0.5]), np.array([0.1, 1.0]), best=0.0)
+    assert wide > narrow
+    assert ei(np.array([0.0]), np.array([1.0]), best=0.0)[0] == pytest.approx(1 / math.sqrt(2 * math.pi))
+
+
+def test_pi_and_lcb():
+    pi = PI(xi=0.0)(np.array([0.0, -10.0, 10.0, np.nan]), np.array([1.0, 1.0, 1.0, 1.0]), best=0.0)
+    np.testing.assert_allclose(pi[:3], [0.5, 1.0, 0.0], atol=1e-12)
+    assert pi[3] == 0.0
+    lcb = LCB(kappa=2.0)(np.array([1.0, 0.0, np.nan]), np.array([1.0, 0.1, 1.0]), best=0.0)
+    np.testing.assert_allclose(lcb[:2], [1.0, 0.2])  # kappa * sigma - mu
+    assert lcb[2] == -np.inf
+    assert isinstance(make_acquisition("lcb", kappa=3.0), LCB) and make_acquisition("lcb", kappa=3.0).kappa == 3.0
+    with pytest.raises(ValueError, match="acquisition"):
+        make_acquisition("random")
+
+
+# ----------------------------------------------------------------------------- candidates
+def test_candidates_are_new_and_include_neighbours_of_the_parents():
+    hp = kt.HyperParameters()
+    for i in range(6):
+        hp.Choice(f"op_{i}", [f"op{k}" for k in range(8)])
+        hp.Float(f"magnitude_{i}", 0.0, 1.0)
+    encoder = SpaceEncoder(hp.space)
+    rng = np.random.default_rng(3)
+    tried_codes, tried_active = encoder.decode(rng.random((20, encoder.dims)))
+    tried = set(encoder.keys(tried_codes, tried_active))
+    parents = Rows(tried_codes[:3], tried_active[:3])
+    generator = CandidateGenerator(encoder, num_candidates=200, num_parents=3)
+    pool = generator.generate(parents, lambda rows: -rows.codes[:, 0], tried, np.random.default_rng(4))
+    keys = encoder.keys(pool.rows.codes, pool.rows.active)
+    assert len(pool) == len(set(keys)) > 250  # 200 first round + refinement, de-duplicated
+    assert not tried & set(keys)
+    # Mutations change 1-3 hyperparameters: many candidates are close to a parent.
+    changed = np.array([(~np.isclose(pool.rows.codes, parents.codes[k])).sum(axis=1) for k in range(3)]).min(axis=0)
+    assert np.sum(changed <= 3) >= 90  # ~100 mutations, a few coincide and are dropped
+    # Highest score first; the refinement round is built from the best of the first one.
+    order = pool.best_first()
+    assert np.all(np.diff(pool.scores[order]) <= 0)
+
+
+def test_candidates_none_when_everything_was_tried():
+    hp = kt.HyperParameters()
+    hp.Boolean("flag")
+    encoder = SpaceEncoder(hp.space)
+    codes, active = encoder.encode_values([{"flag": True}, {"flag": False}])
+    tried = set(encoder.keys(codes, active))
+    generator = CandidateGenerator(encoder, num_candidates=16, num_parents=2)
+    assert generator.generate(Rows(codes, active), lambda rows: np.zeros(len(rows)), tried,
+                              np.random.default_rng(0)) is None
