@@ -219,8 +219,6 @@ class AugmentTuner(keras_tuner.Tuner):
                 compat.explore_space(self)
             except Exception:
                 pass
-            finally:
-                keras.backend.clear_session()
 
     def _baseline_first(self, oracle: keras_tuner.Oracle) -> None:
         """Make the first trial of ``oracle`` (a user's) the no-augmentation baseline.
