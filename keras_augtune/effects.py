@@ -32,8 +32,9 @@ and give no interval. The ridge penalty shrinks every effect towards 0 (no effec
 the bootstrap interval shows how much the few trials can say; both make the estimates
 *conservative*. Read them as a ranking with error bars, not as measured gains: the
 bootstrap does not account for the penalty's bias or for the search concentrating on the
-ops it already likes (later trials are not a random design), and an op seen in fewer
-than about 3 trials has no meaningful estimate. Confirm a candidate with repeated runs.
+ops it already likes (later trials are not a random design), and an op used by fewer
+than :data:`MIN_OP_TRIALS` trials has no estimate worth reading (its verdict says "too few
+trials" and tables list it apart). Confirm a candidate with repeated runs.
 """
 
 from __future__ import annotations
@@ -46,10 +47,12 @@ import numpy as np
 
 from keras_augtune.ops import OP_NAMES, is_identity_at, resolve_op_list
 
-__all__ = ["OpEffect", "OpEffects", "estimate_op_effects", "op_uses", "MIN_TRIALS"]
+__all__ = ["OpEffect", "OpEffects", "estimate_op_effects", "op_uses", "MIN_TRIALS", "MIN_OP_TRIALS"]
 
 #: Completed trials needed before any effect is estimated.
 MIN_TRIALS = 4
+#: Trials that must use an op before its estimate is worth reading (fewer: verdict "too few trials").
+MIN_OP_TRIALS = 3
 #: Knots of the magnitude curves (fractions of the magnitude range).
 KNOTS = (0.0, 0.5, 1.0)
 #: Nearby uses (hat-weighted, in trials) a magnitude needs to count as supported.
@@ -82,9 +85,12 @@ class OpEffect:
     @property
     def verdict(self) -> str:
         """``"helps"`` / ``"hurts"`` when the whole interval is above / below 0, ``"unclear"``
-        otherwise, ``"untried"`` when no estimate exists."""
+        otherwise; ``"too few trials"`` when fewer than :data:`MIN_OP_TRIALS` trials used the
+        op, ``"untried"`` when no estimate exists."""
         if self.effect is None:
             return "untried"
+        if self.trials < MIN_OP_TRIALS:
+            return "too few trials"
         if self.low is not None and self.low > 0:
             return "helps"
         if self.high is not None and self.high < 0:
@@ -100,7 +106,7 @@ class OpEffect:
 
 @dataclasses.dataclass
 class OpEffects:
-    """Every op's :class:`OpEffect`, best first (ops without an estimate last).
+    """Every op's :class:`OpEffect`: best first, then the ops used by too few trials, then the unused ones.
 
     Iterate over it, index it by position or look an op up by name (``effects["rotate"]``);
     :meth:`table` is the text form the command line prints.
@@ -127,8 +133,19 @@ class OpEffects:
 
     @property
     def estimated(self) -> list[OpEffect]:
-        """The ops with an estimate, best first."""
-        return [e for e in self.effects if e.effect is not None]
+        """The ops with an estimate worth reading (used by at least :data:`MIN_OP_TRIALS`
+        trials), best first."""
+        return [e for e in self.effects if e.effect is not None and e.trials >= MIN_OP_TRIALS]
+
+    @property
+    def too_few(self) -> list[OpEffect]:
+        """The ops used by some trials, but fewer than :data:`MIN_OP_TRIALS`, best first."""
+        return [e for e in self.effects if e.effect is not None and e.trials < MIN_OP_TRIALS]
+
+    @property
+    def unused(self) -> list[OpEffect]:
+        """The ops no completed trial applied (or none that could change the images)."""
+        return [e for e in self.effects if e.effect is None]
 
     def to_rows(self) -> list[dict[str, Any]]:
         return [e.to_dict() for e in self.effects]
@@ -159,17 +176,25 @@ class OpEffects:
             lines.append(f"{e.op:<{width}}  {e.effect:>+8.4f}  {interval:^20}  {helps:<11}  {e.trials:>6}  {e.verdict}")
         if limit is not None and len(self.estimated) > limit:
             lines.append(f"({len(self.estimated) - limit} ops in the middle not shown)")
-        untried = [e.op for e in self.effects if e.effect is None]
-        if untried:
-            lines.append("Not used by any completed trial: " + ", ".join(untried) + ".")
+        lines.extend(self.footnotes())
         return "\n".join(lines)
+
+    def footnotes(self) -> list[str]:
+        """The lines naming the ops left out of the table: too few trials, never applied."""
+        lines = []
+        if self.too_few:
+            lines.append(f"Used by fewer than {MIN_OP_TRIALS} trials (no estimate worth reading): "
+                         + ", ".join(f"{e.op} ({e.trials})" for e in self.too_few) + ".")
+        if self.unused:
+            lines.append("Never applied by a completed trial: " + ", ".join(e.op for e in self.unused) + ".")
+        return lines
 
 
 # ----------------------------------------------------------------------------- features
-def op_uses(policy: Any, ops: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def op_uses(policy: Any, ops: Sequence[str], channels: int = 3) -> tuple[np.ndarray, np.ndarray]:
     """Per op of ``ops``: its uses in ``policy`` (the expected number of sub-policies in which
-    it fires; steps that cannot change an image do not count) and its mean magnitude over
-    those steps (weighted by probability; NaN where unused)."""
+    it fires; steps that cannot change an image with ``channels`` channels do not count) and
+    its mean magnitude over those steps (weighted by probability; NaN where unused)."""
     index = {op: k for k, op in enumerate(ops)}
     uses = np.zeros(len(ops))
     magnitude_sum = np.zeros(len(ops))
@@ -178,7 +203,7 @@ def op_uses(policy: Any, ops: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         miss: dict[int, float] = {}
         for step in sub:
             k = index.get(step.op)
-            if k is None or step.probability <= 0.0 or is_identity_at(step.op, step.magnitude):
+            if k is None or step.probability <= 0.0 or is_identity_at(step.op, step.magnitude, channels):
                 continue
             miss[k] = miss.get(k, 1.0) * (1.0 - step.probability)
             magnitude_sum[k] += step.probability * step.magnitude
@@ -210,7 +235,8 @@ def _covariates(trials: list[Any]) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- estimate
 def estimate_op_effects(results: Any, space: Any = None, ops: Sequence[str] | None = None,
-                        confidence: float = 0.9, num_bootstrap: int = 400, seed: int = 0) -> OpEffects:
+                        confidence: float = 0.9, num_bootstrap: int = 400, seed: int = 0,
+                        channels: int | None = None) -> OpEffects:
     """Every op's estimated effect on the reward (see the module's docstring for the method).
 
     Args:
@@ -222,6 +248,9 @@ def estimate_op_effects(results: Any, space: Any = None, ops: Sequence[str] | No
         confidence: level of the bootstrap intervals, in (0, 1).
         num_bootstrap: bootstrap resamples (>= 50).
         seed: seed of the resampling (the result is deterministic for a given seed).
+        channels: the images' channels (1 or 3): on grayscale, colour-only ops change
+            nothing, so they count as unused. Default: from ``results.images`` when it
+            holds images, else 3.
 
     Returns:
         :class:`OpEffects`, best first. With fewer than :data:`MIN_TRIALS` completed trials
@@ -240,7 +269,10 @@ def estimate_op_effects(results: Any, space: Any = None, ops: Sequence[str] | No
         ops = [op for op in OP_NAMES if op in used]
     ops = [op for op in resolve_op_list(ops) if op != "identity"]  # identity is the reference: "do nothing"
     low_m, high_m = getattr(space, "magnitude_range", (0.0, 1.0))
-    features = [op_uses(t.policy, ops) for t in trials]
+    if channels is None:
+        images = getattr(results, "images", None)
+        channels = 1 if images is not None and np.ndim(images) == 4 and np.shape(images)[-1] == 1 else 3
+    features = [op_uses(t.policy, ops, channels) for t in trials]
     uses = np.array([f[0] for f in features]).reshape(len(trials), len(ops))
     magnitudes = np.array([f[1] for f in features]).reshape(len(trials), len(ops))
     counts = (uses > 0).sum(axis=0)
@@ -273,7 +305,7 @@ def estimate_op_effects(results: Any, space: Any = None, ops: Sequence[str] | No
         beta = float(coef[a])
         curve = _magnitude_curve(x, y, a, uses[:, k], magnitudes[:, k], alpha, noise, low_m, high_m)
         out.append(OpEffect(op, beta, float(lows[a]), float(highs[a]), _helps_range(curve), int(counts[k]), curve))
-    out.sort(key=lambda e: (e.effect is None, -(e.effect or 0.0)))
+    out.sort(key=lambda e: (e.effect is None, e.trials < MIN_OP_TRIALS, -(e.effect or 0.0)))
     return OpEffects(out, len(trials), float(confidence))
 
 

@@ -366,7 +366,7 @@ class AugmentTuner(keras_tuner.Tuner):
             head = f"[{self.tuner_id}] Trial {trial.trial_id}"
         else:
             done = len([t for t in self.oracle.trials.values() if t.status in FINISHED])
-            head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
+            head = f"Trial {trial.trial_id} ({done}/{self.oracle.max_trials})"  # the id the tables show
         if trial.status != COMPLETED:
             return TrialDisplay.failed_line(head, trial.status, trial.message, seconds)
         if compat.is_worker():  # the metrics went to the chief: read them back from there

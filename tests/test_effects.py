@@ -68,7 +68,20 @@ def test_few_trials_and_unused_ops():
     wide = PolicySpace(num_sub_policies=3, ops_per_sub_policy=2, ops=OPS + ["fog"])
     effects = estimate_op_effects(synthetic_results(20, 0), space=wide, num_bootstrap=50)
     assert effects["fog"].effect is None and effects["fog"].trials == 0 and effects[-1].op == "fog"
-    assert "Not used by any completed trial: fog." in effects.table()
+    assert "Never applied by a completed trial: fog." in effects.table()
+    # an op used by one or two trials is listed apart, never called helpful or harmful
+    one = synthetic_results(12, 0)
+    one.trials.append(TrialResult("99", 13, "COMPLETED", Policy([[("equalize", 1.0, 0.5)]]), 0.95, 0.95, None, {}))
+    few = estimate_op_effects(one, space=PolicySpace(num_sub_policies=3, ops_per_sub_policy=2, ops=OPS + ["equalize"]),
+                              num_bootstrap=50)
+    assert few["equalize"].verdict == "too few trials" and few["equalize"] not in few.estimated
+    assert "Used by fewer than 3 trials (no estimate worth reading): equalize (1)." in few.table()
+    # on grayscale images a colour-only op changes nothing: it counts as never applied
+    gray = PolicySpace(num_sub_policies=1, ops_per_sub_policy=1, ops=["color", "rotate"])
+    trials = [TrialResult(f"{i:02d}", i + 1, "COMPLETED", Policy([[(op, 1.0, 0.5)]]), 0.8 + 0.01 * i, 0.8, None, {})
+              for i, op in enumerate(["color", "rotate"] * 3)]
+    assert estimate_op_effects(SearchResults(trials, space=gray), channels=1, num_bootstrap=50)["color"].effect is None
+    assert estimate_op_effects(SearchResults(trials, space=gray), num_bootstrap=50)["color"].trials == 3
     with pytest.raises(KeyError, match="No op 'blur'"):
         effects["blur"]
     with pytest.raises(ValueError, match="confidence"):
