@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--train-set-size", type=_positive_int, default=None, metavar="N",
                         help=f"training images per trial, a stratified subsample (default: {d['train_set_size']}, "
                              "or all when fewer)")
-    search.add_argument("--batch-size", type=_positive_int, default=None, help=f"(default: {d['batch_size']})")
+    search.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                        help=f"training batch size of each child model (default: {d['batch_size']})")
     search.add_argument("--initial-points", type=_positive_int, default=None, metavar="N",
                         help=f"random trials before the forest proposes (default: {d['initial_points']})")
     search.add_argument("--sub-policies", type=_positive_int, default=None, metavar="N",
