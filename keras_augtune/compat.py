@@ -11,16 +11,20 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
   this hook to only declare the space, and runs Keras Tuner's own exploration in ``search``.
 * ``Tuner._get_checkpoint_fname``: where a trial's weights must be saved for
   ``get_best_models`` (``Tuner.load_model``) to find them.
-* ``Oracle._set_project_dir``: reloading a search's oracle from disk without a tuner (reports).
+* ``Oracle._set_project_dir``, ``Oracle._project_dir``: reloading a search's oracle from disk
+  without a tuner (reports), and finding its trial files.
 * ``Oracle._retry_queue``, ``Oracle._save_trial``: the chief hands a lost worker's trial to
   the next worker and writes the trial's new state (``distributed.py``).
 * ``keras_tuner.src.protos``, ``keras_tuner.src.distribute.oracle_chief``: the chief's server
   loop with lost-worker recovery replaces Keras Tuner's (``distributed.py``).
+* ``keras_tuner.src.engine.oracle.LOCKS`` / ``THREADS``: ``@synchronized`` releases the oracle's
+  lock only when the method returns; the chief releases it after a failed request, or every
+  later request would wait forever (``distributed.py``).
 * ``HyperParameter._get_n_values``, ``._get_value_by_index``: a stepped numeric
   hyperparameter's grid (the oracle's encoding).
 
-``distributed.py`` and ``oracle/`` still reach the last three rows directly; they are
-listed (and tested) here so that they move behind these functions with their next change.
+``oracle/`` still reaches the grid of a stepped hyperparameter directly; it is listed (and
+tested) here so that it moves behind :func:`grid_values` with its next change.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any
 
 __all__ = [
     "is_chief", "is_worker", "explore_space", "checkpoint_path", "set_project_dir", "retry_queue",
-    "save_trial", "protos", "oracle_servicer_class", "grid_values",
+    "save_trial", "protos", "oracle_servicer_class", "grid_values", "project_dir", "release_lock_if_held",
 ]
 
 
@@ -68,6 +72,11 @@ def set_project_dir(oracle: Any, directory: str, project_name: str) -> None:
     oracle._set_project_dir(directory, project_name)
 
 
+def project_dir(oracle: Any) -> str:
+    """The folder holding an oracle's ``oracle.json`` and ``trial_*/trial.json`` files."""
+    return oracle._project_dir
+
+
 def retry_queue(oracle: Any) -> list:
     """The oracle's queue of trial ids to hand out again before any new trial."""
     return oracle._retry_queue
@@ -95,3 +104,17 @@ def oracle_servicer_class() -> type:
 def grid_values(hp: Any) -> list:
     """Every value of a stepped ``Int``/``Float`` hyperparameter, in order."""
     return [hp._get_value_by_index(i) for i in range(hp._get_n_values())]
+
+
+def release_lock_if_held(oracle: Any) -> bool:
+    """Release the oracle's ``@synchronized`` lock if the calling thread holds it (after a
+    synchronized method raised); return whether it did."""
+    import threading
+
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    if oracle_module.THREADS.get(oracle) == threading.current_thread().name:
+        oracle_module.THREADS[oracle] = None
+        oracle_module.LOCKS[oracle].release()
+        return True
+    return False

@@ -133,12 +133,12 @@ def _reload_oracle(project_dir: str):
 
     oracle = RandomForestOracle(objective=reward_objective(), max_trials=10**6)
     compat.set_project_dir(oracle, os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
-    damaged = runs.damaged_files(oracle._project_dir)
+    damaged = runs.damaged_files(compat.project_dir(oracle))
     for path, reason in damaged.items():  # skipped, so that every readable trial is still shown
         warnings.warn(runs.DamagedFileWarning(f"skipped the damaged file {path} ({reason})"), stacklevel=3)
     try:
         if damaged:
-            runs.reload_skipping_damaged(oracle, oracle._project_dir, damaged)
+            runs.reload_skipping_damaged(oracle, compat.project_dir(oracle), damaged)
         else:
             oracle.reload()
     except Exception as exc:

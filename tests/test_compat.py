@@ -102,3 +102,24 @@ def test_grid_values_of_stepped_hyperparameters():
 
     assert compat.grid_values(hps.Float("x", 0.0, 1.0, step=0.25)) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert compat.grid_values(hps.Int("n", 1, 5, step=2)) == [1, 3, 5]
+
+
+def test_project_dir_is_where_the_trial_files_are(tmp_path):
+    oracle = _oracle(tmp_path)
+    assert os.path.samefile(compat.project_dir(oracle), tmp_path / "p")
+    trial = oracle.create_trial("tuner0")
+    compat.save_trial(oracle, trial)
+    assert os.path.isfile(os.path.join(compat.project_dir(oracle), f"trial_{trial.trial_id}", "trial.json"))
+
+
+def test_a_synchronized_method_that_raises_leaves_the_lock_held_until_released(tmp_path):
+    import threading
+
+    oracle = _oracle(tmp_path)
+    with pytest.raises(Exception):
+        oracle.update_trial("no-such-trial", {"score": 1.0})  # raises inside @synchronized
+    assert compat.release_lock_if_held(oracle) is True  # it was still held by this thread
+    assert compat.release_lock_if_held(oracle) is False
+    done = threading.Event()
+    threading.Thread(target=lambda: (oracle.create_trial("tuner1"), done.set()), daemon=True).start()
+    assert done.wait(10), "the oracle stayed locked"
