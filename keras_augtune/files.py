@@ -57,7 +57,10 @@ def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fields: list[
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (created if needed) across processes.
 
-    POSIX only (``fcntl``); elsewhere there is no cross-process lock and this does nothing.
+    The file is removed on release, so no lock file is left behind: a process that was
+    waiting on the removed file notices (``path`` no longer names the file it locked) and
+    locks the new one instead. POSIX only (``fcntl``); elsewhere there is no cross-process
+    lock and this does nothing.
     """
     try:
         import fcntl
@@ -66,12 +69,24 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
         return
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # its holder removed it while we waited: lock the file now at ``path``
+    try:
+        yield
+    finally:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # closing drops the flock
 
 
 class Notebook:

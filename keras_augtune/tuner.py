@@ -16,6 +16,7 @@ import numpy as np
 from keras_augtune import compat, distributed, runs
 from keras_augtune.checks import check_int, check_seed
 from keras_augtune.data import VALIDATION_SPLIT, Dataset, prepare_search_data
+from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.evaluation.reward import (
     REWARD,
     ExecutionReward,
@@ -478,7 +479,7 @@ class AugmentTuner(keras_tuner.Tuner):
             head = f"[{self.tuner_id}] Trial {trial.trial_id}"
         else:
             done = len([t for t in self.oracle.trials.values() if t.status in FINISHED])
-            head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
+            head = f"Trial {trial.trial_id} ({done}/{self.oracle.max_trials})"  # the id the tables show
         if trial.status != COMPLETED:
             return TrialDisplay.failed_line(head, trial.status, trial.message, seconds)
         if compat.is_worker():  # the metrics went to the chief: read them back from there
@@ -500,6 +501,16 @@ class AugmentTuner(keras_tuner.Tuner):
             return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
                                              self.oracle.objective, self.project_dir, with_baseline=False)
         return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
+
+    def op_effects(self, **options: Any) -> OpEffects:
+        """Every op's estimated effect on the reward, pooled over the policy's slots: its change
+        of the reward per sub-policy applying it (with an interval), the magnitudes where it
+        helps, and how many trials used it; best first (:mod:`keras_augtune.effects`;
+        ``options`` as :func:`~keras_augtune.effects.estimate_op_effects` takes them).
+
+            print(tuner.op_effects().table())
+        """
+        return estimate_op_effects(self.results(), space=self.policy_space, **options)
 
     def baseline_reward(self) -> float | None:
         """The reward of the no-augmentation baseline trial (None until it has run)."""
