@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize those images")
     report.add_argument("--debug", action="store_true", help="show tracebacks")
     report.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
+    for command in (search, show, report):  # so that a command's mistakes show the command's usage
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -210,11 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
+    if unknown:  # with the command's own usage, not the top-level one
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2
-    if unknown:  # with the command's own usage, not the top-level one
-        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     if not args.verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -244,13 +246,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
             os._exit(1)
         return 1
-
-
-def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
-    for action in parser._subparsers._group_actions:  # argparse keeps the sub-parsers there
-        if command in getattr(action, "choices", {}):
-            return action.choices[command]
-    return parser
 
 
 #: TensorFlow's start-up lines, written to the process's stderr before its logging is set up

@@ -167,7 +167,7 @@ def test_user_errors_are_clear(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["search", "--trials", "-3"], ["search", "--epochs", "0"],
-                                  ["search", "--method", "grid"], ["show"], ["nonsense"]])
+                                  ["search", "--method", "grid"], ["show"], ["nonsense"], ["--bogus"]])
 def test_bad_command_lines_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)

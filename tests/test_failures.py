@@ -58,8 +58,8 @@ def test_nan_inf_and_raising_children_fail_with_reason_and_search_goes_on(tmp_pa
     # failed, never retried (a failure is a result: retrying a diverging policy wastes a trial)
     assert all(tuner.oracle._run_times[k] == 1 for k in trials)
     out = capsys.readouterr().out
-    assert "(1) failed: The child model diverged: loss became nan at epoch 1" in out
-    assert "(3) failed: RuntimeError: child exploded" in out
+    assert "Trial 1 (2/5) failed: The child model diverged: loss became nan at epoch 1" in out
+    assert "Trial 3 (4/5) failed: RuntimeError: child exploded" in out
     # results only from completed trials; the summary counts the failures
     assert {p.metadata["trial_id"] for p in tuner.get_best_policies(5)} == {"0", "2"}
     assert "2 completed, 3 failed trials" in tuner.summary_text()
