@@ -158,7 +158,7 @@ def test_a_trial_file_cut_short_is_named_and_every_other_trial_kept(copy, capsys
     assert cli.main(["report", str(run), "--out", str(copy / "r.html")]) == 0
     captured = capsys.readouterr()
     assert f"note: skipped the damaged file {damaged} (700 bytes, cut short or corrupt" in captured.err
-    assert "1 trials (1 completed)" in captured.out
+    assert "1 trial (1 completed)" in captured.out
     assert cli.main(["search", "--resume", "--out", str(run), "--trials", "3", "-q", "--no-report"]) == 0
     assert f"{damaged} was damaged (700 bytes, cut short or corrupt" in capsys.readouterr().err
     after = trials(run)
