@@ -28,7 +28,7 @@ from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
-from keras_augtune.seeds import trial_seed
+from keras_augtune.seeds import execution_seed
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values
 from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
 from keras_augtune.warm_start import WarmStart
@@ -160,6 +160,7 @@ class AugmentTuner(keras_tuner.Tuner):
         self.search_verbose = int(verbose)
         self.worker_timeout = float(worker_timeout)
         self._heartbeat: distributed.Heartbeat | None = None
+        self._process_seed = int(np.random.SeedSequence().entropy % (2**31))  # only without any seed
         super().__init__(
             oracle=oracle, hypermodel=hypermodel, directory=directory, project_name=project_name,
             overwrite=overwrite, executions_per_trial=executions_per_trial, **kwargs,
@@ -209,7 +210,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 raise ValueError(f"validation images have shape {val.input_shape}, training images {data.input_shape}.")
             train_index = np.arange(len(data.y))
         else:
-            train_index, val_index = stratified_split(data.y, self.validation_split, self.seed)
+            train_index, val_index = stratified_split(data.y, self.validation_split, self.search_seed)
             val = Dataset(data.x[val_index], data.y[val_index], data.value_range, data.class_names, data.one_hot)
         num_classes = max(data.num_classes, val.num_classes)
         if self.train_set_size is not None:
@@ -218,7 +219,7 @@ class AugmentTuner(keras_tuner.Tuner):
                     f"train_set_size={self.train_set_size} is larger than the {len(train_index)} training "
                     f"images left after the validation split ({len(data.y)} in all)."
                 )
-            train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.seed)]
+            train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.search_seed)]
         self.dataset = data
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
         compat.explore_space(self)  # now the child can be built
@@ -316,12 +317,7 @@ class AugmentTuner(keras_tuner.Tuner):
         rows: list[dict[str, Any]] = []
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
-            seed = trial_seed(self.seed, trial.trial_id, execution)
-            keras.utils.set_random_seed(seed)
-            model = self._try_build(hp)
-            for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
-                if isinstance(layer, PolicyAugmentation):
-                    layer.seed = seed
+            model = self._build_for_execution(hp, execution)
             history = self.hypermodel.fit(
                 hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
                 callbacks=_copy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
@@ -344,6 +340,31 @@ class AugmentTuner(keras_tuner.Tuner):
             row["hyperparameters"] = json.dumps(architecture_values(hp.values), separators=(",", ":"))
         Notebook(self.notebook_path, tail=(REWARD, "policy", "hyperparameters")).write_trial(trial.trial_id, rows)
         return metrics
+
+    @property
+    def search_seed(self) -> int:
+        """The seed every execution's seed derives from (:func:`keras_augtune.seeds.execution_seed`).
+
+        ``seed`` when given; otherwise the oracle's seed, which Keras Tuner draws once and keeps
+        in the oracle's state, so a resumed search pairs its executions with the earlier ones.
+        (A distributed worker's oracle is a client without a seed: pass ``seed`` there.)
+        """
+        if self.seed is not None:
+            return int(self.seed)
+        seed = getattr(self.oracle, "seed", None) if not compat.is_worker() else None
+        return int(seed) if seed is not None else self._process_seed
+
+    def _build_for_execution(self, hp, execution: int) -> keras.Model:
+        """The model of execution ``execution``: built under that execution's seed, which every
+        trial shares (same initial weights for the same architecture, same batch order, same
+        augmentation seeds: paired evaluations)."""
+        seed = execution_seed(self.search_seed, execution)
+        keras.utils.set_random_seed(seed)
+        model = self._try_build(hp)
+        for layer in model.layers:
+            if isinstance(layer, PolicyAugmentation):
+                layer.seed = seed
+        return model
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
