@@ -85,7 +85,10 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
         raise TypeError(
             f"load_search needs an AugmentTuner or a search directory, got {type(tuner_or_dir).__name__}."
         )
-    results = SearchResults.from_oracle(oracle, space, project_dir)
+    channels = getattr(tuner_or_dir, "_channels", None)
+    if channels is None and images is not None:
+        channels = 1 if np.ndim(images) == 3 else int(np.shape(images)[-1])
+    results = SearchResults.from_oracle(oracle, space, project_dir, channels=channels)
     if hasattr(oracle, "hyperparameter_importances"):
         try:
             results.importances = dict(oracle.hyperparameter_importances())
@@ -185,7 +188,7 @@ def plot_rewards(results: Any, path: Any = None, ax: Any = None):
     if done:
         xs = [t.number for t in done]
         ys = [t.reward for t in done]
-        colors = ["#7f7f7f" if (t.policy is not None and t.policy.is_identity) else "#1f77b4" for t in done]
+        colors = ["#7f7f7f" if t.is_noop else "#1f77b4" for t in done]
         ax.scatter(xs, ys, c=colors, s=22, zorder=3, label="trial reward")
         best, best_x, best_y = -math.inf, [], []
         for t in done:

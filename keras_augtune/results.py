@@ -55,6 +55,8 @@ class TrialResult:
     hyperparameters: dict[str, Any]  #: the non-policy (architecture) values
     message: str | None = None
     is_baseline: bool = False
+    #: The policy changes no image of the searched data (the baseline is one): never ranked as an augmentation.
+    is_noop: bool = False
     gain: float | None = None  #: reward minus the baseline's reward
     execution_rewards: list[float] | None = None
     executions: int | None = None
@@ -101,26 +103,30 @@ class SearchResults:
     images: Any = None
     value_range: tuple[float, float] | None = None
     run: dict[str, Any] | None = None
+    #: Channels of the searched images (1 or 3; None: unknown, read as 3): what a no-op policy is.
+    channels: int | None = None
 
     @classmethod
-    def from_oracle(cls, oracle: Any, space: PolicySpace | None = None, project_dir: str = "") -> "SearchResults":
+    def from_oracle(cls, oracle: Any, space: PolicySpace | None = None, project_dir: str = "",
+                    channels: int | None = None) -> "SearchResults":
         """Every trial of ``oracle``; ``space`` (default: read back from the oracle's
-        hyperparameters) turns trial values into policies and finds the baseline."""
+        hyperparameters) turns trial values into policies and finds the baseline; ``channels``
+        (of the searched images) tells which policies change no image."""
         if space is None:
             space = PolicySpace.from_hyperparameters(oracle.hyperparameters)
-        return cls.from_trials(oracle.trials.values(), space, oracle.objective, project_dir)
+        return cls.from_trials(oracle.trials.values(), space, oracle.objective, project_dir, channels=channels)
 
     @classmethod
     def from_trials(cls, trials: Iterable[Any], space: PolicySpace | None, objective: Any = None,
-                    project_dir: str = "", with_baseline: bool = True) -> "SearchResults":
+                    project_dir: str = "", with_baseline: bool = True, channels: int | None = None) -> "SearchResults":
         """The results of Keras Tuner ``trials``; ``with_baseline=False`` when ``trials`` is
         only part of the search (a distributed worker sees only the best ones)."""
-        records = [_trial_result(t, number, space) for number, t in enumerate(in_order(trials), start=1)]
+        records = [_trial_result(t, number, space, channels) for number, t in enumerate(in_order(trials), start=1)]
         if not with_baseline:
             for record in records:
                 record.is_baseline = False
         results = cls(records, objective=getattr(objective, "name", REWARD),
-                      direction=getattr(objective, "direction", "max"), project_dir=project_dir)
+                      direction=getattr(objective, "direction", "max"), project_dir=project_dir, channels=channels)
         baseline = results.baseline_reward
         for record in records:
             if baseline is not None and record.reward is not None:
@@ -147,9 +153,11 @@ class SearchResults:
         return None if baseline is None else baseline.reward
 
     def best(self, n: int | None = None, skip_identity: bool = False) -> list[TrialResult]:
-        """The ``n`` best completed trials (all when ``None``), best first; ``skip_identity``
-        leaves out the trials whose policy never changes an image (the baseline among them)."""
-        ranked = [t for t in self.completed if t.policy is not None and not (skip_identity and t.policy.is_identity)]
+        """The ``n`` best completed trials (all when ``None``), best first. A trial whose policy
+        changes no image is the baseline in disguise and is never ranked; ``skip_identity`` also
+        leaves out the baseline itself."""
+        ranked = [t for t in self.completed
+                  if t.policy is not None and not (t.is_noop and (skip_identity or not t.is_baseline))]
         sign = -1.0 if self.direction == "max" else 1.0
         ranked.sort(key=lambda t: sign * float(t.score))  # stable: earlier trials first among equals
         return ranked if n is None else ranked[:n]
@@ -181,7 +189,7 @@ class SearchResults:
         return policies
 
 
-def _trial_result(trial: Any, number: int, space: PolicySpace | None) -> TrialResult:
+def _trial_result(trial: Any, number: int, space: PolicySpace | None, channels: int | None) -> TrialResult:
     values = dict(trial.hyperparameters.values)
     metrics = trial.metrics.metrics
     score = None if trial.score is None else float(trial.score)
@@ -192,9 +200,10 @@ def _trial_result(trial: Any, number: int, space: PolicySpace | None) -> TrialRe
     except (TypeError, ValueError):
         policy = None
     baseline = is_baseline(space, values) if space is not None else (policy is not None and policy.is_identity)
+    noop = baseline or (policy is not None and policy.is_noop(channels or 3))
     return TrialResult(str(trial.trial_id), number, str(trial.status), policy, reward, score,
                        None if val is None else float(val), architecture_values(values), trial.message,
-                       is_baseline=baseline)
+                       is_baseline=baseline, is_noop=noop)
 
 
 def policy_from_values(values: dict[str, Any]) -> Policy | None:

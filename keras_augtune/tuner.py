@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -29,7 +30,7 @@ from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
 from keras_augtune.seeds import execution_seed
-from keras_augtune.space import PolicySpace, architecture_values, baseline_values
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values, parse_name
 from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
 from keras_augtune.warm_start import WarmStart
 
@@ -125,6 +126,7 @@ class AugmentTuner(keras_tuner.Tuner):
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
         check_seed(seed)
 
+        default_ops = policy_space is None and ops is None and not isinstance(hypermodel, AugmentHyperModel)
         if isinstance(hypermodel, AugmentHyperModel):
             if policy_space is not None:
                 hypermodel.policy_space = policy_space
@@ -136,6 +138,9 @@ class AugmentTuner(keras_tuner.Tuner):
                 )
             hypermodel = AugmentHyperModel(hypermodel, policy_space=policy_space)
         self.policy_space = hypermodel.policy_space
+        #: The tuner chose the ops (the user gave none): ``search`` leaves out the colour-only ones on grayscale.
+        self._default_ops = default_ops
+        self._channels: int | None = None  # of the searched images, known in search()
 
         objective = reward_objective() if objective is None else objective
         if oracle is None:
@@ -144,7 +149,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 objective=objective, max_trials=max_trials,
                 num_initial_points=10 if num_initial_points is None else num_initial_points,
                 acquisition="random" if method == "random" else "ei",
-                seed=seed, initial_values=initial,
+                seed=seed, initial_values=initial, canonical_values=self._canonical_values,
                 max_retries_per_trial=0, max_consecutive_failed_trials=max_consecutive_failed_trials,
             )
         self.method = method
@@ -221,6 +226,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 )
             train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.search_seed)]
         self.dataset = data
+        self._settle_policy_space(data.input_shape[-1])
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
         compat.explore_space(self)  # now the child can be built
 
@@ -249,6 +255,44 @@ class AugmentTuner(keras_tuner.Tuner):
             if "consecutive failures" not in str(exc):
                 raise
             raise RuntimeError(self._consecutive_failures_message()) from exc
+
+    def _settle_policy_space(self, channels: int) -> None:
+        """Fix the searched policy space for images with ``channels`` channels, before the first trial.
+
+        On grayscale images the default space (no ``ops`` given) leaves out the colour-only ops,
+        which change nothing there. A resumed search keeps the space it began with (the one its
+        oracle declared), whatever the images. The oracle's canonicaliser reads the channels
+        from here (:meth:`_canonical_values`).
+        """
+        self._channels = int(channels)
+        if compat.is_worker():  # the chief decided: its oracle holds the space
+            declared, started = PolicySpace.from_hyperparameters(self.oracle.get_space()), True
+        else:
+            declared, started = PolicySpace.from_hyperparameters(self.oracle.hyperparameters), bool(self.oracle.trials)
+        if started:
+            if declared is None or declared.ops == self.policy_space.ops:
+                return
+            space = dataclasses.replace(self.policy_space, ops=declared.ops)
+        elif self._default_ops:
+            space = self.policy_space.for_channels(self._channels)
+            if space == self.policy_space:
+                return
+        else:
+            return
+        self.policy_space = self.hypermodel.policy_space = space
+        if not started:  # no trial yet: declare the narrowed space afresh
+            hp = keras_tuner.HyperParameters()
+            self.hypermodel.declare_hyperparameters(hp)
+            hp.merge([h for h in self.oracle.hyperparameters.space if parse_name(h.name) is None])
+            self.oracle.hyperparameters = hp
+
+    def _canonical_values(self, values: dict) -> dict:
+        """The oracle's canonicaliser: a policy that changes no image of the searched data (its
+        channels read when a proposal is made) is the no-augmentation baseline, never trained twice."""
+        try:
+            return self.policy_space.canonical_values(values, channels=self._channels or 3)
+        except ValueError:  # a no-op policy in a space that cannot express the baseline (baseline_trial=False)
+            return {"no-op policy": True, **architecture_values(values)}
 
     def _consecutive_failures_message(self) -> str:
         """Why the search stopped early: the reasons of the last failed trials."""
@@ -395,7 +439,7 @@ class AugmentTuner(keras_tuner.Tuner):
         best = self.oracle.get_best_trials(1)
         best_value = best[0].metrics.get_best_value(REWARD) if best else reward
         return TrialDisplay.line(head, reward, self.baseline_reward(), best_value, seconds,
-                                 self.hypermodel.policy(trial.hyperparameters))
+                                 self.hypermodel.policy(trial.hyperparameters).effective(self._channels or 3))
 
     # ------------------------------------------------------------------ results
     def results(self, num_trials: int = 1) -> SearchResults:
@@ -406,8 +450,9 @@ class AugmentTuner(keras_tuner.Tuner):
         """
         if compat.is_worker():
             return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
-                                             self.oracle.objective, self.project_dir, with_baseline=False)
-        return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
+                                             self.oracle.objective, self.project_dir, with_baseline=False,
+                                             channels=self._channels)
+        return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir, channels=self._channels)
 
     def baseline_reward(self) -> float | None:
         """The reward of the no-augmentation baseline trial (None until it has run)."""

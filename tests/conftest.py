@@ -60,3 +60,40 @@ def make_tuner(tmp_path, hypermodel=None, **options):
                     policy_space=PolicySpace(num_sub_policies=2, ops_per_sub_policy=1, ops=SMALL_SPACE_OPS))
     settings.update(options)
     return AugmentTuner(hypermodel if hypermodel is not None else tiny_model(), **settings)
+
+
+def noise_child(effect=None, level=0.85, shared=0.02, own=0.01, epochs_seen=None):
+    """A child that does not train (cheap), as a ``keras_tuner.HyperModel``: its "history" is a constant
+    accuracy ``level``, plus noise shared by every trial at the same execution seed (``shared`` sd, drawn
+    from NumPy's global state, which the tuner seeds per execution), plus noise of its own (``own`` sd,
+    from the policy and that seed), plus ``effect(policy)``. With ``effect=None`` the reward ignores the
+    policy: a null search. ``epochs_seen`` (a list) records each fit's epochs."""
+    import json
+    import zlib
+
+    import keras
+    import keras_tuner
+
+    class _NoiseChild(keras_tuner.HyperModel):
+        def build(self, hp):
+            model = keras.Sequential([  # any image size and channel count
+                keras.Input((None, None, None)), keras.layers.Lambda(lambda t: keras.ops.mean(t, axis=(1, 2, 3))[:, None]),
+                keras.layers.Dense(10, activation="softmax")])
+            model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+            return model
+
+        def fit(self, hp, model, *args, epochs=1, **kwargs):
+            from keras_augtune.space import PolicySpace
+
+            if epochs_seen is not None:
+                epochs_seen.append(epochs)
+            space = PolicySpace.from_hyperparameters(hp)
+            policy = space.to_policy(hp.values)
+            common = np.random.normal()
+            key = zlib.crc32(json.dumps(str(policy)).encode())
+            mine = np.random.default_rng([key, int(np.random.randint(2**31))]).normal()
+            value = level + shared * common + own * mine + (effect(policy) if effect is not None else 0.0)
+            value = float(min(max(value, 0.0), 1.0))
+            return {"loss": [1.0] * epochs, "accuracy": [value] * epochs, "val_accuracy": [value] * epochs}
+
+    return _NoiseChild()
