@@ -23,6 +23,8 @@ from keras_augtune.evaluation.reward import (
     overfit_filtered_reward,
     reward_objective,
 )
+from keras_augtune.confirmation import Confirmation, Configuration, plan_confirmation
+from keras_augtune.executions import ExecutionStore
 from keras_augtune.files import Notebook
 from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.layer import PolicyAugmentation
@@ -44,7 +46,10 @@ class AugmentTuner(keras_tuner.Tuner):
     ``AugmentTuner(hypermodel).search(x, y)`` trains the child model once per trial on
     images augmented by the trial's policy and scores it with the overfit-filtered
     top-K validation accuracy (:mod:`keras_augtune.evaluation.reward`). Trial 0 is the
-    no-augmentation baseline, so every result reads as a gain over it.
+    no-augmentation baseline, so every result reads as a gain over it. Execution ``e`` of every
+    trial trains under the same seed (paired evaluations), policies that change no image are
+    never trained after the baseline, and the best policies are confirmed on more paired
+    executions before the verdict (``results().verdict()``) names a winner.
 
     Args:
         hypermodel: a ``keras_tuner.HyperModel`` or ``build(hp)`` function, a
@@ -65,6 +70,12 @@ class AugmentTuner(keras_tuner.Tuner):
             for this many epochs; each trial starts from those weights with a fresh optimizer.
         pretrained_weights_path: where the warm-start weights are kept (default in the project dir).
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
+        confirm_top_k, confirm_executions: after the trials, the ``confirm_top_k`` best policies
+            (default 3, no-op policies skipped), the baseline and, under joint architecture tuning,
+            the no-augmentation run of each of their architectures are brought to
+            ``confirm_executions`` paired executions each (default 3) before a winner is named:
+            an extra cost beyond ``max_trials``, shown in the log and the summary. ``0`` for
+            either (or ``confirm_executions=1``) turns it off (:mod:`keras_augtune.confirmation`).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
@@ -98,6 +109,8 @@ class AugmentTuner(keras_tuner.Tuner):
         child_first_train_epochs: int = 0,
         pretrained_weights_path: str | None = None,
         baseline_trial: bool = True,
+        confirm_top_k: int = 3,
+        confirm_executions: int = 3,
         notebook_path: str | None = None,
         directory: str | None = None,
         project_name: str | None = "augtune",
@@ -116,6 +129,8 @@ class AugmentTuner(keras_tuner.Tuner):
         check_int("reward_k", reward_k)
         check_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
         check_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
+        check_int("confirm_top_k", confirm_top_k, minimum=0)
+        check_int("confirm_executions", confirm_executions, minimum=0)
         if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
             raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
         if train_set_size is not None:
@@ -161,6 +176,8 @@ class AugmentTuner(keras_tuner.Tuner):
         self.child_epochs = int(child_epochs)
         self.batch_size = int(batch_size)
         self.child_first_train_epochs = int(child_first_train_epochs)
+        self.confirm_top_k = int(confirm_top_k)
+        self.confirm_executions = int(confirm_executions)
         self.pretrained_weights_path = pretrained_weights_path
         self.search_verbose = int(verbose)
         self.worker_timeout = float(worker_timeout)
@@ -255,6 +272,8 @@ class AugmentTuner(keras_tuner.Tuner):
             if "consecutive failures" not in str(exc):
                 raise
             raise RuntimeError(self._consecutive_failures_message()) from exc
+        self._confirm(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+                      callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
 
     def _settle_policy_space(self, channels: int) -> None:
         """Fix the searched policy space for images with ``channels`` channels, before the first trial.
@@ -316,7 +335,10 @@ class AugmentTuner(keras_tuner.Tuner):
     def _preflight(self, sample: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
         """Fail at once, with a clear message, on errors every trial would hit."""
         hp = self.oracle.get_space()
-        hp.values.update(baseline_values(self.policy_space))
+        try:
+            hp.values.update(baseline_values(self.policy_space))
+        except ValueError:  # a space without a no-augmentation policy (baseline_trial=False): its defaults
+            pass
         try:
             model = self.hypermodel.build(hp)
             out = model(sample, training=False)
@@ -357,26 +379,29 @@ class AugmentTuner(keras_tuner.Tuner):
                         verbose=0, **fit_kwargs):
         hp = trial.hyperparameters
         policy = self.hypermodel.policy(hp)
+        store = ExecutionStore(self.project_dir)
+        stored = store.read(hp.values, self.search_seed)
         rewards: list[ExecutionReward] = []
         rows: list[dict[str, Any]] = []
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
-            model = self._build_for_execution(hp, execution)
-            history = self.hypermodel.fit(
-                hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                callbacks=_copy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
-            )
-            history = getattr(history, "history", history)
-            _check_finite(history)
-            score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+            if stored is not None and execution in stored.histories:  # finished before a stop: never repeated
+                history = stored.histories[execution]
+                score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+            else:
+                history, model = self._train_execution(
+                    hp, execution, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
+                    callbacks=callbacks, verbose=verbose, **fit_kwargs)
+                score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+                if score.reward > best_model_reward:
+                    model.save_weights(compat.checkpoint_path(self, trial.trial_id))
+                store.add(hp.values, self.search_seed, execution, score.reward, history, trial.trial_id)
+            best_model_reward = max(best_model_reward, score.reward)
             rewards.append(score)
             for epoch in range(len(history.get("loss", []))):
                 row = {"trial": trial.trial_id, "execution": execution, "epoch": epoch + 1}
                 row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
                 rows.append(row)
-            if score.reward > best_model_reward:
-                best_model_reward = score.reward
-                model.save_weights(compat.checkpoint_path(self, trial.trial_id))
         metrics = combine_executions(rewards)
         for row in rows:
             row[REWARD] = metrics[REWARD]
@@ -384,6 +409,44 @@ class AugmentTuner(keras_tuner.Tuner):
             row["hyperparameters"] = json.dumps(architecture_values(hp.values), separators=(",", ":"))
         Notebook(self.notebook_path, tail=(REWARD, "policy", "hyperparameters")).write_trial(trial.trial_id, rows)
         return metrics
+
+    def _train_execution(self, hp, execution: int, x, y, callbacks=None, **fit_kwargs) -> tuple[dict, keras.Model]:
+        """Build and train the model of ``hp`` for execution ``execution``; returns its history
+        (``History.history``, checked finite) and the trained model."""
+        model = self._build_for_execution(hp, execution)
+        history = self.hypermodel.fit(hp, model, x, y, callbacks=_copy_callbacks(callbacks or []), **fit_kwargs)
+        history = getattr(history, "history", history)
+        _check_finite(history)
+        return history, model
+
+    # ------------------------------------------------------------------ confirmation
+    def _confirm(self, x, y, **fit) -> None:
+        """Confirmation (intensification, :mod:`keras_augtune.confirmation`): bring the best
+        policies and the no-augmentation runs they are compared with to ``confirm_executions``
+        paired executions each. Off in distributed searches and when the objective is not the reward."""
+        objective = getattr(self.oracle, "objective", None)
+        if (compat.is_worker() or self.confirm_top_k < 1 or self.confirm_executions < 2
+                or getattr(objective, "name", None) != REWARD):
+            return
+        trial_values = {trial_id: trial.hyperparameters.values for trial_id, trial in self.oracle.trials.items()}
+        configurations = plan_confirmation(self.results(), trial_values, self.policy_space, self.confirm_top_k)
+        if not configurations:
+            return
+        log = self.display.note if self.search_verbose >= 1 else (lambda line: None)
+        confirmation = Confirmation(ExecutionStore(self.project_dir), self.search_seed,
+                                    max(self.confirm_executions, self.executions_per_trial),
+                                    self.executions_per_trial, log)
+        confirmation.run(configurations, lambda config, execution: self._confirm_execution(config, execution, x, y, **fit))
+
+    def _confirm_execution(self, config: Configuration, execution: int, x, y, **fit) -> float:
+        """Train and store one confirmation execution; returns its reward."""
+        hp = self.oracle.get_space()
+        hp.values = dict(config.values)
+        history, _ = self._train_execution(hp, execution, x, y, **fit)
+        score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+        ExecutionStore(self.project_dir).add(config.values, self.search_seed, execution, score.reward, history,
+                                             config.trial_id)
+        return score.reward
 
     @property
     def search_seed(self) -> int:
@@ -459,8 +522,12 @@ class AugmentTuner(keras_tuner.Tuner):
         return self.results().baseline_reward
 
     def get_best_policies(self, num_policies: int = 1) -> list[Policy]:
-        """The best policies, best first, each with ``metadata`` holding its reward, its gain
-        over the no-augmentation baseline, the trial id and the architecture values."""
+        """The best policies, best first (the confirmed ones by their mean over all executions),
+        each with ``metadata`` holding its reward, ``gain`` (mean paired difference to no
+        augmentation), ``gain_interval`` (95 %, or None), ``executions``, the trial id and the
+        architecture values. Policies that change no image are never listed, except the
+        no-augmentation baseline itself. Whether the winner beat no augmentation beyond the
+        noise is ``tuner.results().verdict()``."""
         check_int("num_policies", num_policies)
         return self.results(num_policies).best_policies(num_policies)
 
@@ -469,7 +536,8 @@ class AugmentTuner(keras_tuner.Tuner):
         return self.results(num_policies).write_policies(path, num_policies)
 
     def results_summary(self, num_trials: int = 10) -> None:
-        """Print the best trials: reward, gain over no augmentation, accuracy and policy."""
+        """Print the best trials (reward, paired gain over no augmentation with its interval,
+        executions, accuracy, policy), the confirmation's cost and the verdict."""
         print(self.summary_text(num_trials))
 
     def summary_text(self, num_trials: int = 10) -> str:
