@@ -31,7 +31,7 @@ import time
 from typing import Any, Callable, Iterable, Sequence
 
 from keras_augtune.evaluation.paired import CONFIDENCE, paired_gain
-from keras_augtune.evaluation.reward import REWARD
+from keras_augtune.evaluation.reward import REWARD, accuracy_keys
 from keras_augtune.executions import ExecutionRecord, ExecutionStore, config_key
 from keras_augtune.files import atomic_write_json
 from keras_augtune.policy import Policy, read_policy_json
@@ -169,6 +169,7 @@ class SearchResults:
             if rewards:
                 t.execution_rewards, t.executions = rewards, len(rewards)
                 t.reward = sum(rewards) / len(rewards)
+                t.val_accuracy = _mean_best_val_accuracy(record, len(rewards), t.val_accuracy)
         baseline = self.baseline
         for t in self.trials:
             if t.reward is None:
@@ -332,6 +333,17 @@ class Verdict:
             return cls(True, f"Better than no augmentation: {name} gains {measured}.", winner, baseline)
         return cls(False, f"No policy beat no augmentation beyond the noise: the best, {name}, gains {measured}. "
                           "Recommendation: no augmentation.", winner, baseline)
+
+
+def _mean_best_val_accuracy(record: ExecutionRecord, executions: int, default: float | None) -> float | None:
+    """The mean over ``executions`` of each one's best validation accuracy (as the trial metric is)."""
+    best = []
+    for e in range(executions):
+        try:
+            best.append(max(record.histories[e][accuracy_keys(record.histories[e])[1]]))
+        except (KeyError, ValueError):
+            return default
+    return sum(best) / len(best)
 
 
 def baseline_config(space: PolicySpace | None, values: dict[str, Any]) -> dict[str, Any] | None:
