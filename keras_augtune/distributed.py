@@ -45,7 +45,8 @@ from typing import Any, Callable
 
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
-from keras_tuner.src.engine import oracle as oracle_module
+
+from keras_augtune import compat
 
 TrialStatus = trial_module.TrialStatus
 
@@ -79,10 +80,10 @@ def _reap(oracle, servicer: Any, now: float) -> list[str]:
             lines.append(f"[chief] trial {trial.trial_id} FAILED: lost its worker {losses} times ({why})")
         else:
             trial.message = f"re-queued: {why}"
-            if trial.trial_id not in oracle._retry_queue:
-                oracle._retry_queue.append(trial.trial_id)
+            if trial.trial_id not in compat.retry_queue(oracle):
+                compat.retry_queue(oracle).append(trial.trial_id)
             lines.append(f"[chief] trial {trial.trial_id} re-queued: {why}")
-        oracle._save_trial(trial)
+        compat.save_trial(oracle, trial)
         oracle.save()
     return lines
 
@@ -90,7 +91,7 @@ def _reap(oracle, servicer: Any, now: float) -> list[str]:
 @keras_tuner.synchronized
 def _nothing_to_hand_out(oracle, tuner_id: str) -> bool:
     """True when no new trial may start but other workers' trials are still running (and may come back)."""
-    if tuner_id in oracle.ongoing_trials or oracle._retry_queue:
+    if tuner_id in oracle.ongoing_trials or compat.retry_queue(oracle):
         return False
     full = oracle.max_trials is not None and len(oracle.trials) >= oracle.max_trials
     return full and any(t != tuner_id for t in oracle.ongoing_trials)
@@ -115,9 +116,7 @@ def _release_if_held(oracle) -> None:
     exception inside ``create_trial``/``update_trial``/``end_trial`` leaves it held and
     every later request (and the chief's own loop) waits forever.
     """
-    if oracle_module.THREADS[oracle] == threading.current_thread().name:
-        oracle_module.THREADS[oracle] = None
-        oracle_module.LOCKS[oracle].release()
+    compat.release_lock_if_held(oracle)
 
 
 def _rpc(method):
@@ -150,10 +149,10 @@ def _check_known(oracle, trial_id: str, request: str) -> None:
 
 
 def _servicer_class():
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
+    protos = compat.protos()
+    base = compat.oracle_servicer_class()
 
-    class Servicer(oracle_chief.OracleServicer):
+    class Servicer(base):
         def __init__(self, oracle, worker_timeout, max_worker_losses):
             super().__init__(oracle)
             self.worker_timeout = float(worker_timeout)
@@ -211,8 +210,8 @@ def _servicer_class():
             if self._already_ended(trial.trial_id):
                 print(f"[chief] ignoring a second result for trial {trial.trial_id}", flush=True)
                 return protos.get_service().EndTrialResponse()
-            if trial.trial_id in oracle._retry_queue:  # its worker was declared lost, but it finished after all
-                oracle._retry_queue.remove(trial.trial_id)
+            if trial.trial_id in compat.retry_queue(oracle):  # its worker was declared lost, but it finished after all
+                compat.retry_queue(oracle).remove(trial.trial_id)
             try:
                 oracle.end_trial(trial)
             except RuntimeError as exc:  # max_consecutive_failed_trials reached: stop every worker
@@ -221,9 +220,9 @@ def _servicer_class():
             self.last_seen.pop(trial.trial_id, None)
             return protos.get_service().EndTrialResponse()
 
-        GetSpace = _rpc(oracle_chief.OracleServicer.GetSpace)
-        UpdateSpace = _rpc(oracle_chief.OracleServicer.UpdateSpace)
-        GetBestTrials = _rpc(oracle_chief.OracleServicer.GetBestTrials)
+        GetSpace = _rpc(base.GetSpace)
+        UpdateSpace = _rpc(base.UpdateSpace)
+        GetBestTrials = _rpc(base.GetBestTrials)
 
     return Servicer
 
@@ -231,7 +230,7 @@ def _servicer_class():
 @keras_tuner.synchronized
 def _finish_after_error(oracle, trial_id):
     # Oracle.end_trial raised after recording the trial: save it and free its worker.
-    oracle._save_trial(oracle.trials[trial_id])
+    compat.save_trial(oracle, oracle.trials[trial_id])
     oracle.save()
     for tuner_id, trial in list(oracle.ongoing_trials.items()):
         if trial.trial_id == trial_id:
@@ -247,7 +246,8 @@ def serve(oracle, worker_timeout: float = WORKER_TIMEOUT, max_worker_losses: int
           poll_interval: float = POLL_INTERVAL, log: Callable[[str], Any] = print) -> None:
     """Serve ``oracle`` to the workers until the search is over (the chief's side of ``search``)."""
     import grpc
-    from keras_tuner.src import protos
+
+    protos = compat.protos()
 
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     servicer = make_servicer(oracle, worker_timeout, max_worker_losses)
@@ -294,9 +294,7 @@ class Heartbeat:
         while not self._stop.wait(interval):
             try:
                 if stub is not None:  # an OracleClient: a short timeout, not its one-hour default
-                    from keras_tuner.src import protos
-
-                    stub.GetTrial(protos.get_service().GetTrialRequest(trial_id=trial_id), timeout=2 * interval)
+                    stub.GetTrial(compat.protos().get_service().GetTrialRequest(trial_id=trial_id), timeout=2 * interval)
                 else:
                     oracle.get_trial(trial_id)
             except Exception:  # the chief is gone or busy: the next beat retries

@@ -10,7 +10,7 @@ import keras_tuner
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.models import DEFAULT_MODEL, build_model, check_model_name
 from keras_augtune.policy import Policy
-from keras_augtune.schedule import WarmupCosineDecay, check_schedule
+from keras_augtune.schedule import DEFAULT_LEARNING_RATES, WarmupCosineDecay, check_schedule
 from keras_augtune.space import PolicySpace, baseline_values, is_baseline, policy_of  # noqa: F401 (kept importable here)
 
 
@@ -25,7 +25,9 @@ class AugmentHyperModel(keras_tuner.HyperModel):
             ``"mobilenetv2"``, ``"inceptionv3"``). Default: ``"simple"``.
         policy_space: the :class:`~keras_augtune.space.PolicySpace` searched
             (its hyperparameters live under the ``augment/`` name scope).
-        learning_rate: Adam's (peak) learning rate when the hypermodel compiles the model itself.
+        learning_rate: Adam's (peak) learning rate when the hypermodel compiles the model
+            itself; default 3e-3 with the ``"cosine"`` schedule, 1e-3 with ``"constant"``
+            (``keras_augtune.schedule.DEFAULT_LEARNING_RATES``).
         learning_rate_schedule: for a model the hypermodel compiles itself (the built-in
             ones, an uncompiled user model): ``"cosine"`` (default) warms the rate up over
             the first epoch (at most 10 % of the steps), then decays it along a cosine to ~0
@@ -40,14 +42,18 @@ class AugmentHyperModel(keras_tuner.HyperModel):
     """
 
     def __init__(self, model: Any = None, policy_space: PolicySpace | None = None,
-                 learning_rate: float = 1e-3, name: str | None = None, tunable: bool = True,
+                 learning_rate: float | None = None, name: str | None = None, tunable: bool = True,
                  learning_rate_schedule: str | None = "cosine"):
         super().__init__(name=name, tunable=tunable)
         self.policy_space = policy_space if policy_space is not None else PolicySpace()
         if not isinstance(self.policy_space, PolicySpace):
             raise TypeError(f"policy_space must be a PolicySpace, got {type(self.policy_space).__name__}.")
-        self.learning_rate = float(learning_rate)
         self.learning_rate_schedule = check_schedule(learning_rate_schedule)
+        if learning_rate is None:
+            learning_rate = DEFAULT_LEARNING_RATES[self.learning_rate_schedule]
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
+        self.learning_rate = float(learning_rate)
         self.child_name: str | None = None
         self.child_hypermodel: keras_tuner.HyperModel | None = None
         self.child_model: keras.Model | None = None

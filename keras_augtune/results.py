@@ -126,6 +126,7 @@ class SearchResults:
     images: Any = None
     value_range: tuple[float, float] | None = None
     run: dict[str, Any] | None = None
+    space: PolicySpace | None = None  #: the policy space searched, when known
     #: Channels of the searched images (1 or 3; None: unknown, read as 3): what a no-op policy is.
     channels: int | None = None
     #: The confirmation step's plan (``executions/confirmation.json``), None when it did not run.
@@ -152,7 +153,8 @@ class SearchResults:
             for record in records:
                 record.is_baseline = False
         results = cls(records, objective=getattr(objective, "name", REWARD),
-                      direction=getattr(objective, "direction", "max"), project_dir=project_dir, channels=channels)
+                      direction=getattr(objective, "direction", "max"), project_dir=project_dir, space=space,
+                      channels=channels)
         executions: dict[str, ExecutionRecord] = {}
         if project_dir:
             store = ExecutionStore(project_dir)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import traceback
 from typing import Any, Sequence
 
 import keras
@@ -15,7 +16,8 @@ import numpy as np
 
 from keras_augtune import compat, distributed, runs
 from keras_augtune.checks import check_int, check_seed
-from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_dataset, stratified_split, stratified_subsample
+from keras_augtune.data import VALIDATION_SPLIT, Dataset, prepare_search_data
+from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.evaluation.reward import (
     REWARD,
     ExecutionReward,
@@ -32,8 +34,8 @@ from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
 from keras_augtune.seeds import execution_seed
-from keras_augtune.space import PolicySpace, architecture_values, baseline_values, parse_name
-from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name
+from keras_augtune.trials import COMPLETED, FAILED, FINISHED, failure_reason
 from keras_augtune.warm_start import WarmStart
 
 METHODS = ("bayesian", "random")
@@ -68,7 +70,11 @@ class AugmentTuner(keras_tuner.Tuner):
         child_epochs, batch_size: training of each child model.
         child_first_train_epochs: if > 0, pretrain the child once without augmentation
             for this many epochs; each trial starts from those weights with a fresh optimizer.
-        pretrained_weights_path: where the warm-start weights are kept (default in the project dir).
+            One pretraining per architecture (layers and weight shapes, not learning rate,
+            batch size or dropout), input shape, data and pretraining setting: a file made
+            under another is never loaded (:mod:`keras_augtune.warm_start`).
+        pretrained_weights_path: where the warm-start weights are kept: a folder (default
+            ``warm_start`` in the project dir) or a ``.weights.h5`` file.
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
         confirm_top_k, confirm_executions: after the trials, the ``confirm_top_k`` best policies
             (default 3, no-op policies skipped), the baseline and, under joint architecture tuning,
@@ -79,7 +85,15 @@ class AugmentTuner(keras_tuner.Tuner):
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
-            many trials in a row fail (default 3); a failed trial is never retried.
+            many trials in a row fail (default 3).
+        max_retries_per_trial: as in Keras Tuner: a trial that raised is run again up to this
+            many times (default 0: a failed trial is never retried; a diverging child never is).
+        hyperparameters, tune_new_entries, allow_new_entries: as in Keras Tuner, for the
+            child's own hyperparameters; the policy's (``augment/*``) are always searched.
+        oracle: any Keras Tuner oracle instead of the built-in random forest (then pass the
+            oracle's own arguments to it). Its ``tuner/epochs`` and ``tuner/initial_epoch``
+            (Hyperband) set each trial's epochs, and its first trial is the no-augmentation
+            baseline when ``baseline_trial``.
         worker_timeout: distributed search only (``KERASTUNER_*`` environment variables):
             seconds without a heartbeat after which the chief takes a running trial back from
             its worker and hands it to another one (see ``docs/reliability.md``).
@@ -120,6 +134,10 @@ class AugmentTuner(keras_tuner.Tuner):
         oracle: keras_tuner.Oracle | None = None,
         max_consecutive_failed_trials: int = 3,
         worker_timeout: float = distributed.WORKER_TIMEOUT,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
         **kwargs: Any,
     ):
         check_int("max_trials", max_trials)
@@ -129,6 +147,7 @@ class AugmentTuner(keras_tuner.Tuner):
         check_int("reward_k", reward_k)
         check_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
         check_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
+        check_int("max_retries_per_trial", max_retries_per_trial, minimum=0)
         check_int("confirm_top_k", confirm_top_k, minimum=0)
         check_int("confirm_executions", confirm_executions, minimum=0)
         if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
@@ -160,13 +179,29 @@ class AugmentTuner(keras_tuner.Tuner):
         objective = reward_objective() if objective is None else objective
         if oracle is None:
             initial = [baseline_values(self.policy_space)] if baseline_trial else None
+            if hyperparameters is not None:  # the policy is always searched, whatever tune/allow_new_entries say
+                hyperparameters = hyperparameters.copy()
+                self.policy_space.declare(hyperparameters)
             oracle = RandomForestOracle(
                 objective=objective, max_trials=max_trials,
                 num_initial_points=10 if num_initial_points is None else num_initial_points,
                 acquisition="random" if method == "random" else "ei",
                 seed=seed, initial_values=initial, canonical_values=self._canonical_values,
-                max_retries_per_trial=0, max_consecutive_failed_trials=max_consecutive_failed_trials,
+                hyperparameters=hyperparameters,
+                tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+                max_retries_per_trial=max_retries_per_trial,
+                max_consecutive_failed_trials=max_consecutive_failed_trials,
             )
+        else:
+            passed = [name for name, value, default in (
+                ("hyperparameters", hyperparameters, None), ("tune_new_entries", tune_new_entries, True),
+                ("allow_new_entries", allow_new_entries, True), ("max_retries_per_trial", max_retries_per_trial, 0),
+            ) if value is not default and value != default]
+            if passed:
+                raise ValueError(f"{', '.join(passed)} configure the oracle: pass them to the oracle you give "
+                                 f"(oracle={type(oracle).__name__}(...)), not to AugmentTuner.")
+            if baseline_trial:
+                self._baseline_first(oracle)
         self.method = method
         self.seed = seed
         self.reward_k = int(reward_k)
@@ -201,16 +236,47 @@ class AugmentTuner(keras_tuner.Tuner):
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
+        if self.hypermodel.child_hypermodel is not None:
+            # A user's build(hp) can run without the data: explore it now, as Keras Tuner does,
+            # so search_space_summary() lists its hyperparameters before search(). One that
+            # needs the data is explored (and its errors reported) by search().
+            try:
+                compat.explore_space(self)
+            except Exception:
+                pass
+
+    def _baseline_first(self, oracle: keras_tuner.Oracle) -> None:
+        """Make the first trial of ``oracle`` (a user's) the no-augmentation baseline.
+
+        Wraps the instance's ``populate_space`` (the public hook every oracle implements):
+        until the oracle holds a baseline trial, it returns the baseline values (the
+        space's defaults elsewhere), without asking the oracle's own strategy.
+        """
+        populate = oracle.populate_space
+        space = self.policy_space
+
+        def populate_space(trial_id):
+            if not any(is_baseline(space, t.hyperparameters.values) for t in oracle.trials.values()):
+                values = {**oracle.get_space().values, **baseline_values(space)}
+                return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+            return populate(trial_id)
+
+        oracle.populate_space = populate_space
 
     def search(self, x: Any, y: Any = None, validation_data: Any = None, epochs: int | None = None,
                batch_size: int | None = None, callbacks: list | None = None, verbose: int | None = None,
                value_range: Any = None, **fit_kwargs: Any) -> None:
-        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot).
+        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot), or on a
+        ``tf.data.Dataset`` ``x`` of ``(images, labels[, sample_weights])``, batched or not
+        (``keras.utils.image_dataset_from_directory`` output included; see
+        :func:`keras_augtune.data.search_inputs` for what is read into memory).
 
-        ``validation_data=(x_val, y_val)`` replaces the stratified ``validation_split``;
-        ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
-        ``value_range`` declares the pixel range of float images (default (0, 1)).
-        Validation images are never augmented.
+        ``validation_data=(x_val, y_val[, weights])`` (or a dataset) replaces the stratified
+        ``validation_split``, which ``search(..., validation_split=0.3)`` sets for this search;
+        ``sample_weight`` follows the images through the split and the ``train_set_size``
+        subsample; ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
+        ``value_range`` declares the pixel range (default: (0, 255) for integer images,
+        (0, 1) for float images). Validation images are never augmented.
         """
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(
@@ -223,25 +289,11 @@ class AugmentTuner(keras_tuner.Tuner):
             self.search_verbose = int(verbose)
         epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
         batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
-        data = check_dataset(x, y, value_range=value_range)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val).")
-            val = check_dataset(*validation_data, value_range=data.value_range, what="validation_data x")
-            if val.input_shape != data.input_shape:
-                raise ValueError(f"validation images have shape {val.input_shape}, training images {data.input_shape}.")
-            train_index = np.arange(len(data.y))
-        else:
-            train_index, val_index = stratified_split(data.y, self.validation_split, self.search_seed)
-            val = Dataset(data.x[val_index], data.y[val_index], data.value_range, data.class_names, data.one_hot)
-        num_classes = max(data.num_classes, val.num_classes)
-        if self.train_set_size is not None:
-            if self.train_set_size > len(train_index):
-                raise ValueError(
-                    f"train_set_size={self.train_set_size} is larger than the {len(train_index)} training "
-                    f"images left after the validation split ({len(data.y)} in all)."
-                )
-            train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.search_seed)]
+        prepared = prepare_search_data(
+            x, y, validation_data, value_range=value_range, sample_weight=fit_kwargs.pop("sample_weight", None),
+            validation_split=fit_kwargs.pop("validation_split", self.validation_split),
+            train_set_size=self.train_set_size, seed=self.search_seed)
+        data, val, train_index, num_classes = prepared.data, prepared.val, prepared.train_index, prepared.num_classes
         self.dataset = data
         self._settle_policy_space(data.input_shape[-1])
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
@@ -250,12 +302,16 @@ class AugmentTuner(keras_tuner.Tuner):
         x_train = data.x[train_index].astype("float32")
         x_val = val.x.astype("float32")
         y_train, y_val = self._labels(data.y[train_index], num_classes), self._labels(val.y, num_classes)
+        validation = (x_val, y_val) if prepared.val_weights is None else (x_val, y_val, prepared.val_weights)
+        if prepared.train_weights is not None:
+            fit_kwargs["sample_weight"] = prepared.train_weights
         self.hypermodel.warm_start = None
         self._preflight(x_train[:2], y_train[:2], num_classes)
         if self.child_first_train_epochs:
             self.hypermodel.warm_start = WarmStart(
-                self.child_first_train_epochs, x_train, y_train, (x_val, y_val), batch_size,
-                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"),
+                self.child_first_train_epochs, x_train, y_train, validation, batch_size,
+                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.search_seed,
+                sample_weight=prepared.train_weights, record=self._record_pretraining,
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         try:
@@ -265,14 +321,14 @@ class AugmentTuner(keras_tuner.Tuner):
                 distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
                 return
             super().search(
-                x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+                x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
                 callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
             )
         except RuntimeError as exc:
             if "consecutive failures" not in str(exc):
                 raise
             raise RuntimeError(self._consecutive_failures_message()) from exc
-        self._confirm(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+        self._confirm(x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
                       callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
 
     def _settle_policy_space(self, channels: int) -> None:
@@ -368,59 +424,88 @@ class AugmentTuner(keras_tuner.Tuner):
         (recorded with its reason, never retried) and the search goes on."""
         try:
             return self._run_executions(trial, *args, **kwargs)
-        except (keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError, KeyboardInterrupt):
+        except keras_tuner.errors.FailedTrialError as exc:
+            self._record_failure(trial, exc)
+            raise
+        except (keras_tuner.errors.FatalError, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if not runs.disk_error(exc):
+                self._record_failure(trial, exc)
             if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
                 raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
+            if getattr(self.oracle, "max_retries_per_trial", 0):
+                raise  # Keras Tuner marks it INVALID and runs it again, up to max_retries_per_trial
             raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
 
     def _run_executions(self, trial, x, y, validation_data=None, epochs=None, batch_size=None, callbacks=None,
                         verbose=0, **fit_kwargs):
         hp = trial.hyperparameters
         policy = self.hypermodel.policy(hp)
+        epochs, initial_epoch = _epoch_budget(hp, epochs, fit_kwargs)
         store = ExecutionStore(self.project_dir)
         stored = store.read(hp.values, self.search_seed)
-        rewards: list[ExecutionReward] = []
+        rewards: list[Any] = []
         rows: list[dict[str, Any]] = []
+        self._rows = rows  # what a failure leaves in the notebook
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
-            if stored is not None and execution in stored.histories:  # finished before a stop: never repeated
-                history = stored.histories[execution]
-                score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+            model = None
+            if stored is not None and execution in stored.rewards:  # finished before a stop: never repeated
+                result = stored.histories.get(execution) or stored.rewards[execution]
             else:
-                history, model = self._train_execution(
+                execution_callbacks = _copy_callbacks(callbacks or [])
+                log_dirs = compat.configure_tensorboard(self, execution_callbacks, trial, execution)
+                result, model = self._train_execution(
                     hp, execution, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                    callbacks=callbacks, verbose=verbose, **fit_kwargs)
-                score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
-                if score.reward > best_model_reward:
-                    model.save_weights(compat.checkpoint_path(self, trial.trial_id))
-                store.add(hp.values, self.search_seed, execution, score.reward, history, trial.trial_id)
-            best_model_reward = max(best_model_reward, score.reward)
+                    callbacks=execution_callbacks, verbose=verbose, **fit_kwargs)
+            score, history = self._score(result)
+            if history is None:  # Keras Tuner's convention: a number is the objective's value
+                rows.append({"trial": trial.trial_id, "execution": execution, "epoch": "",
+                             self.oracle.objective.name: score})
+                model_reward = score if self.oracle.objective.direction == "max" else -score
+            else:
+                for epoch in range(len(history.get("loss", []))):
+                    row = {"trial": trial.trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
+                    row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
+                    row[REWARD] = score.reward  # this training's own reward (the trial's is their mean)
+                    rows.append(row)
+                model_reward = score.reward
             rewards.append(score)
-            for epoch in range(len(history.get("loss", []))):
-                row = {"trial": trial.trial_id, "execution": execution, "epoch": epoch + 1}
-                row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
-                rows.append(row)
-        metrics = combine_executions(rewards)
-        for row in rows:
-            row[REWARD] = metrics[REWARD]
-            row["policy"] = json.dumps(policy.to_dict()["sub_policies"], separators=(",", ":"))
-            row["hyperparameters"] = json.dumps(architecture_values(hp.values), separators=(",", ":"))
-        Notebook(self.notebook_path, tail=(REWARD, "policy", "hyperparameters")).write_trial(trial.trial_id, rows)
+            if model is not None:
+                _log_reward(log_dirs, score if history is None else score.reward, policy, epochs)
+                if model_reward > best_model_reward:
+                    model.save_weights(compat.checkpoint_path(self, trial.trial_id))
+                store.add(hp.values, self.search_seed, execution, score if history is None else score.reward,
+                          history or {}, trial.trial_id)
+            best_model_reward = max(best_model_reward, model_reward)
+        if all(isinstance(r, ExecutionReward) for r in rewards):
+            metrics = combine_executions(rewards)
+        elif any(isinstance(r, ExecutionReward) for r in rewards):
+            raise TypeError("HyperModel.fit must return the same kind of result (a History or a number) for "
+                            "every execution of a trial.")
+        else:
+            metrics = {self.oracle.objective.name: float(np.mean(rewards))}
+        self._write_notebook(trial.trial_id, rows, hp)
         return metrics
 
-    def _train_execution(self, hp, execution: int, x, y, callbacks=None, **fit_kwargs) -> tuple[dict, keras.Model]:
-        """Build and train the model of ``hp`` for execution ``execution``; returns its history
-        (``History.history``, checked finite) and the trained model."""
+    def _train_execution(self, hp, execution: int, x, y, **fit_kwargs) -> tuple[Any, keras.Model]:
+        """Build and train the model of ``hp`` for execution ``execution`` (``fit_kwargs`` hold the
+        callbacks, already copied); returns what ``HyperModel.fit`` returned and the trained model."""
         model = self._build_for_execution(hp, execution)
-        history = self.hypermodel.fit(hp, model, x, y, callbacks=_copy_callbacks(callbacks or []), **fit_kwargs)
-        history = getattr(history, "history", history)
+        return self.hypermodel.fit(hp, model, x, y, **fit_kwargs), model
+
+    def _score(self, result: Any) -> tuple[Any, dict | None]:
+        """(score, history) of what ``HyperModel.fit`` returned: the :class:`ExecutionReward` of a
+        history (checked finite), or the objective's value of a number (history None)."""
+        history = _history_of(result)
+        if history is None:
+            return _objective_value(result, self.oracle.objective), None
         _check_finite(history)
-        return history, model
+        return overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap), history
 
     # ------------------------------------------------------------------ confirmation
-    def _confirm(self, x, y, **fit) -> None:
+    def _confirm(self, x, y, callbacks=None, **fit) -> None:
         """Confirmation (intensification, :mod:`keras_augtune.confirmation`): bring the best
         policies and the no-augmentation runs they are compared with to ``confirm_executions``
         paired executions each. Off in distributed searches and when the objective is not the reward."""
@@ -436,17 +521,26 @@ class AugmentTuner(keras_tuner.Tuner):
         confirmation = Confirmation(ExecutionStore(self.project_dir), self.search_seed,
                                     max(self.confirm_executions, self.executions_per_trial),
                                     self.executions_per_trial, log)
-        confirmation.run(configurations, lambda config, execution: self._confirm_execution(config, execution, x, y, **fit))
+        confirmation.run(configurations, lambda config, execution: self._confirm_execution(
+            config, execution, x, y, callbacks=callbacks, **fit))
 
-    def _confirm_execution(self, config: Configuration, execution: int, x, y, **fit) -> float:
-        """Train and store one confirmation execution; returns its reward."""
-        hp = self.oracle.get_space()
+    def _confirm_execution(self, config: Configuration, execution: int, x, y, callbacks=None, **fit) -> float:
+        """Train and store one confirmation execution (a trial's TensorBoard folders get it as
+        ``execution<n>``, like the trial's own); returns its reward."""
+        trial = self.oracle.trials.get(config.trial_id) if config.trial_id is not None else None
+        hp = trial.hyperparameters.copy() if trial is not None else self.oracle.get_space()
         hp.values = dict(config.values)
-        history, _ = self._train_execution(hp, execution, x, y, **fit)
-        score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
-        ExecutionStore(self.project_dir).add(config.values, self.search_seed, execution, score.reward, history,
+        execution_callbacks = _copy_callbacks(callbacks or [])
+        if trial is not None:
+            compat.configure_tensorboard(self, execution_callbacks, trial, execution)
+        else:  # an architecture's no-augmentation run is no trial: no TensorBoard folder of its own
+            execution_callbacks = [c for c in execution_callbacks if c.__class__.__name__ != "TensorBoard"]
+        result, _ = self._train_execution(hp, execution, x, y, callbacks=execution_callbacks, **fit)
+        score, history = self._score(result)
+        reward = score if history is None else score.reward
+        ExecutionStore(self.project_dir).add(config.values, self.search_seed, execution, reward, history or {},
                                              config.trial_id)
-        return score.reward
+        return reward
 
     @property
     def search_seed(self) -> int:
@@ -473,6 +567,43 @@ class AugmentTuner(keras_tuner.Tuner):
                 layer.seed = seed
         return model
 
+    def _write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None) -> None:
+        """Replace ``key``'s rows of the notebook (one row per trial, execution and epoch, with
+        each training's own reward; the policy and the architecture values of ``hp``)."""
+        if hp is not None:
+            policy = json.dumps(self.hypermodel.policy(hp).to_dict()["sub_policies"], separators=(",", ":"))
+            architecture = json.dumps(architecture_values(hp.values), separators=(",", ":"))
+            for row in rows:
+                row.update(policy=policy, hyperparameters=architecture)
+        Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(key, rows)
+
+    def _record_failure(self, trial, exc: BaseException) -> None:
+        """Keep a failed trial in the notebook: the epochs it trained and a row with its reason."""
+        rows = list(getattr(self, "_rows", None) or [])
+        execution = len({r["execution"] for r in rows})  # rows are those of the executions that finished
+        reason = failure_reason("".join(traceback.format_exception(exc)))
+        rows.append({"trial": trial.trial_id, "execution": execution, "epoch": "", "status": FAILED, "error": reason})
+        try:
+            self._write_notebook(trial.trial_id, rows, trial.hyperparameters)
+        except Exception:  # the notebook must never hide the trial's own error
+            pass
+
+    def _record_pretraining(self, key: str, history: dict) -> None:
+        """Keep the warm start's pretraining epochs in the notebook (trial ``pretraining-<key>``)."""
+        trial = f"pretraining-{key}"
+        rows = [{"trial": trial, "execution": 0, "epoch": epoch + 1,
+                 **{name: float(values[epoch]) for name, values in history.items() if epoch < len(values)}}
+                for epoch in range(len(history.get("loss", [])))]
+        self._write_notebook(trial, rows)
+
+    def _build_hypermodel(self, hp):
+        """Keras Tuner's build; a Hyperband trial that continues another (``tuner/trial_id``)
+        starts from that trial's saved weights, as Keras Tuner's ``Hyperband`` does."""
+        model = super()._build_hypermodel(hp)
+        if "tuner/trial_id" in hp.values:
+            model.load_weights(compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
+        return model
+
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
         self.display.started(trial.trial_id)
@@ -493,7 +624,7 @@ class AugmentTuner(keras_tuner.Tuner):
             head = f"[{self.tuner_id}] Trial {trial.trial_id}"
         else:
             done = len([t for t in self.oracle.trials.values() if t.status in FINISHED])
-            head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
+            head = f"Trial {trial.trial_id} ({done}/{self.oracle.max_trials})"  # the id the tables show
         if trial.status != COMPLETED:
             return TrialDisplay.failed_line(head, trial.status, trial.message, seconds)
         if compat.is_worker():  # the metrics went to the chief: read them back from there
@@ -516,6 +647,16 @@ class AugmentTuner(keras_tuner.Tuner):
                                              self.oracle.objective, self.project_dir, with_baseline=False,
                                              channels=self._channels)
         return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir, channels=self._channels)
+
+    def op_effects(self, **options: Any) -> OpEffects:
+        """Every op's estimated effect on the reward, pooled over the policy's slots: its change
+        of the reward per sub-policy applying it (with an interval), the magnitudes where it
+        helps, and how many trials used it; best first (:mod:`keras_augtune.effects`;
+        ``options`` as :func:`~keras_augtune.effects.estimate_op_effects` takes them).
+
+            print(tuner.op_effects().table())
+        """
+        return estimate_op_effects(self.results(), space=self.policy_space, **options)
 
     def baseline_reward(self) -> float | None:
         """The reward of the no-augmentation baseline trial (None until it has run)."""
@@ -553,6 +694,51 @@ def _copy_callbacks(callbacks: list) -> list:
             "All callbacks used during a search should be deep-copyable (since they are reused across "
             f"trials). It is not possible to do `copy.deepcopy({callbacks})`"
         ) from None
+
+
+def _log_reward(log_dirs: list[str], reward: float, policy: Policy, step: int) -> None:
+    """Add the execution's reward (an HParams metric) and its policy as text to its TensorBoard folders."""
+    if not log_dirs:
+        return
+    import tensorflow as tf
+
+    from keras_augtune.results import describe_policy
+
+    for log_dir in log_dirs:
+        with tf.summary.create_file_writer(log_dir).as_default():
+            tf.summary.scalar(REWARD, reward, step=step)
+            tf.summary.text("policy", describe_policy(policy), step=step)
+
+
+def _epoch_budget(hp, epochs: int, fit_kwargs: dict) -> tuple[int, int]:
+    """(epochs, initial_epoch) of a trial: Hyperband's ``tuner/epochs`` and ``tuner/initial_epoch``
+    when the oracle set them (``fit_kwargs`` gets the initial epoch), else the search's epochs."""
+    if "tuner/epochs" not in hp.values:
+        return epochs, int(fit_kwargs.get("initial_epoch", 0))
+    fit_kwargs["initial_epoch"] = int(hp.values.get("tuner/initial_epoch", 0))
+    return int(hp.values["tuner/epochs"]), fit_kwargs["initial_epoch"]
+
+
+def _history_of(result: Any) -> dict | None:
+    """The per-epoch history in what ``HyperModel.fit`` returned (a History or its dict), or
+    None when it returned a number (Keras Tuner: the objective's value)."""
+    history = getattr(result, "history", result)
+    if isinstance(history, dict) and all(isinstance(v, (list, tuple, np.ndarray)) for v in history.values()):
+        return history
+    if isinstance(result, (int, float, np.number)) and not isinstance(result, bool):
+        return None
+    raise TypeError(f"HyperModel.fit must return a keras History (or its .history dict) or a number (the "
+                    f"objective's value); got {type(result).__name__}: {result!r:.80}.")
+
+
+def _objective_value(value: Any, objective: Any) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise keras_tuner.errors.FailedTrialError(f"HyperModel.fit returned {value} as the objective's value.")
+    if not isinstance(getattr(objective, "name", None), str) or getattr(objective, "direction", None) not in ("min", "max"):
+        raise TypeError("HyperModel.fit returned a number, which is the objective's value, but the objective "
+                        f"{objective!r} has no single name and direction.")
+    return value
 
 
 def _check_finite(history: dict) -> None:

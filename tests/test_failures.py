@@ -64,7 +64,11 @@ def test_nan_inf_and_raising_children_fail_with_reason_and_search_goes_on(tmp_pa
     assert {p.metadata["trial_id"] for p in tuner.get_best_policies(5)} == {"0", "2"}
     assert "2 completed, 3 failed trials" in tuner.summary_text()
     with open(tuner.notebook_path, newline="") as f:
-        assert {r["trial"] for r in csv.DictReader(f)} == {"0", "2"}
+        rows = list(csv.DictReader(f))
+    assert {r["trial"] for r in rows if r["epoch"]} == {"0", "2"}  # epochs of the trainings that finished
+    failed = {r["trial"]: r for r in rows if r["status"] == "FAILED"}  # and one row per failed trial, with its reason
+    assert sorted(failed) == ["1", "3", "4"] and failed["3"]["error"] == "RuntimeError: child exploded"
+    assert failed["1"]["error"] == "The child model diverged: loss became nan at epoch 1." and failed["1"]["policy"]
 
 
 def test_consecutive_failures_stop_the_search_with_the_reasons(tmp_path, digits):
@@ -108,3 +112,26 @@ def test_model_output_not_matching_one_hot_labels_stops_before_any_trial(tmp_pat
 def test_max_consecutive_failed_trials_must_be_positive(tmp_path, value):
     with pytest.raises(ValueError, match="max_consecutive_failed_trials must be a positive integer"):
         make_tuner(tmp_path, "simple", max_consecutive_failed_trials=value)
+
+
+def test_failure_reason_keeps_the_exception_type_and_its_meaningful_line(tmp_path):
+    """Keras's multi-line errors end with a list of layers: the reason is the type and the first line(s)."""
+    import traceback
+
+    from keras_augtune.trials import failure_reason
+
+    path = str(tmp_path / "other.weights.h5")
+    tiny_model(classes=3).save_weights(path)  # another model's weights
+    try:
+        try:
+            tiny_model().load_weights(path)
+        except Exception as exc:  # as AugmentTuner.run_trial wraps a child's error
+            raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
+    except keras_tuner.errors.FailedTrialError:
+        message = traceback.format_exc()
+    assert message.strip().splitlines()[-1].startswith("[<")  # what the reason used to be
+    reason = failure_reason(message)
+    assert reason.startswith("ValueError: ") and "could not be loaded" in reason, reason
+    assert "\n" not in reason and len(reason) <= 300
+    assert failure_reason("worker lost: trial re-queued") == "worker lost: trial re-queued"
+    assert failure_reason(None) == "unknown error"

@@ -85,3 +85,11 @@ def test_constant_schedule_and_bad_names(digits_small):
         AugmentHyperModel("simple", learning_rate_schedule="cosin")
     with pytest.raises(ValueError, match="warmup_fraction"):
         WarmupCosineDecay(0.01, warmup_fraction=1.5)
+
+
+def test_default_peak_rate_depends_on_the_schedule():
+    assert AugmentHyperModel("simple").learning_rate == 3e-3
+    assert AugmentHyperModel("simple", learning_rate_schedule="constant").learning_rate == 1e-3
+    assert AugmentHyperModel("simple", learning_rate=0.02).learning_rate == 0.02
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+        AugmentHyperModel("simple", learning_rate=0)
