@@ -62,6 +62,22 @@ def make_tuner(tmp_path, hypermodel=None, **options):
     return AugmentTuner(hypermodel if hypermodel is not None else tiny_model(), **settings)
 
 
+def spy_fit(tuner, record, stop_at=None):
+    """Wrap the tuner's ``hypermodel.fit``: every training appends ``record(hp, model)`` to the list
+    returned; training number ``stop_at`` (1-based) raises KeyboardInterrupt instead (a stop)."""
+    calls = []
+    original = tuner.hypermodel.fit
+
+    def fit(hp, model, *args, **kwargs):
+        calls.append(record(hp, model))
+        if stop_at is not None and len(calls) == stop_at:
+            raise KeyboardInterrupt
+        return original(hp, model, *args, **kwargs)
+
+    tuner.hypermodel.fit = fit
+    return calls
+
+
 def noise_child(effect=None, level=0.85, shared=0.02, own=0.01, epochs_seen=None, width_effect=None):
     """A child that does not train (cheap), as a ``keras_tuner.HyperModel``: its "history" is a constant
     accuracy ``level``, plus noise shared by every trial at the same execution seed (``shared`` sd, drawn

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from conftest import make_tuner, noise_child
+from conftest import make_tuner, noise_child, spy_fit
 from keras_augtune import load_policies
 from keras_augtune.evaluation.paired import mean_interval, paired_gain
 from keras_augtune.executions import ExecutionStore
@@ -18,18 +18,8 @@ from keras_augtune.results import TrialResult, Verdict, baseline_config
 
 
 def _counting(tuner, stop_at=None):
-    """Count the child's trainings; raise KeyboardInterrupt at training number ``stop_at`` (1-based)."""
-    calls = []
-    original = tuner.hypermodel.fit
-
-    def fit(hp, model, *args, **kwargs):
-        calls.append(dict(hp.values))
-        if stop_at is not None and len(calls) == stop_at:
-            raise KeyboardInterrupt
-        return original(hp, model, *args, **kwargs)
-
-    tuner.hypermodel.fit = fit
-    return calls
+    """Record each training's values; raise KeyboardInterrupt at training number ``stop_at`` (1-based)."""
+    return spy_fit(tuner, lambda hp, model: dict(hp.values), stop_at)
 
 
 def _records(tuner):

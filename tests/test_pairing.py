@@ -4,7 +4,7 @@ augmentation seeds), derived from the search seed and e only; the search seed su
 import keras
 import numpy as np
 
-from conftest import make_tuner
+from conftest import make_tuner, spy_fit
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.seeds import execution_seed
 
@@ -12,17 +12,12 @@ from keras_augtune.seeds import execution_seed
 def _spy_fits(tuner):
     """Record, for every training, the trial's policy, the child's weights before training and the
     augmentation layer's seed."""
-    calls = []
-    original = tuner.hypermodel.fit
-
-    def spy(hp, model, *args, **kwargs):
+    def record(hp, model):
         layer = next((l for l in model.layers if isinstance(l, PolicyAugmentation)), None)
-        calls.append({"policy": tuner.hypermodel.policy(hp), "weights": [w.copy() for w in model.get_weights()],
-                      "aug_seed": None if layer is None else layer.seed})
-        return original(hp, model, *args, **kwargs)
+        return {"policy": tuner.hypermodel.policy(hp), "weights": [w.copy() for w in model.get_weights()],
+                "aug_seed": None if layer is None else layer.seed}
 
-    tuner.hypermodel.fit = spy
-    return calls
+    return spy_fit(tuner, record)
 
 
 def test_same_execution_index_same_start_across_trials(tmp_path, digits):

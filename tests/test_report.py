@@ -96,6 +96,10 @@ def test_reward_plot_names_trials_as_the_table_does(tuner):
 def test_baseline_band_when_it_ran_more_than_once(tuner):
     results = report.load_search(tuner)
     ax = report.plot_rewards(results).axes[0]
+    assert len(results.baseline.execution_rewards) == 2  # its own run and the confirmation's
+    assert [p for p in ax.patches if p.get_label() == "no augmentation, 2 runs (range)"]
+    results.baseline.execution_rewards = [0.5]
+    ax = report.plot_rewards(results).axes[0]
     assert not [p for p in ax.patches if "runs (range)" in p.get_label()]
     results.baseline.execution_rewards = [0.5, 0.7, 0.6]
     ax = report.plot_rewards(results).axes[0]
