@@ -465,11 +465,7 @@ class AugmentTuner(keras_tuner.Tuner):
                              self.oracle.objective.name: score})
                 model_reward = score if self.oracle.objective.direction == "max" else -score
             else:
-                for epoch in range(len(history.get("loss", []))):
-                    row = {"trial": trial.trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
-                    row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
-                    row[REWARD] = score.reward  # this training's own reward (the trial's is their mean)
-                    rows.append(row)
+                rows.extend(_history_rows(trial.trial_id, execution, history, score.reward, initial_epoch))
                 model_reward = score.reward
             rewards.append(score)
             if model is not None:
@@ -540,6 +536,9 @@ class AugmentTuner(keras_tuner.Tuner):
         reward = score if history is None else score.reward
         ExecutionStore(self.project_dir).add(config.values, self.search_seed, execution, reward, history or {},
                                              config.trial_id)
+        if history is not None:  # the notebook: the trial's rows, or the architecture's no-augmentation run's
+            key = config.trial_id if config.trial_id is not None else f"no-augmentation-{config.key}"
+            self._write_notebook(key, _history_rows(key, execution, history, reward), hp, executions=[execution])
         return reward
 
     @property
@@ -567,15 +566,17 @@ class AugmentTuner(keras_tuner.Tuner):
                 layer.seed = seed
         return model
 
-    def _write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None) -> None:
+    def _write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None, executions: Any = None) -> None:
         """Replace ``key``'s rows of the notebook (one row per trial, execution and epoch, with
-        each training's own reward; the policy and the architecture values of ``hp``)."""
+        each training's own reward; the policy and the architecture values of ``hp``); only
+        those of ``executions`` when given (a confirmation's)."""
         if hp is not None:
             policy = json.dumps(self.hypermodel.policy(hp).to_dict()["sub_policies"], separators=(",", ":"))
             architecture = json.dumps(architecture_values(hp.values), separators=(",", ":"))
             for row in rows:
                 row.update(policy=policy, hyperparameters=architecture)
-        Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(key, rows)
+        Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(
+            key, rows, executions)
 
     def _record_failure(self, trial, exc: BaseException) -> None:
         """Keep a failed trial in the notebook: the epochs it trained and a row with its reason."""
@@ -739,6 +740,17 @@ def _objective_value(value: Any, objective: Any) -> float:
         raise TypeError("HyperModel.fit returned a number, which is the objective's value, but the objective "
                         f"{objective!r} has no single name and direction.")
     return value
+
+
+def _history_rows(trial_id: str, execution: int, history: dict, reward: float, initial_epoch: int = 0) -> list[dict]:
+    """The notebook rows of one training: one per epoch, with the training's own reward."""
+    rows = []
+    for epoch in range(len(history.get("loss", []))):
+        row = {"trial": trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
+        row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
+        row[REWARD] = reward  # this training's own reward (the trial's is their mean)
+        rows.append(row)
+    return rows
 
 
 def _check_finite(history: dict) -> None:

@@ -48,10 +48,12 @@ def test_search_baseline_first_results_and_notebook(tmp_path, digits, capsys):
     summary = capsys.readouterr().out
     assert "no-augmentation baseline reward" in summary and "no augmentation" in summary
     assert f"Verdict: {results.verdict().text}" in summary
-    # notebook: one row per trial x epoch, with the policy and reward
+    # notebook: one row per trial x execution x epoch (the confirmation's included), with the policy and reward
     with open(tuner.notebook_path, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 3 * 2
+    assert len(rows) == (3 + 2) * 2
+    assert sorted({(r["trial"], r["execution"]) for r in rows if r["execution"] == "1"}) == sorted(
+        (p.metadata["trial_id"], "1") for p in confirmed)
     assert {"trial", "execution", "epoch", "loss", "accuracy", "val_accuracy", "reward", "policy"} <= set(rows[0])
     assert {r["trial"] for r in rows} == {t.trial_id for t in trials}
     # export and reload
