@@ -47,9 +47,13 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "ops_per_sub_policy": 2,
     "ops": None,
     "seed": 0,
+    "confirm_top_k": 3,
+    "confirm_executions": 3,
 }
+#: Settings a resumed run may change: the total, and how much the confirmation step measures.
+_CHANGEABLE_ON_RESUME = ("trials", "confirm_top_k", "confirm_executions")
 #: Settings that define a run: ``--resume`` takes them from the run's ``run.json``.
-_FIXED_ON_RESUME = [k for k in SEARCH_DEFAULTS if k != "trials"]
+_FIXED_ON_RESUME = [k for k in SEARCH_DEFAULTS if k not in _CHANGEABLE_ON_RESUME]
 
 
 class UserError(Exception):
@@ -114,8 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a policy search: trial 0 trains the child model without augmentation (the "
                     "baseline), every later trial with a policy proposed by the oracle. Writes into "
                     "--out the Keras Tuner directory, notebook.csv (one row per trial and epoch), "
-                    "best_policies.json and report.html, and prints the best policies with their gain "
-                    "over no augmentation. The defaults finish in a few minutes on 2 CPU cores.",
+                    "best_policies.json and report.html. The best policies and the baseline are then re-measured "
+                    "on paired executions (the confirmation, an extra cost shown in the log), and the search "
+                    "prints their gains over no augmentation with 95% intervals and its verdict: better than "
+                    "no augmentation only when the interval lies above 0. The defaults finish in a few "
+                    "minutes on 2 CPU cores.",
         formatter_class=_HelpFormatter,
     )
     search.add_argument("--data", default=None, metavar="DATA", help=f"{DATA_HELP} (default: digits)")
@@ -146,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--ops", type=_op_list, default=None, metavar="OP,OP,...",
                         help="the ops to search over, comma-separated (default: all; see the docs' op table)")
     search.add_argument("--seed", type=_non_negative_int, default=None, help=f"random seed (default: {d['seed']})")
+    search.add_argument("--confirm-top-k", type=_non_negative_int, default=None, metavar="K",
+                        help="after the trials, re-measure the K best policies and the baseline on paired "
+                             f"executions before naming a winner; 0: off (default: {d['confirm_top_k']})")
+    search.add_argument("--confirm-executions", type=_non_negative_int, default=None, metavar="N",
+                        help="executions each confirmed policy and the baseline reach (an extra cost of about "
+                             f"(K + 1) x (N - 1) trainings); 0 or 1: off (default: {d['confirm_executions']})")
     search.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder")
     search.add_argument("--resume", action="store_true",
                         help="continue the search in --out (its settings are kept; --trials sets the new total) "
@@ -367,8 +380,7 @@ def _settings(args: argparse.Namespace, out: str) -> dict[str, Any]:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserError(f"--resume keeps the run's settings; {flags} differ from the run in {out}. "
                             "Drop them, or start a fresh search with another --out.")
-        if "trials" in explicit:
-            settings["trials"] = explicit["trials"]
+        settings.update({k: explicit[k] for k in _CHANGEABLE_ON_RESUME if k in explicit})
         return settings
     return {**SEARCH_DEFAULTS, **explicit}
 
@@ -465,6 +477,7 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
         ops_per_sub_policy=settings["ops_per_sub_policy"], ops=settings["ops"],
         train_set_size=train_set_size, child_epochs=settings["epochs"], batch_size=settings["batch_size"],
         directory=out, project_name=PROJECT_NAME, overwrite=not args.resume, seed=settings["seed"],
+        confirm_top_k=settings["confirm_top_k"], confirm_executions=settings["confirm_executions"],
         notebook_path=notebook, verbose=0 if args.quiet else 1,
     )
     done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
@@ -491,6 +504,7 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
             bar.update(1)
 
         tuner.display.write = log
+        tuner.display.notes = bar.write  # the confirmation's lines: no trial of the bar
     try:
         tuner.search(data.x, data.y, value_range=data.value_range)
     finally:
@@ -508,16 +522,9 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     say("")
     say(tuner.op_effects().table(limit=12))
     say("")
-    baseline = tuner.baseline_reward()
-    best = next((p for p in policies if not p.is_identity), None)
-    if baseline is not None and best is not None:
-        gain = best.metadata["gain"]
-        verdict = "better than" if gain > 0 else "no better than"
-        say(f"Best augmentation policy (trial {best.metadata['trial_id']}): reward {best.metadata['reward']:.4f}, "
-            f"{gain:+.4f} vs no augmentation ({baseline:.4f}): {verdict} no augmentation.")
-        if policies[0].is_identity:
-            say("No policy beat the no-augmentation baseline in this search: try more trials (--trials, "
-                "--resume), more epochs, or fewer ops (--ops).")
+    if not tuner.results().verdict().better:
+        say("To tell smaller gains from the noise: more paired executions (--confirm-executions, with --resume), "
+            "more trials (--trials), more epochs, or fewer ops (--ops).")
     say(f"Best policies: {policies_path}")
     if not args.no_report:
         # from the folder, as 'keras-augtune report DIR' writes it (with the run's settings)
@@ -564,9 +571,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         out = f"{stem}_grid.png" if args.rank == 1 else f"{stem}_rank{args.rank}_grid.png"
     meta = policy.metadata
     if "name" not in meta and meta.get("reward") is not None:
-        gain = meta.get("gain")
+        gain, interval = meta.get("gain"), meta.get("gain_interval")
+        shown = "" if interval is None else f", 95% interval {interval[0]:+.4f} to {interval[1]:+.4f}"
         meta["name"] = f"rank {args.rank}, trial {meta.get('trial_id')}: reward {meta['reward']:.4f}" + (
-            "" if gain is None else f" ({gain:+.4f} vs no augmentation)")
+            "" if gain is None else f" ({gain:+.4f} vs no augmentation{shown})")
     plot_policy_examples(policy, data.x[picked], num_augmentations=args.augmentations, seed=args.seed,
                          value_range=data.value_range, path=out)
     print(f"Wrote {out}: {len(picked)} images x {args.augmentations} augmentations")

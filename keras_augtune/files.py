@@ -110,10 +110,13 @@ class Notebook:
         with open(self.path, newline="", encoding="utf-8") as f:
             return list(csv.DictReader(f))
 
-    def write_trial(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
-        """Rewrite the notebook atomically with this trial's ``rows`` (replacing earlier ones)."""
+    def write_trial(self, trial_id: str, rows: list[dict[str, Any]], executions: Any = None) -> None:
+        """Rewrite the notebook atomically with this trial's ``rows`` (replacing earlier ones; only
+        those of the ``executions`` given, e.g. a confirmation's, when they are)."""
         with file_lock(self.path + ".lock"):
-            existing = [r for r in self.read() if r.get("trial") != trial_id]
+            replaced = None if executions is None else {str(e) for e in executions}
+            existing = [r for r in self.read() if r.get("trial") != trial_id
+                        or (replaced is not None and str(r.get("execution")) not in replaced)]
             all_rows = existing + rows
             fields = list(self.KEY_COLUMNS)
             for row in all_rows:

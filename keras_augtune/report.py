@@ -32,6 +32,7 @@ import io
 import json
 import math
 import os
+import textwrap
 import warnings
 from typing import Any
 
@@ -42,7 +43,7 @@ from keras_augtune.effects import MIN_OP_TRIALS, OpEffects, estimate_op_effects
 from keras_augtune.files import atomic_write
 from keras_augtune.plot import new_figure, save_figure
 from keras_augtune.policy import Policy
-from keras_augtune.results import SearchResults, describe_policy, format_value
+from keras_augtune.results import SearchResults, describe_policy, format_interval, format_value
 from keras_augtune.space import parse_name
 from keras_augtune.trials import RUNNING
 from keras_augtune import runs
@@ -88,7 +89,10 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
         raise TypeError(
             f"load_search needs an AugmentTuner or a search directory, got {type(tuner_or_dir).__name__}."
         )
-    results = SearchResults.from_oracle(oracle, space, project_dir)
+    channels = getattr(tuner_or_dir, "_channels", None)
+    if channels is None and images is not None:
+        channels = 1 if np.ndim(images) == 3 else int(np.shape(images)[-1])
+    results = SearchResults.from_oracle(oracle, space, project_dir, channels=channels)
     if hasattr(oracle, "hyperparameter_importances"):
         try:
             results.importances = dict(oracle.hyperparameter_importances())
@@ -190,7 +194,7 @@ def plot_rewards(results: Any, path: Any = None, ax: Any = None):
     done = results.completed
     if done:
         for is_base, color, label in ((False, "#1f77b4", "trial reward"), (True, "#7f7f7f", "no-augmentation trial")):
-            group = [t for t in done if (t.policy is not None and t.policy.is_identity) == is_base]
+            group = [t for t in done if t.is_noop == is_base]
             if group:
                 ax.scatter([x_of[t.trial_id] for t in group], [t.reward for t in group], color=color, s=22,
                            zorder=3, label=label)
@@ -327,9 +331,11 @@ def plot_op_effects(results: Any, top: int | None = None, path: Any = None, ax: 
 
 
 def policies_table(results: Any, n: int = 5) -> list[dict[str, Any]]:
-    """The ``n`` best policies as rows: rank, trial, reward, gain, val_accuracy, policy, hyperparameters."""
+    """The ``n`` best policies as rows: rank, trial, reward, gain, gain_interval, executions, val_accuracy,
+    policy, hyperparameters."""
     results = _results(results)
-    return [{"rank": rank, "trial": t.trial_id, "reward": t.reward, "gain": t.gain, "val_accuracy": t.val_accuracy,
+    return [{"rank": rank, "trial": t.trial_id, "reward": t.reward, "gain": t.gain, "gain_interval": t.gain_interval,
+             "executions": t.executions, "val_accuracy": t.val_accuracy,
              "policy": describe_policy(t.policy), "hyperparameters": t.hyperparameters}
             for rank, t in enumerate(results.best(n), start=1)]
 
@@ -397,7 +403,8 @@ def plot_summary(results: Any, path: Any = None, n: int = 5):
             cell.PAD = 0.02
     else:
         ax.text(0.5, 0.5, "No completed trial yet.", ha="center", va="center", transform=ax.transAxes)
-    ax.set_title(f"Top policies ({_baseline_text(results)})", fontsize=10)
+    ax.set_title(f"Top policies ({_baseline_text(results)})\n{textwrap.fill(results.verdict().text, 150)}",
+                 fontsize=9)
     fig.suptitle(f"keras_augtune search: {_folder(results)}", fontsize=11)
     save_figure(fig, path, dpi=100)
     return fig
@@ -514,21 +521,20 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     esc = html.escape
     done, trials = results.completed, results.trials
     failed = results.unsuccessful
-    best = results.best(1)
+    verdict = results.verdict()
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>keras_augtune search report</title>", f"<style>{_CSS}</style></head><body>",
         "<h1>keras_augtune search report</h1>",
         f"<p class='muted'>{esc(_folder(results))} &middot; written "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
+        f"<p class='verdict {'pos' if verdict.better else 'neg'}'><strong>{esc(verdict.text)}</strong></p>",
         "<ul>",
         f"<li>{len(trials)} trials: {len(done)} completed, {len(failed)} failed</li>",
         f"<li>{esc(_baseline_text(results))}</li>",
     ]
-    if best:
-        gain = best[0].gain
-        parts.append(f"<li>best reward {best[0].reward:.4f} (trial {esc(best[0].trial_id)})"
-                     + ("" if gain is None else f", {gain:+.4f} over no augmentation") + "</li>")
+    if results.confirmation_text():
+        parts.append(f"<li>{esc(results.confirmation_text())}</li>")
     if results.run:
         settings = ", ".join(f"{k}={v}" for k, v in results.run.get("settings", {}).items())
         if settings:
@@ -546,18 +552,26 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     rows = policies_table(results, num_policies)
     if rows:
         arch = any(r["hyperparameters"] for r in rows)
-        parts.append("<table><tr><th>rank</th><th>trial</th><th>reward</th><th>gain</th><th>val acc</th>"
+        parts.append("<table><tr><th>rank</th><th>trial</th><th>reward</th><th>gain</th><th>95% interval</th>"
+                     "<th>runs</th><th>val acc</th>"
                      "<th>policy (sub-policies separated by |; op(probability, magnitude))</th>"
                      + ("<th>other hyperparameters</th>" if arch else "") + "</tr>")
         for r in rows:
-            cls = "" if r["gain"] is None else ("pos" if r["gain"] > 0 else "neg" if r["gain"] < 0 else "")
+            interval = r["gain_interval"]
+            cls = "" if interval is None else ("pos" if interval[0] > 0 else "neg" if interval[1] < 0 else "")
             policy = "<br>".join(esc(p) for p in r["policy"].split(" | "))
             parts.append(
                 f"<tr><td class='num'>{r['rank']}</td><td>{esc(r['trial'])}</td><td class='num'>{format_value(r['reward'])}</td>"
-                f"<td class='num {cls}'>{format_value(r['gain'], '+.4f')}</td><td class='num'>{format_value(r['val_accuracy'])}</td>"
+                f"<td class='num {cls}'>{format_value(r['gain'], '+.4f')}</td>"
+                f"<td class='num {cls}'>{format_interval(interval)}</td><td class='num'>{r['executions'] or ''}</td>"
+                f"<td class='num'>{format_value(r['val_accuracy'])}</td>"
                 f"<td>{policy}</td>"
                 + (f"<td><code>{esc(json.dumps(r['hyperparameters']))}</code></td>" if arch else "") + "</tr>")
         parts.append("</table>")
+        parts.append("<p class='muted'>reward: the mean over the policy's executions (runs); gain: the mean paired "
+                     "difference to no augmentation of the same model, on the same execution seeds, with its 95% "
+                     "t-interval (two runs or more); green only when the whole interval lies above 0. The "
+                     "confirmed policies (re-measured after the search) come first, by their mean.</p>")
     else:
         parts.append("<p>No completed trial yet.</p>")
 

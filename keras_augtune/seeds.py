@@ -7,12 +7,14 @@ names always give the same seed and different names give independent streams.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 
-__all__ = ["derive_seed", "derive_call_seed", "trial_seed"]
+__all__ = ["derive_seed", "derive_call_seed", "execution_seed"]
+
+#: The stream number of the executions' seeds (kept apart from every other use of the search seed).
+_EXECUTION_STREAM = 1
 
 
 def derive_seed(*parts: Any, bits: int = 31) -> int:
@@ -27,9 +29,12 @@ def derive_call_seed(seed: int | None, call: int) -> int | None:
     return seed if call == 0 else derive_seed(seed, call)
 
 
-def trial_seed(seed: int | None, trial_id: str, execution: int) -> int:
-    """The seed of execution ``execution`` of trial ``trial_id`` (fresh entropy when ``seed`` is None)."""
-    parts = [0 if seed is None else int(seed), int(hashlib.sha1(str(trial_id).encode()).hexdigest()[:8], 16), execution]
-    if seed is None:
-        parts.append(int(np.random.SeedSequence().entropy % (2**32)))
-    return derive_seed(*parts)
+def execution_seed(search_seed: int, execution: int) -> int:
+    """The seed of execution ``execution`` of *every* trial of a search (common random numbers).
+
+    It depends on the search seed and the execution index only, never on the trial: execution
+    ``e`` of every trial starts from the same initial weights (for the same architecture), sees
+    the training batches in the same order and draws the same augmentation seed stream, so
+    two policies' rewards at the same ``e`` differ by the policies, not by the luck of the draw.
+    """
+    return derive_seed(int(search_seed), _EXECUTION_STREAM, int(execution))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -24,14 +25,16 @@ from keras_augtune.evaluation.reward import (
     overfit_filtered_reward,
     reward_objective,
 )
+from keras_augtune.confirmation import Confirmation, Configuration, plan_confirmation
+from keras_augtune.executions import ExecutionStore
 from keras_augtune.files import Notebook
 from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
-from keras_augtune.seeds import trial_seed
-from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline
+from keras_augtune.seeds import execution_seed
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name
 from keras_augtune.trials import COMPLETED, FAILED, FINISHED, failure_reason
 from keras_augtune.warm_start import WarmStart
 
@@ -45,7 +48,10 @@ class AugmentTuner(keras_tuner.Tuner):
     ``AugmentTuner(hypermodel).search(x, y)`` trains the child model once per trial on
     images augmented by the trial's policy and scores it with the overfit-filtered
     top-K validation accuracy (:mod:`keras_augtune.evaluation.reward`). Trial 0 is the
-    no-augmentation baseline, so every result reads as a gain over it.
+    no-augmentation baseline, so every result reads as a gain over it. Execution ``e`` of every
+    trial trains under the same seed (paired evaluations), policies that change no image are
+    never trained after the baseline, and the best policies are confirmed on more paired
+    executions before the verdict (``results().verdict()``) names a winner.
 
     Args:
         hypermodel: a ``keras_tuner.HyperModel`` or ``build(hp)`` function, a
@@ -70,6 +76,12 @@ class AugmentTuner(keras_tuner.Tuner):
         pretrained_weights_path: where the warm-start weights are kept: a folder (default
             ``warm_start`` in the project dir) or a ``.weights.h5`` file.
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
+        confirm_top_k, confirm_executions: after the trials, the ``confirm_top_k`` best policies
+            (default 3, no-op policies skipped), the baseline and, under joint architecture tuning,
+            the no-augmentation run of each of their architectures are brought to
+            ``confirm_executions`` paired executions each (default 3) before a winner is named:
+            an extra cost beyond ``max_trials``, shown in the log and the summary. ``0`` for
+            either (or ``confirm_executions=1``) turns it off (:mod:`keras_augtune.confirmation`).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
@@ -111,6 +123,8 @@ class AugmentTuner(keras_tuner.Tuner):
         child_first_train_epochs: int = 0,
         pretrained_weights_path: str | None = None,
         baseline_trial: bool = True,
+        confirm_top_k: int = 3,
+        confirm_executions: int = 3,
         notebook_path: str | None = None,
         directory: str | None = None,
         project_name: str | None = "augtune",
@@ -134,6 +148,8 @@ class AugmentTuner(keras_tuner.Tuner):
         check_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
         check_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
         check_int("max_retries_per_trial", max_retries_per_trial, minimum=0)
+        check_int("confirm_top_k", confirm_top_k, minimum=0)
+        check_int("confirm_executions", confirm_executions, minimum=0)
         if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
             raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
         if train_set_size is not None:
@@ -144,6 +160,7 @@ class AugmentTuner(keras_tuner.Tuner):
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
         check_seed(seed)
 
+        default_ops = policy_space is None and ops is None and not isinstance(hypermodel, AugmentHyperModel)
         if isinstance(hypermodel, AugmentHyperModel):
             if policy_space is not None:
                 hypermodel.policy_space = policy_space
@@ -155,6 +172,9 @@ class AugmentTuner(keras_tuner.Tuner):
                 )
             hypermodel = AugmentHyperModel(hypermodel, policy_space=policy_space)
         self.policy_space = hypermodel.policy_space
+        #: The tuner chose the ops (the user gave none): ``search`` leaves out the colour-only ones on grayscale.
+        self._default_ops = default_ops
+        self._channels: int | None = None  # of the searched images, known in search()
 
         objective = reward_objective() if objective is None else objective
         if oracle is None:
@@ -166,7 +186,8 @@ class AugmentTuner(keras_tuner.Tuner):
                 objective=objective, max_trials=max_trials,
                 num_initial_points=10 if num_initial_points is None else num_initial_points,
                 acquisition="random" if method == "random" else "ei",
-                seed=seed, initial_values=initial, hyperparameters=hyperparameters,
+                seed=seed, initial_values=initial, canonical_values=self._canonical_values,
+                hyperparameters=hyperparameters,
                 tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
                 max_retries_per_trial=max_retries_per_trial,
                 max_consecutive_failed_trials=max_consecutive_failed_trials,
@@ -190,10 +211,13 @@ class AugmentTuner(keras_tuner.Tuner):
         self.child_epochs = int(child_epochs)
         self.batch_size = int(batch_size)
         self.child_first_train_epochs = int(child_first_train_epochs)
+        self.confirm_top_k = int(confirm_top_k)
+        self.confirm_executions = int(confirm_executions)
         self.pretrained_weights_path = pretrained_weights_path
         self.search_verbose = int(verbose)
         self.worker_timeout = float(worker_timeout)
         self._heartbeat: distributed.Heartbeat | None = None
+        self._process_seed = int(np.random.SeedSequence().entropy % (2**31))  # only without any seed
         super().__init__(
             oracle=oracle, hypermodel=hypermodel, directory=directory, project_name=project_name,
             overwrite=overwrite, executions_per_trial=executions_per_trial, **kwargs,
@@ -268,9 +292,10 @@ class AugmentTuner(keras_tuner.Tuner):
         prepared = prepare_search_data(
             x, y, validation_data, value_range=value_range, sample_weight=fit_kwargs.pop("sample_weight", None),
             validation_split=fit_kwargs.pop("validation_split", self.validation_split),
-            train_set_size=self.train_set_size, seed=self.seed)
+            train_set_size=self.train_set_size, seed=self.search_seed)
         data, val, train_index, num_classes = prepared.data, prepared.val, prepared.train_index, prepared.num_classes
         self.dataset = data
+        self._settle_policy_space(data.input_shape[-1])
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
         compat.explore_space(self)  # now the child can be built
 
@@ -285,7 +310,7 @@ class AugmentTuner(keras_tuner.Tuner):
         if self.child_first_train_epochs:
             self.hypermodel.warm_start = WarmStart(
                 self.child_first_train_epochs, x_train, y_train, validation, batch_size,
-                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.seed,
+                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.search_seed,
                 sample_weight=prepared.train_weights, record=self._record_pretraining,
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
@@ -303,6 +328,46 @@ class AugmentTuner(keras_tuner.Tuner):
             if "consecutive failures" not in str(exc):
                 raise
             raise RuntimeError(self._consecutive_failures_message()) from exc
+        self._confirm(x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
+                      callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
+
+    def _settle_policy_space(self, channels: int) -> None:
+        """Fix the searched policy space for images with ``channels`` channels, before the first trial.
+
+        On grayscale images the default space (no ``ops`` given) leaves out the colour-only ops,
+        which change nothing there. A resumed search keeps the space it began with (the one its
+        oracle declared), whatever the images. The oracle's canonicaliser reads the channels
+        from here (:meth:`_canonical_values`).
+        """
+        self._channels = int(channels)
+        if compat.is_worker():  # the chief decided: its oracle holds the space
+            declared, started = PolicySpace.from_hyperparameters(self.oracle.get_space()), True
+        else:
+            declared, started = PolicySpace.from_hyperparameters(self.oracle.hyperparameters), bool(self.oracle.trials)
+        if started:
+            if declared is None or declared.ops == self.policy_space.ops:
+                return
+            space = dataclasses.replace(self.policy_space, ops=declared.ops)
+        elif self._default_ops:
+            space = self.policy_space.for_channels(self._channels)
+            if space == self.policy_space:
+                return
+        else:
+            return
+        self.policy_space = self.hypermodel.policy_space = space
+        if not started:  # no trial yet: declare the narrowed space afresh
+            hp = keras_tuner.HyperParameters()
+            self.hypermodel.declare_hyperparameters(hp)
+            hp.merge([h for h in self.oracle.hyperparameters.space if parse_name(h.name) is None])
+            self.oracle.hyperparameters = hp
+
+    def _canonical_values(self, values: dict) -> dict:
+        """The oracle's canonicaliser: a policy that changes no image of the searched data (its
+        channels read when a proposal is made) is the no-augmentation baseline, never trained twice."""
+        try:
+            return self.policy_space.canonical_values(values, channels=self._channels or 3)
+        except ValueError:  # a no-op policy in a space that cannot express the baseline (baseline_trial=False)
+            return {"no-op policy": True, **architecture_values(values)}
 
     def _consecutive_failures_message(self) -> str:
         """Why the search stopped early: the reasons of the last failed trials."""
@@ -326,7 +391,10 @@ class AugmentTuner(keras_tuner.Tuner):
     def _preflight(self, sample: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
         """Fail at once, with a clear message, on errors every trial would hit."""
         hp = self.oracle.get_space()
-        hp.values.update(baseline_values(self.policy_space))
+        try:
+            hp.values.update(baseline_values(self.policy_space))
+        except ValueError:  # a space without a no-augmentation policy (baseline_trial=False): its defaults
+            pass
         try:
             model = self.hypermodel.build(hp)
             out = model(sample, training=False)
@@ -375,43 +443,38 @@ class AugmentTuner(keras_tuner.Tuner):
         hp = trial.hyperparameters
         policy = self.hypermodel.policy(hp)
         epochs, initial_epoch = _epoch_budget(hp, epochs, fit_kwargs)
+        store = ExecutionStore(self.project_dir)
+        stored = store.read(hp.values, self.search_seed)
         rewards: list[Any] = []
         rows: list[dict[str, Any]] = []
         self._rows = rows  # what a failure leaves in the notebook
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
-            seed = trial_seed(self.seed, trial.trial_id, execution)
-            keras.utils.set_random_seed(seed)
-            model = self._try_build(hp)
-            for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
-                if isinstance(layer, PolicyAugmentation):
-                    layer.seed = seed
-            execution_callbacks = _copy_callbacks(callbacks or [])
-            log_dirs = compat.configure_tensorboard(self, execution_callbacks, trial, execution)
-            result = self.hypermodel.fit(
-                hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                callbacks=execution_callbacks, verbose=verbose, **fit_kwargs,
-            )
-            history = _history_of(result)
+            model = None
+            if stored is not None and execution in stored.rewards:  # finished before a stop: never repeated
+                result = stored.histories.get(execution) or stored.rewards[execution]
+            else:
+                execution_callbacks = _copy_callbacks(callbacks or [])
+                log_dirs = compat.configure_tensorboard(self, execution_callbacks, trial, execution)
+                result, model = self._train_execution(
+                    hp, execution, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
+                    callbacks=execution_callbacks, verbose=verbose, **fit_kwargs)
+            score, history = self._score(result)
             if history is None:  # Keras Tuner's convention: a number is the objective's value
-                score = _objective_value(result, self.oracle.objective)
                 rows.append({"trial": trial.trial_id, "execution": execution, "epoch": "",
                              self.oracle.objective.name: score})
                 model_reward = score if self.oracle.objective.direction == "max" else -score
             else:
-                _check_finite(history)
-                score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
-                for epoch in range(len(history.get("loss", []))):
-                    row = {"trial": trial.trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
-                    row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
-                    row[REWARD] = score.reward  # this training's own reward (the trial's is their mean)
-                    rows.append(row)
+                rows.extend(_history_rows(trial.trial_id, execution, history, score.reward, initial_epoch))
                 model_reward = score.reward
             rewards.append(score)
-            _log_reward(log_dirs, score if history is None else score.reward, policy, epochs)
-            if model_reward > best_model_reward:
-                best_model_reward = model_reward
-                model.save_weights(compat.checkpoint_path(self, trial.trial_id))
+            if model is not None:
+                _log_reward(log_dirs, score if history is None else score.reward, policy, epochs)
+                if model_reward > best_model_reward:
+                    model.save_weights(compat.checkpoint_path(self, trial.trial_id))
+                store.add(hp.values, self.search_seed, execution, score if history is None else score.reward,
+                          history or {}, trial.trial_id)
+            best_model_reward = max(best_model_reward, model_reward)
         if all(isinstance(r, ExecutionReward) for r in rewards):
             metrics = combine_executions(rewards)
         elif any(isinstance(r, ExecutionReward) for r in rewards):
@@ -422,15 +485,98 @@ class AugmentTuner(keras_tuner.Tuner):
         self._write_notebook(trial.trial_id, rows, hp)
         return metrics
 
-    def _write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None) -> None:
+    def _train_execution(self, hp, execution: int, x, y, **fit_kwargs) -> tuple[Any, keras.Model]:
+        """Build and train the model of ``hp`` for execution ``execution`` (``fit_kwargs`` hold the
+        callbacks, already copied); returns what ``HyperModel.fit`` returned and the trained model."""
+        model = self._build_for_execution(hp, execution)
+        return self.hypermodel.fit(hp, model, x, y, **fit_kwargs), model
+
+    def _score(self, result: Any) -> tuple[Any, dict | None]:
+        """(score, history) of what ``HyperModel.fit`` returned: the :class:`ExecutionReward` of a
+        history (checked finite), or the objective's value of a number (history None)."""
+        history = _history_of(result)
+        if history is None:
+            return _objective_value(result, self.oracle.objective), None
+        _check_finite(history)
+        return overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap), history
+
+    # ------------------------------------------------------------------ confirmation
+    def _confirm(self, x, y, callbacks=None, **fit) -> None:
+        """Confirmation (intensification, :mod:`keras_augtune.confirmation`): bring the best
+        policies and the no-augmentation runs they are compared with to ``confirm_executions``
+        paired executions each. Off in distributed searches and when the objective is not the reward."""
+        objective = getattr(self.oracle, "objective", None)
+        if (compat.is_worker() or self.confirm_top_k < 1 or self.confirm_executions < 2
+                or getattr(objective, "name", None) != REWARD):
+            return
+        trial_values = {trial_id: trial.hyperparameters.values for trial_id, trial in self.oracle.trials.items()}
+        configurations = plan_confirmation(self.results(), trial_values, self.policy_space, self.confirm_top_k)
+        if not configurations:
+            return
+        log = self.display.note if self.search_verbose >= 1 else (lambda line: None)
+        confirmation = Confirmation(ExecutionStore(self.project_dir), self.search_seed,
+                                    max(self.confirm_executions, self.executions_per_trial),
+                                    self.executions_per_trial, log)
+        confirmation.run(configurations, lambda config, execution: self._confirm_execution(
+            config, execution, x, y, callbacks=callbacks, **fit))
+
+    def _confirm_execution(self, config: Configuration, execution: int, x, y, callbacks=None, **fit) -> float:
+        """Train and store one confirmation execution (a trial's TensorBoard folders get it as
+        ``execution<n>``, like the trial's own); returns its reward."""
+        trial = self.oracle.trials.get(config.trial_id) if config.trial_id is not None else None
+        hp = trial.hyperparameters.copy() if trial is not None else self.oracle.get_space()
+        hp.values = dict(config.values)
+        execution_callbacks = _copy_callbacks(callbacks or [])
+        if trial is not None:
+            compat.configure_tensorboard(self, execution_callbacks, trial, execution)
+        else:  # an architecture's no-augmentation run is no trial: no TensorBoard folder of its own
+            execution_callbacks = [c for c in execution_callbacks if c.__class__.__name__ != "TensorBoard"]
+        result, _ = self._train_execution(hp, execution, x, y, callbacks=execution_callbacks, **fit)
+        score, history = self._score(result)
+        reward = score if history is None else score.reward
+        ExecutionStore(self.project_dir).add(config.values, self.search_seed, execution, reward, history or {},
+                                             config.trial_id)
+        if history is not None:  # the notebook: the trial's rows, or the architecture's no-augmentation run's
+            key = config.trial_id if config.trial_id is not None else f"no-augmentation-{config.key}"
+            self._write_notebook(key, _history_rows(key, execution, history, reward), hp, executions=[execution])
+        return reward
+
+    @property
+    def search_seed(self) -> int:
+        """The seed every execution's seed derives from (:func:`keras_augtune.seeds.execution_seed`).
+
+        ``seed`` when given; otherwise the oracle's seed, which Keras Tuner draws once and keeps
+        in the oracle's state, so a resumed search pairs its executions with the earlier ones.
+        (A distributed worker's oracle is a client without a seed: pass ``seed`` there.)
+        """
+        if self.seed is not None:
+            return int(self.seed)
+        seed = getattr(self.oracle, "seed", None) if not compat.is_worker() else None
+        return int(seed) if seed is not None else self._process_seed
+
+    def _build_for_execution(self, hp, execution: int) -> keras.Model:
+        """The model of execution ``execution``: built under that execution's seed, which every
+        trial shares (same initial weights for the same architecture, same batch order, same
+        augmentation seeds: paired evaluations)."""
+        seed = execution_seed(self.search_seed, execution)
+        keras.utils.set_random_seed(seed)
+        model = self._try_build(hp)
+        for layer in model.layers:
+            if isinstance(layer, PolicyAugmentation):
+                layer.seed = seed
+        return model
+
+    def _write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None, executions: Any = None) -> None:
         """Replace ``key``'s rows of the notebook (one row per trial, execution and epoch, with
-        each training's own reward; the policy and the architecture values of ``hp``)."""
+        each training's own reward; the policy and the architecture values of ``hp``); only
+        those of ``executions`` when given (a confirmation's)."""
         if hp is not None:
             policy = json.dumps(self.hypermodel.policy(hp).to_dict()["sub_policies"], separators=(",", ":"))
             architecture = json.dumps(architecture_values(hp.values), separators=(",", ":"))
             for row in rows:
                 row.update(policy=policy, hyperparameters=architecture)
-        Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(key, rows)
+        Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(
+            key, rows, executions)
 
     def _record_failure(self, trial, exc: BaseException) -> None:
         """Keep a failed trial in the notebook: the epochs it trained and a row with its reason."""
@@ -488,7 +634,7 @@ class AugmentTuner(keras_tuner.Tuner):
         best = self.oracle.get_best_trials(1)
         best_value = best[0].metrics.get_best_value(REWARD) if best else reward
         return TrialDisplay.line(head, reward, self.baseline_reward(), best_value, seconds,
-                                 self.hypermodel.policy(trial.hyperparameters))
+                                 self.hypermodel.policy(trial.hyperparameters).effective(self._channels or 3))
 
     # ------------------------------------------------------------------ results
     def results(self, num_trials: int = 1) -> SearchResults:
@@ -499,8 +645,9 @@ class AugmentTuner(keras_tuner.Tuner):
         """
         if compat.is_worker():
             return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
-                                             self.oracle.objective, self.project_dir, with_baseline=False)
-        return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
+                                             self.oracle.objective, self.project_dir, with_baseline=False,
+                                             channels=self._channels)
+        return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir, channels=self._channels)
 
     def op_effects(self, **options: Any) -> OpEffects:
         """Every op's estimated effect on the reward, pooled over the policy's slots: its change
@@ -517,8 +664,12 @@ class AugmentTuner(keras_tuner.Tuner):
         return self.results().baseline_reward
 
     def get_best_policies(self, num_policies: int = 1) -> list[Policy]:
-        """The best policies, best first, each with ``metadata`` holding its reward, its gain
-        over the no-augmentation baseline, the trial id and the architecture values."""
+        """The best policies, best first (the confirmed ones by their mean over all executions),
+        each with ``metadata`` holding its reward, ``gain`` (mean paired difference to no
+        augmentation), ``gain_interval`` (95 %, or None), ``executions``, the trial id and the
+        architecture values. Policies that change no image are never listed, except the
+        no-augmentation baseline itself. Whether the winner beat no augmentation beyond the
+        noise is ``tuner.results().verdict()``."""
         check_int("num_policies", num_policies)
         return self.results(num_policies).best_policies(num_policies)
 
@@ -527,7 +678,8 @@ class AugmentTuner(keras_tuner.Tuner):
         return self.results(num_policies).write_policies(path, num_policies)
 
     def results_summary(self, num_trials: int = 10) -> None:
-        """Print the best trials: reward, gain over no augmentation, accuracy and policy."""
+        """Print the best trials (reward, paired gain over no augmentation with its interval,
+        executions, accuracy, policy), the confirmation's cost and the verdict."""
         print(self.summary_text(num_trials))
 
     def summary_text(self, num_trials: int = 10) -> str:
@@ -588,6 +740,17 @@ def _objective_value(value: Any, objective: Any) -> float:
         raise TypeError("HyperModel.fit returned a number, which is the objective's value, but the objective "
                         f"{objective!r} has no single name and direction.")
     return value
+
+
+def _history_rows(trial_id: str, execution: int, history: dict, reward: float, initial_epoch: int = 0) -> list[dict]:
+    """The notebook rows of one training: one per epoch, with the training's own reward."""
+    rows = []
+    for epoch in range(len(history.get("loss", []))):
+        row = {"trial": trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
+        row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
+        row[REWARD] = reward  # this training's own reward (the trial's is their mean)
+        rows.append(row)
+    return rows
 
 
 def _check_finite(history: dict) -> None:

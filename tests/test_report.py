@@ -16,7 +16,7 @@ def tuner(tmp_path_factory, digits):
                      policy_space=PolicySpace(num_sub_policies=2, ops_per_sub_policy=1,
                                               ops=["identity", "rotate", "invert", "translate-x"]),
                      num_initial_points=1, directory=str(tmp_path_factory.mktemp("rep")), project_name="p",
-                     seed=1, verbose=0)
+                     seed=1, verbose=0, confirm_top_k=1, confirm_executions=2)
     t.search(x, y)
     return t
 
@@ -38,7 +38,10 @@ def test_load_search_from_tuner_and_disk_agree(tuner):
     assert [p.sub_policies for p in report.best_policies(live, 2)] == [p.sub_policies for p in report.best_policies(disk, 2)]
     assert live.images is not None and disk.images is None  # a bare tuner directory keeps no images
     rows = report.policies_table(live, 5)
-    assert rows[0]["reward"] >= rows[-1]["reward"] and {"rank", "gain", "policy"} <= set(rows[0])
+    assert {"rank", "gain", "gain_interval", "executions", "policy"} <= set(rows[0])
+    assert [r["executions"] for r in rows] == [2, 2, 1]  # the confirmed policy and baseline first
+    assert rows[0]["reward"] >= rows[1]["reward"]
+    assert [t.confirmed_rank for t in disk.best(3)] == [t.confirmed_rank for t in live.best(3)] == [1, 2, None]
 
 
 def test_plots_are_figures_and_files(tuner, tmp_path):
@@ -60,6 +63,10 @@ def test_write_report_html_from_tuner_and_from_dir(tuner, tmp_path, digits):
     text = open(html_path, encoding="utf-8").read()
     assert text.startswith("<!DOCTYPE html>") and text.count("data:image/png;base64,") >= 2
     assert "Reward per trial" in text and "Top policies" in text and "Hyperparameter importances" in text
+    import html
+
+    verdict = report.load_search(tuner).verdict()
+    assert html.escape(verdict.text) in text and "95% interval" in text and "Confirmation: the 1 best policy" in text
     assert 10_000 < os.path.getsize(html_path) < 5_000_000
     # from the directory alone, with images given for the grids
     x, _ = digits
@@ -88,6 +95,10 @@ def test_reward_plot_names_trials_as_the_table_does(tuner):
 
 def test_baseline_band_when_it_ran_more_than_once(tuner):
     results = report.load_search(tuner)
+    ax = report.plot_rewards(results).axes[0]
+    assert len(results.baseline.execution_rewards) == 2  # its own run and the confirmation's
+    assert [p for p in ax.patches if p.get_label() == "no augmentation, 2 runs (range)"]
+    results.baseline.execution_rewards = [0.5]
     ax = report.plot_rewards(results).axes[0]
     assert not [p for p in ax.patches if "runs (range)" in p.get_label()]
     results.baseline.execution_rewards = [0.5, 0.7, 0.6]

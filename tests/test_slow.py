@@ -26,9 +26,14 @@ def test_real_search_on_digits_then_final_model(tmp_path):
     tuner = AugmentTuner(max_trials=6, child_epochs=8, train_set_size=800, directory=str(tmp_path), seed=0,
                          verbose=0)
     tuner.search(x[train], y[train])
-    best = tuner.get_best_policies(1)[0]
-    assert best.metadata["reward"] >= tuner.baseline_reward()
+    results = tuner.results()
+    verdict = results.verdict()
+    # the winner was confirmed on 3 paired executions, and no policy that changes nothing is ranked
+    assert verdict.winner is not None and verdict.winner.executions == 3 and verdict.interval is not None
+    assert len(results.baseline.execution_rewards) == 3
+    assert not any(t.policy.is_noop(1) for t in results.best(skip_identity=True))
     assert tuner.baseline_reward() > 0.5  # the child learns digits in 8 epochs
+    best = verdict.recommended  # the winner only when it beat no augmentation beyond the noise
 
     ds = (tf.data.Dataset.from_tensor_slices((x[train], y[train])).shuffle(2000, seed=0).batch(64)
           .map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)

@@ -19,46 +19,81 @@ def completed(tuner):
 
 def test_search_baseline_first_results_and_notebook(tmp_path, digits, capsys):
     x, y = digits
-    tuner = make_tuner(tmp_path, verbose=1)
+    tuner = make_tuner(tmp_path, verbose=1, confirm_top_k=1, confirm_executions=2)
     tuner.search(x, y)
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
     assert len(completed(tuner)) == 3
     first = tuner.hypermodel.policy(trials[0].hyperparameters)
     assert first.is_identity  # trial 0 is the no-augmentation baseline
-    assert tuner.baseline_reward() == trials[0].metrics.get_best_value("reward")
+    results = tuner.results()
+    # the baseline's reward: the mean of its own execution and the confirmation's
+    base = results.baseline.execution_rewards
+    assert len(base) == 2 and base[0] == trials[0].metrics.get_best_value("reward")
+    assert tuner.baseline_reward() == pytest.approx(np.mean(base))
     best = tuner.get_best_policies(3)
     assert len(best) == 3 and isinstance(best[0], Policy)
-    rewards = [p.metadata["reward"] for p in best]
-    assert rewards == sorted(rewards, reverse=True)
-    assert best[0].metadata["gain"] == pytest.approx(rewards[0] - tuner.baseline_reward())
+    confirmed = [p for p in best if p.metadata["confirmed"]]
+    assert len(confirmed) == 2 and best[:2] == confirmed  # the confirmed first, by their mean
+    assert confirmed[0].metadata["reward"] >= confirmed[1].metadata["reward"]
+    for policy in confirmed:
+        assert policy.metadata["executions"] == 2
+        assert policy.metadata["gain"] == pytest.approx(np.mean(np.subtract(policy.metadata["execution_rewards"], base)))
+    rest = best[2]
+    assert rest.metadata["executions"] == 1 and rest.metadata["gain_interval"] is None
+    assert rest.metadata["gain"] == pytest.approx(rest.metadata["reward"] - base[0])  # paired on execution 0
     out = capsys.readouterr().out
     assert out.count("Trial ") == 3 and "vs no augmentation" in out
+    assert "Confirmation: 1 best policy and 1 no-augmentation run(s), 2 paired executions each: 2 more" in out
     tuner.results_summary()
     summary = capsys.readouterr().out
     assert "no-augmentation baseline reward" in summary and "no augmentation" in summary
-    # notebook: one row per trial x epoch, with the policy and reward
+    assert f"Verdict: {results.verdict().text}" in summary
+    # notebook: one row per trial x execution x epoch (the confirmation's included), with the policy and reward
     with open(tuner.notebook_path, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 3 * 2
+    assert len(rows) == (3 + 2) * 2
+    assert sorted({(r["trial"], r["execution"]) for r in rows if r["execution"] == "1"}) == sorted(
+        (p.metadata["trial_id"], "1") for p in confirmed)
     assert {"trial", "execution", "epoch", "loss", "accuracy", "val_accuracy", "reward", "policy"} <= set(rows[0])
     assert {r["trial"] for r in rows} == {t.trial_id for t in trials}
     # export and reload
     path = tmp_path / "best.json"
     tuner.export_policies(str(path), num_policies=2)
     assert load_policies(str(path)) == best[:2]
-    assert json.loads(path.read_text())["baseline_reward"] == tuner.baseline_reward()
+    payload = json.loads(path.read_text())
+    assert payload["baseline_reward"] == tuner.baseline_reward() and payload["baseline_execution_rewards"] == base
 
 
 def test_validation_images_are_never_augmented(tmp_path, digits):
+    """Trained on inverted images (invert, p=1, m=1: every image), the child alone, evaluated
+    on the untouched validation images, scores what the search recorded as validation accuracy."""
+    from keras_augtune import PolicySpace
+
     x, y = digits
-    tuner = make_tuner(tmp_path, max_trials=1, baseline_trial=False)
+    space = PolicySpace(num_sub_policies=1, ops_per_sub_policy=1, ops=["invert"], magnitude_range=(1.0, 1.0),
+                        search_probabilities=False)
+    linear = keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                               keras.layers.Dense(10, activation="softmax")])  # learns these digits in a few epochs
+    linear.compile(keras.optimizers.Adam(0.03), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    tuner = make_tuner(tmp_path, linear, max_trials=1, baseline_trial=False, policy_space=space, child_epochs=6)
+    seen = {}
+    original = tuner.hypermodel.fit
+
+    def spy(hp, model, x_fit, y_fit, validation_data=None, **kwargs):
+        seen["model"], seen["validation"] = model, validation_data
+        seen["history"] = original(hp, model, x_fit, y_fit, validation_data=validation_data, **kwargs).history
+        return seen["history"]
+
+    tuner.hypermodel.fit = spy
     tuner.search(x, y)
-    trial = completed(tuner)[0]
-    model = tuner.hypermodel.build(trial.hyperparameters)
-    sample = x[:8].astype("float32")
-    np.testing.assert_allclose(model(sample, training=False), model(sample, training=False))
+    model, (x_val, y_val) = seen["model"], seen["validation"]
     layer = model.get_layer("policy_augmentation")
-    assert np.array_equal(layer(sample, training=False), sample)
+    assert np.array_equal(layer(x_val[:4], training=True), 255.0 - x_val[:4])  # training images are inverted
+    child = model.layers[-1]
+    plain = float(np.mean(np.argmax(child.predict(x_val, verbose=0), axis=1) == y_val))
+    inverted = float(np.mean(np.argmax(child.predict(255.0 - x_val, verbose=0), axis=1) == y_val))
+    assert inverted - plain > 0.2  # it learnt inverted digits: the check below can tell the two apart
+    assert seen["history"]["val_accuracy"][-1] == pytest.approx(plain, abs=1e-6)
 
 
 def test_joint_architecture_and_policy_search(tmp_path, digits):
