@@ -14,7 +14,7 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
   it the same way, so that any oracle's Hyperband trials continue (``_try_build`` calls it).
 * ``Tuner._configure_tensorboard_dir``: a ``keras.callbacks.TensorBoard`` passed to ``search``
   gets one folder per trial and execution, with the trial's hyperparameters for the HParams
-  dashboard, exactly as in a plain Keras Tuner search (:func:`configure_tensorboard`).
+  dashboard, exactly as in a plain Keras Tuner search (`configure_tensorboard()`).
 * ``Tuner._get_checkpoint_fname``: where a trial's weights must be saved for
   ``get_best_models`` (``Tuner.load_model``) to find them.
 * ``Oracle._set_project_dir``, ``Oracle._project_dir``: reloading a search's oracle from disk
@@ -30,7 +30,7 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
   hyperparameter's grid (the oracle's encoding).
 
 ``oracle/`` still reaches the grid of a stepped hyperparameter directly; it is listed (and
-tested) here so that it moves behind :func:`grid_values` with its next change.
+tested) here so that it moves behind `grid_values()` with its next change.
 """
 
 from __future__ import annotations

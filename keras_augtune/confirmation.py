@@ -7,10 +7,10 @@ no-augmentation runs they are compared with (the baseline trial, and under joint
 tuning the no-augmentation run of each winner's architecture values), and brings each one to
 ``executions`` paired executions (execution ``e`` under the same seed for all of them). The
 results then rank these policies by their mean over all executions and give each a paired gain
-with a t-interval (:mod:`keras_augtune.results`).
+with a t-interval (`keras_augtune.results`).
 
 It is an extra cost on top of ``max_trials``: ``extra_trainings`` in the plan, shown in the log
-and the summary. Every execution is stored as it finishes (:mod:`keras_augtune.executions`), so
+and the summary. Every execution is stored as it finishes ([`keras_augtune.executions`][keras_augtune.executions]), so
 a confirmation killed halfway resumes where it stopped.
 """
 

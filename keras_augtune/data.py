@@ -212,8 +212,8 @@ class SearchData:
 def prepare_search_data(x: Any, y: Any, validation_data: Any = None, value_range: Any = None, sample_weight: Any = None,
                         validation_split: float = VALIDATION_SPLIT, train_set_size: int | None = None,
                         seed: int | None = None) -> SearchData:
-    """What ``AugmentTuner.search`` trains on: the inputs checked (:func:`search_inputs`,
-    :func:`check_dataset`), the stratified validation split (unless ``validation_data`` is
+    """What ``AugmentTuner.search`` trains on: the inputs checked (`search_inputs()`,
+    [`check_dataset()`][keras_augtune.data.check_dataset]), the stratified validation split (unless ``validation_data`` is
     given) and the stratified ``train_set_size`` subsample, with ``sample_weight`` following
     the images through both."""
     if isinstance(validation_split, bool) or not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
@@ -339,7 +339,7 @@ def load_image_folder(path: str, image_size: int | None = None, grayscale: bool 
     """Images from ``path/<class>/*.jpg|png|...`` as uint8 (N, H, W, C), labels and class names.
 
     Images are resized to ``image_size`` (default: the most common size among them; a
-    :class:`DataWarning` says how many were resized) and converted to RGB, or to grayscale
+    `DataWarning` says how many were resized) and converted to RGB, or to grayscale
     when ``grayscale`` (default: when every image is). 16-bit images are scaled to 0-255,
     float images must hold values in [0, 1]; 32-bit integer images are refused (no standard
     scale). Hidden files and folders (``.name``, e.g. macOS ``._x.png``) are skipped.

@@ -6,8 +6,8 @@
 Every config key of DeepAugment 1.1.2 is honoured; the defaults are sized for a
 CPU (DeepAugment's own defaults, 50 child epochs x 3 samples, take hours per trial
 there). Unknown keys are rejected with the closest names. Its outputs keep its
-formats: the top-policies table (:func:`top_policies_table`, written as
-``top20_policies.csv``) and the per-epoch notebook (:func:`deepaugment_notebook`).
+formats: the top-policies table (`top_policies_table()`, written as
+``top20_policies.csv``) and the per-epoch notebook (`deepaugment_notebook()`).
 What differs from DeepAugment, and why, is in ``docs/how-to/deepaugment.md``.
 """
 
@@ -105,12 +105,12 @@ def load_named_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 class DeepAugment:
-    """DeepAugment's interface on top of :class:`~keras_augtune.AugmentTuner`.
+    """DeepAugment's interface on top of [`AugmentTuner`][keras_augtune.AugmentTuner].
 
     Args:
         images: an image array (N, H, W[, C]), ``"digits"`` or a keras dataset name.
         labels: the labels (ids or one-hot) when ``images`` is an array.
-        config: DeepAugment's config dict (see :data:`DEFAULT_CONFIG`).
+        config: DeepAugment's config dict (see `DEFAULT_CONFIG`).
     """
 
     def __init__(self, images: Any = "digits", labels: Any = None, config: Mapping[str, Any] | None = None):
@@ -151,7 +151,7 @@ class DeepAugment:
     def optimize(self, iterations: int = 20) -> Any:
         """Run ``iterations`` more policies (the first call runs the no-augmentation baseline,
         trial 0, first, as DeepAugment's constructor did); return the top-policies table
-        (:func:`top_policies_table`; a pandas DataFrame when pandas is installed, else a list of
+        (`top_policies_table()`; a pandas DataFrame when pandas is installed, else a list of
         dicts), best first. The table is written to ``top20_policies.csv`` and DeepAugment's
         notebook to ``notebook_path``, both in the notebook's folder."""
         iterations = check_int("iterations", iterations)
@@ -167,7 +167,7 @@ class DeepAugment:
         return self.top_policies
 
     def best_policies(self, n: int = 5) -> list[Policy]:
-        """The ``n`` best policies as :class:`Policy` objects."""
+        """The ``n`` best policies as [`Policy`][keras_augtune.Policy] objects."""
         return self.tuner.get_best_policies(n)
 
 
@@ -175,7 +175,7 @@ class DeepAugment:
 def top_policies_table(results: SearchResults, space: PolicySpace, k: int = TOP_POLICIES) -> list[dict[str, Any]]:
     """DeepAugment's top-policies table: the ``k`` best completed trials (the baseline among
     them), best first, with its columns ``trial_no`` (int), ``A_aug1_type``, ``A_aug1_magnitude``,
-    ... (:func:`to_deepaugment_row`), ``mean_late_val_acc`` (the trial's reward: the mean over
+    ... ([`to_deepaugment_row()`][keras_augtune.deepaugment.to_deepaugment_row]), ``mean_late_val_acc`` (the trial's reward: the mean over
     its trainings of the overfit-filtered top-K validation accuracy),
     ``expected_accuracy_increase`` (its gain over the no-augmentation baseline, a fraction) and
     ``expected_accuracy_increase(%)`` (the same in points, DeepAugment 1.1's column). The
@@ -251,7 +251,7 @@ def to_deepaugment_row(policy: Policy) -> dict[str, Any]:
 
 
 def from_deepaugment(flat_or_row: Sequence[Any] | Mapping[str, Any], ops_per_sub_policy: int = 2) -> Policy:
-    """A :class:`Policy` from DeepAugment's flat list or its top-policies row (dict/Series)."""
+    """A [`Policy`][keras_augtune.Policy] from DeepAugment's flat list or its top-policies row (dict/Series)."""
     if isinstance(flat_or_row, Mapping) or hasattr(flat_or_row, "to_dict"):
         row = dict(flat_or_row.to_dict() if hasattr(flat_or_row, "to_dict") else flat_or_row)
         subs = []

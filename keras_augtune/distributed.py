@@ -8,7 +8,7 @@ worker: a worker killed mid-trial leaves its trial ``RUNNING`` in the chief's
 oracle forever, and the chief, which exits only when no trial is running and no
 worker is registered, then waits forever (it also polls only every 20 s).
 
-:class:`AugmentTuner` replaces the chief's server loop with :func:`serve`, which
+[`AugmentTuner`][keras_augtune.AugmentTuner] replaces the chief's server loop with `serve()`, which
 adds a bounded recovery:
 
 * workers send a heartbeat (a ``GetTrial`` call) every ``heartbeat_interval``

@@ -3,9 +3,9 @@
 The question a search is run for is *which augmentations help my images, and how
 strongly?* A policy's slots are interchangeable (``rotate`` in sub-policy 3 is the same
 choice as ``rotate`` in sub-policy 0), so the answer is per op, pooled over slots:
-:func:`estimate_op_effects` reads the completed trials of a
-:class:`~keras_augtune.results.SearchResults` (each trial's policy and reward) and gives
-one :class:`OpEffect` per op of the space.
+[`estimate_op_effects()`][keras_augtune.effects.estimate_op_effects] reads the completed trials of a
+[`SearchResults`][keras_augtune.results.SearchResults] (each trial's policy and reward) and gives
+one [`OpEffect`][keras_augtune.effects.OpEffect] per op of the space.
 
 How, and why this way
 ---------------------
@@ -33,7 +33,7 @@ the bootstrap interval shows how much the few trials can say; both make the esti
 *conservative*. Read them as a ranking with error bars, not as measured gains: the
 bootstrap does not account for the penalty's bias or for the search concentrating on the
 ops it already likes (later trials are not a random design), and an op used by fewer
-than :data:`MIN_OP_TRIALS` trials has no estimate worth reading (its verdict says "too few
+than `MIN_OP_TRIALS` trials has no estimate worth reading (its verdict says "too few
 trials" and tables list it apart). Confirm a candidate with repeated runs.
 """
 
@@ -64,7 +64,7 @@ _ALPHAS = np.logspace(-2, 2, 9)
 
 @dataclasses.dataclass(frozen=True)
 class OpEffect:
-    """The estimated effect of one op on the reward (see :mod:`keras_augtune.effects`).
+    """The estimated effect of one op on the reward (see [`keras_augtune.effects`][keras_augtune.effects]).
 
     ``effect``: reward change per sub-policy that applies the op (None when no completed
     trial used it, or there are too few trials); ``low``, ``high``: its bootstrap
@@ -85,7 +85,7 @@ class OpEffect:
     @property
     def verdict(self) -> str:
         """``"helps"`` / ``"hurts"`` when the whole interval is above / below 0, ``"unclear"``
-        otherwise; ``"too few trials"`` when fewer than :data:`MIN_OP_TRIALS` trials used the
+        otherwise; ``"too few trials"`` when fewer than `MIN_OP_TRIALS` trials used the
         op, ``"untried"`` when no estimate exists."""
         if self.effect is None:
             return "untried"
@@ -106,10 +106,10 @@ class OpEffect:
 
 @dataclasses.dataclass
 class OpEffects:
-    """Every op's :class:`OpEffect`: best first, then the ops used by too few trials, then the unused ones.
+    """Every op's [`OpEffect`][keras_augtune.effects.OpEffect]: best first, then the ops used by too few trials, then the unused ones.
 
     Iterate over it, index it by position or look an op up by name (``effects["rotate"]``);
-    :meth:`table` is the text form the command line prints.
+    [`table()`][keras_augtune.effects.OpEffects.table] is the text form the command line prints.
     """
 
     effects: list[OpEffect]
@@ -133,13 +133,13 @@ class OpEffects:
 
     @property
     def estimated(self) -> list[OpEffect]:
-        """The ops with an estimate worth reading (used by at least :data:`MIN_OP_TRIALS`
+        """The ops with an estimate worth reading (used by at least `MIN_OP_TRIALS`
         trials), best first."""
         return [e for e in self.effects if e.effect is not None and e.trials >= MIN_OP_TRIALS]
 
     @property
     def too_few(self) -> list[OpEffect]:
-        """The ops used by some trials, but fewer than :data:`MIN_OP_TRIALS`, best first."""
+        """The ops used by some trials, but fewer than `MIN_OP_TRIALS`, best first."""
         return [e for e in self.effects if e.effect is not None and e.trials < MIN_OP_TRIALS]
 
     @property
@@ -240,9 +240,9 @@ def estimate_op_effects(results: Any, space: Any = None, ops: Sequence[str] | No
     """Every op's estimated effect on the reward (see the module's docstring for the method).
 
     Args:
-        results: a :class:`~keras_augtune.results.SearchResults` (each completed trial's
+        results: a [`SearchResults`][keras_augtune.results.SearchResults] (each completed trial's
             policy and reward is read).
-        space: the :class:`~keras_augtune.space.PolicySpace` searched (default:
+        space: the [`PolicySpace`][keras_augtune.space.PolicySpace] searched (default:
             ``results.space``): its ops are listed, and its magnitude range bounds the curves.
         ops: the ops to report (default: the space's; without a space, every op some trial used).
         confidence: level of the bootstrap intervals, in (0, 1).
@@ -253,7 +253,7 @@ def estimate_op_effects(results: Any, space: Any = None, ops: Sequence[str] | No
             holds images, else 3.
 
     Returns:
-        :class:`OpEffects`, best first. With fewer than :data:`MIN_TRIALS` completed trials
+        [`OpEffects`][keras_augtune.effects.OpEffects], best first. With fewer than `MIN_TRIALS` completed trials
         nothing is estimated (``note`` says so).
     """
     if not 0.0 < float(confidence) < 1.0:
@@ -335,7 +335,7 @@ def _ridge_cv(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
 def _magnitude_curve(x: np.ndarray, y: np.ndarray, column: int, u: np.ndarray, m: np.ndarray, alpha: float,
                      noise: float, low: float, high: float):
     """The op's effect per use over a grid of magnitudes: ``column`` of ``x`` split over the
-    :data:`KNOTS` (linear interpolation in the trial's magnitude ``m``) and refitted. Returns
+    `KNOTS` (linear interpolation in the trial's magnitude ``m``) and refitted. Returns
     ``(grid, effect, standard error, support)``, or None when the magnitude is fixed."""
     if high - low <= 1e-9:
         return None

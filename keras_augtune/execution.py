@@ -1,8 +1,8 @@
 """Running a `Policy` on images: compiled imgaug augmenters, NumPy batches, tf.data maps, worker processes.
 
-:class:`~keras_augtune.policy.Policy` is the value (sub-policies and their JSON);
+[`Policy`][keras_augtune.policy.Policy] is the value (sub-policies and their JSON);
 this module executes it. ``Policy.augment``, ``Policy.tf_map`` and the
-:class:`~keras_augtune.PolicyAugmentation` layer all come here.
+[`PolicyAugmentation`][keras_augtune.PolicyAugmentation] layer all come here.
 
 A policy compiles to one imgaug augmenter
 (``OneOf([Sequential([Sometimes(p, op), ...]), ...])``): for every image one
@@ -67,7 +67,7 @@ def _take_augmenter(policy: "Policy") -> iaa.Augmenter:
 
 def augment(policy: "Policy", images: Any, seed: int | None = None,
             value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Augment a batch with ``policy``: see :meth:`Policy.augment <keras_augtune.Policy.augment>`."""
+    """Augment a batch with ``policy``: see [`Policy.augment`][keras_augtune.Policy.augment]."""
     batch = image_utils.check_images(images, value_range=value_range)
     if len(batch.array) == 0:
         return batch.array.copy()
@@ -93,7 +93,7 @@ def numpy_function(fn: Callable[[np.ndarray], np.ndarray], tensor: Any, name: st
 
 def tf_map(policy: "Policy", batched: bool | None = None, seed: int | None = None,
            value_range: tuple[float, float] | None = None, num_workers: int = 0, image_key: str = "image"):
-    """A ``tf.data`` map function: see :meth:`Policy.tf_map <keras_augtune.Policy.tf_map>`."""
+    """A ``tf.data`` map function: see [`Policy.tf_map`][keras_augtune.Policy.tf_map]."""
     import tensorflow as tf
 
     num_workers = check_int("num_workers", num_workers, minimum=0)

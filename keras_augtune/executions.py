@@ -1,16 +1,16 @@
 """Execution records: every training's reward and history, kept per configuration in the project dir.
 
 A *configuration* is one set of trial values (policy and architecture); execution ``e`` of it is
-the training under :func:`keras_augtune.seeds.execution_seed` ``(search seed, e)``. Each
+the training under [`keras_augtune.seeds.execution_seed()`][keras_augtune.seeds.execution_seed] ``(search seed, e)``. Each
 configuration has one JSON file, ``<project dir>/executions/<key>.json``, rewritten atomically
-(:func:`keras_augtune.files.atomic_write_json`) after every execution, so a search killed at any
+(`keras_augtune.files.atomic_write_json()`) after every execution, so a search killed at any
 point keeps each finished execution, and a resumed one neither loses nor repeats it::
 
     {"format": "keras_augtune.executions", "version": 1, "values": {...}, "trial_id": "03",
      "search_seed": 1234, "executions": {"0": {"reward": 0.91, "history": {"val_accuracy": [...]}}}}
 
 ``confirmation.json`` in the same folder records the confirmation step's plan
-(:mod:`keras_augtune.confirmation`).
+([`keras_augtune.confirmation`][keras_augtune.confirmation]).
 """
 
 from __future__ import annotations

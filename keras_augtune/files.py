@@ -1,7 +1,7 @@
 """Files a search writes: one atomic write, one cross-process lock, and the per-epoch notebook CSV.
 
 Every file the package writes (exported policies, ``run.json``, the notebook, the
-HTML report, a policy's JSON) goes through :func:`atomic_write`: the text lands in a
+HTML report, a policy's JSON) goes through `atomic_write()`: the text lands in a
 temporary file beside the target, is flushed to disk, then renamed over the target,
 so a reader (or a crash) never sees half a file.
 """
@@ -35,12 +35,12 @@ def atomic_write(path: str | os.PathLike, text: str) -> str:
 
 
 def atomic_write_json(path: str | os.PathLike, payload: Any) -> str:
-    """Write ``payload`` as indented JSON (and a final newline) with :func:`atomic_write`."""
+    """Write ``payload`` as indented JSON (and a final newline) with `atomic_write()`."""
     return atomic_write(path, json.dumps(payload, indent=2) + "\n")
 
 
 def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fields: list[str] | None = None) -> str:
-    """Write ``rows`` as CSV with :func:`atomic_write`; columns ``fields`` (default: every key, in
+    """Write ``rows`` as CSV with `atomic_write()`; columns ``fields`` (default: every key, in
     order of first appearance); a missing cell is empty."""
     if fields is None:
         fields = []
@@ -92,7 +92,7 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
 class Notebook:
     """The per-epoch CSV of a search: one row per (trial, execution, epoch).
 
-    :meth:`write_trial` replaces a trial's rows (a re-run trial never appears twice)
+    `write_trial()` replaces a trial's rows (a re-run trial never appears twice)
     under a lock file, so processes sharing the notebook (distributed workers on one
     machine) never drop each other's rows. ``tail`` columns are kept last.
     """

@@ -15,7 +15,7 @@ from keras_augtune.space import PolicySpace, baseline_values, is_baseline, polic
 
 
 class AugmentHyperModel(keras_tuner.HyperModel):
-    """Wrap a child model with the :class:`PolicyAugmentation` layer of the trial's policy.
+    """Wrap a child model with the [`PolicyAugmentation`][keras_augtune.PolicyAugmentation] layer of the trial's policy.
 
     Args:
         model: the child: a ``keras_tuner.HyperModel`` or ``build(hp)`` function (its
@@ -23,7 +23,7 @@ class AugmentHyperModel(keras_tuner.HyperModel):
             (cloned with fresh weights for every trial; compiled or not), or the name
             of a built-in model (``"simple"``, ``"basiccnn"``, ``"wrn_16_2"``,
             ``"mobilenetv2"``, ``"inceptionv3"``). Default: ``"simple"``.
-        policy_space: the :class:`~keras_augtune.space.PolicySpace` searched
+        policy_space: the [`PolicySpace`][keras_augtune.space.PolicySpace] searched
             (its hyperparameters live under the ``augment/`` name scope).
         learning_rate: Adam's (peak) learning rate when the hypermodel compiles the model
             itself; default 3e-3 with the ``"cosine"`` schedule, 1e-3 with ``"constant"``
@@ -31,7 +31,7 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         learning_rate_schedule: for a model the hypermodel compiles itself (the built-in
             ones, an uncompiled user model): ``"cosine"`` (default) warms the rate up over
             the first epoch (at most 10 % of the steps), then decays it along a cosine to ~0
-            by the last step of every ``fit`` (:class:`~keras_augtune.schedule.WarmupCosineDecay`),
+            by the last step of every ``fit`` ([`WarmupCosineDecay`][keras_augtune.schedule.WarmupCosineDecay]),
             so the child ends training settled; ``"constant"`` or ``None`` keeps it constant.
             A model the user compiled keeps its own optimizer and schedule.
 
@@ -77,7 +77,7 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         self.num_classes: int | None = None
         self.value_range: tuple[float, float] = (0.0, 255.0)
         self.one_hot = False
-        #: A :class:`~keras_augtune.warm_start.WarmStart` giving each new child its starting
+        #: A `WarmStart` giving each new child its starting
         #: weights (the tuner sets it when ``child_first_train_epochs > 0``), or None.
         self.warm_start: Any = None
 

@@ -3,7 +3,7 @@
 **The pixel-range rule**, one for ``Policy.augment``, ``Policy.tf_map``, the
 ``PolicyAugmentation`` layer and the search: images are in ``value_range`` when one is
 declared; otherwise integer images are in (0, 255) and float images in (0, 1)
-(:func:`default_value_range`). Data that contradicts the range is refused (pixels
+(`default_value_range()`). Data that contradicts the range is refused (pixels
 outside it) or warned about (float pixels all within [0, 1] under a declared 0-255
 range: they would be quantised to two levels).
 """
@@ -41,7 +41,7 @@ def is_single_image(images: np.ndarray, batched: bool | None = None) -> bool:
     """Whether an array is one image rather than a batch (``batched`` decides when given).
 
     Rank 2 is one grayscale image; rank 3 is one image when the last axis is 1, 3 or 4
-    channels (4: RGBA, which :func:`check_images` then refuses by name), else a batch of
+    channels (4: RGBA, which `check_images()` then refuses by name), else a batch of
     grayscale images; rank 4 is a batch.
     """
     if batched is not None:
@@ -76,7 +76,7 @@ class ImageBatch:
     def from_uint8(self, out: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
         """Back to the batch's own shape, dtype and range.
 
-        When ``before`` (what :meth:`to_uint8` gave) is passed, images that came back
+        When ``before`` (what `to_uint8()` gave) is passed, images that came back
         unchanged are returned exactly as they came in (no quantisation round trip).
         """
         if out.shape[-1] == 3 and self.channels == 1:

@@ -17,12 +17,12 @@ from keras_augtune.seeds import derive_call_seed
 
 @keras.saving.register_keras_serializable(package="keras_augtune")
 class PolicyAugmentation(keras.layers.Layer):
-    """Augment images with a :class:`Policy` when ``training=True``; identity otherwise.
+    """Augment images with a [`Policy`][keras_augtune.Policy] when ``training=True``; identity otherwise.
 
     Args:
         policy: a ``Policy`` (or its dict / JSON form).
         value_range: the range of the layer's inputs. Default: the package's one rule
-            (:mod:`keras_augtune.images`), as for ``Policy.augment`` and ``Policy.tf_map``:
+            (`keras_augtune.images`), as for ``Policy.augment`` and ``Policy.tf_map``:
             (0, 255) for integer inputs, (0, 1) for float inputs. A Keras model's inputs are
             float, so declare ``value_range=(0, 255)`` when they hold 0-255 pixels (Keras's own
             augmentation layers assume that range); inputs outside the range raise a

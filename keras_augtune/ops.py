@@ -1,10 +1,10 @@
 """The augmentation op registry: one table mapping a magnitude in [0, 1] to an imgaug augmenter.
 
-Every op is a row of :data:`OPS`: ``name -> Op(parameter, strength, build)``.
+Every op is a row of `OPS`: ``name -> Op(parameter, strength, build)``.
 ``strength(m)`` turns the magnitude ``m`` into the op's own parameter (degrees,
 pixels fraction, factor, ...), ``build(value)`` makes the imgaug augmenter.
 The effect grows monotonically with the magnitude, and an op is the identity
-exactly where its parameter is 0 (:func:`is_identity_at`: magnitude 0 for every op,
+exactly where its parameter is 0 ([`is_identity_at()`][keras_augtune.effects.is_identity_at]: magnitude 0 for every op,
 and a little above it where the parameter is rounded, e.g. ``posterize`` below 0.125);
 the ranges are AutoAugment-like (rotation up to ±30°, shear up to
 ±17°, translation up to 30 % of the side, ...), which fixes DeepAugment's
@@ -51,7 +51,7 @@ class Op(NamedTuple):
 
 @functools.cache
 def _color_images_only_class() -> type:
-    """The :class:`ColorImagesOnly` augmenter class (built on imgaug's, so defined on first use)."""
+    """The `ColorImagesOnly` augmenter class (built on imgaug's, so defined on first use)."""
 
     class ColorImagesOnly(iaa.Sometimes):
         """Apply ``child`` to colour images only; grayscale ones (one channel, or three equal

@@ -1,15 +1,15 @@
 """Matplotlib helpers for notebooks and the docs.
 
-* :func:`plot_op_grid`: every op (or a chosen few) at a few magnitudes on one image;
-* :func:`plot_policy_examples`: images beside several random augmentations by a policy.
+* [`plot_op_grid()`][keras_augtune.plot.plot_op_grid]: every op (or a chosen few) at a few magnitudes on one image;
+* [`plot_policy_examples()`][keras_augtune.plot.plot_policy_examples]: images beside several random augmentations by a policy.
 
-Each function returns a :class:`matplotlib.figure.Figure` and saves it to ``path``
+Each function returns a `matplotlib.figure.Figure` and saves it to ``path``
 when one is given. Figures are built with matplotlib's object API on the Agg
 canvas, so no display is needed (servers, CI) and nothing is left open in
 ``pyplot``'s global state; in Jupyter the returned figure renders inline.
 
-The search report (:mod:`keras_augtune.report`) draws its figures with the same
-helpers (:func:`new_figure`, :func:`save_figure`).
+The search report ([`keras_augtune.report`][keras_augtune.report]) draws its figures with the same
+helpers (`new_figure()`, `save_figure()`).
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def plot_policy_examples(
     """Each image (a row) beside ``num_augmentations`` random augmentations by ``policy``.
 
     Args:
-        policy: a :class:`Policy`, or its dict / JSON form.
+        policy: a [`Policy`][keras_augtune.Policy], or its dict / JSON form.
         images: a batch ``(N, H, W)``, ``(N, H, W, 1)`` or ``(N, H, W, 3)``, uint8 or float,
             at most 32 images.
         num_augmentations: augmented copies per image (columns), 1 to 20.

@@ -5,9 +5,9 @@ A policy is a list of sub-policies; each sub-policy is a short sequence of
 random and each of its ops fires with its own probability (randomness per image,
 never per batch).
 
-Apply it with :meth:`Policy.augment` (NumPy), :meth:`Policy.tf_map` (a
-``tf.data`` map function) or the Keras layer :class:`keras_augtune.PolicyAugmentation`;
-all three run in :mod:`keras_augtune.execution`.
+Apply it with [`Policy.augment()`][keras_augtune.Policy.augment] (NumPy), [`Policy.tf_map()`][keras_augtune.Policy.tf_map] (a
+``tf.data`` map function) or the Keras layer [`keras_augtune.PolicyAugmentation`][keras_augtune.PolicyAugmentation];
+all three run in `keras_augtune.execution`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from keras_augtune.ops import (
     resolve_op_list,
 )
 
-#: Version of the JSON format written by :meth:`Policy.to_json`.
+#: Version of the JSON format written by [`Policy.to_json()`][keras_augtune.Policy.to_json].
 FORMAT_VERSION = 1
 FORMAT_NAME = "keras_augtune.Policy"
 #: Limits on what a policy file may hold (AutoAugment's policies have 25 sub-policies of 2 ops;
@@ -135,7 +135,7 @@ class Policy:
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (the format of :meth:`to_json`)."""
+        """A JSON-able dict (the format of [`to_json()`][keras_augtune.Policy.to_json])."""
         return {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -155,7 +155,7 @@ class Policy:
 
     @classmethod
     def from_dict(cls, data: Any) -> "Policy":
-        """Inverse of :meth:`to_dict`; a malformed dict raises a ``ValueError`` naming the field."""
+        """Inverse of [`to_dict()`][keras_augtune.Policy.to_dict]; a malformed dict raises a ``ValueError`` naming the field."""
         if not isinstance(data, Mapping):
             raise ValueError(f"A policy must be a JSON object, got {type(data).__name__}.")
         fmt = data.get("format", FORMAT_NAME)
@@ -236,10 +236,10 @@ class Policy:
         return not any(self._acting_steps(channels))
 
     def effective(self, channels: int = 3) -> "Policy":
-        """The same augmentation without the steps that do nothing (see :meth:`is_noop`), for display.
+        """The same augmentation without the steps that do nothing (see [`is_noop()`][keras_augtune.Policy.is_noop]), for display.
 
         A sub-policy left empty becomes an ``identity`` step (it is still drawn as often);
-        a policy left empty is :meth:`Policy.identity`. The metadata is kept. The outputs
+        a policy left empty is [`Policy.identity()`][keras_augtune.Policy.identity]. The metadata is kept. The outputs
         follow the same distribution, though not the same random stream for a given seed.
         """
         acting = self._acting_steps(channels)
@@ -291,7 +291,7 @@ class Policy:
 
 
 def read_policy_json(text_or_path: str) -> Any:
-    """The parsed JSON of a policy file (or of JSON text), within :data:`MAX_JSON_BYTES`;
+    """The parsed JSON of a policy file (or of JSON text), within `MAX_JSON_BYTES`;
     a malformed, too large or too deeply nested document raises a one-line ``ValueError``."""
     if not isinstance(text_or_path, str):
         raise TypeError(f"from_json takes JSON text or a file path, got {type(text_or_path).__name__}.")
@@ -334,7 +334,7 @@ def _parse_step(step: Any, where: str) -> PolicyOp:
 
 
 def as_policy(policy: Any) -> "Policy":
-    """A :class:`Policy` from a Policy, its dict form, JSON text or a JSON file path."""
+    """A [`Policy`][keras_augtune.Policy] from a Policy, its dict form, JSON text or a JSON file path."""
     if isinstance(policy, Policy):
         return policy
     if isinstance(policy, dict):

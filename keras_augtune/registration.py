@@ -8,7 +8,7 @@ Keras itself (that starts TensorFlow: seconds, for a command line that only show
 ``--help``). Why this mechanism:
 
 * Keras already imported (``keras`` in ``sys.modules``): import the layer now.
-* Keras not imported yet: a one-shot import hook (:class:`_AfterKerasFinder`) wraps
+* Keras not imported yet: a one-shot import hook (`_AfterKerasFinder`) wraps
   the loader of the top-level ``keras`` package, so that right after Keras's own
   module has run, ``keras_augtune.layer`` is imported and registers the class. Every
   route to Keras (``import keras``, ``keras_tuner``, ``tf.keras``) goes through that
@@ -45,7 +45,7 @@ def register_layer() -> None:
 
 
 class _RegisteringLoader(importlib.abc.Loader):
-    """Keras's own loader, plus :func:`register_layer` once Keras's module has run."""
+    """Keras's own loader, plus `register_layer()` once Keras's module has run."""
 
     def __init__(self, loader: Any):
         self._loader = loader

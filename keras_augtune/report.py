@@ -1,17 +1,17 @@
 """Search reports: the pictures of a finished (or running) search, for notebooks and files.
 
-* :func:`load_search`: the trials of an :class:`~keras_augtune.AugmentTuner`, or of a
-  search directory on disk (no tuner object needed), as a :class:`SearchResults`;
-* :func:`plot_rewards`: reward per trial, the best so far, and the no-augmentation
+* [`load_search()`][keras_augtune.report.load_search]: the trials of an [`AugmentTuner`][keras_augtune.AugmentTuner], or of a
+  search directory on disk (no tuner object needed), as a [`SearchResults`][keras_augtune.confirmation.SearchResults];
+* [`plot_rewards()`][keras_augtune.report.plot_rewards]: reward per trial, the best so far, and the no-augmentation
   baseline as a line;
-* :func:`op_effects` and :func:`plot_op_effects`: which ops help the reward and how much,
-  pooled over the policy's slots (:mod:`keras_augtune.effects`);
-* :func:`plot_importances`: how much each hyperparameter explains the rewards,
+* [`op_effects()`][keras_augtune.AugmentTuner.op_effects] and [`plot_op_effects()`][keras_augtune.report.plot_op_effects]: which ops help the reward and how much,
+  pooled over the policy's slots ([`keras_augtune.effects`][keras_augtune.effects]);
+* [`plot_importances()`][keras_augtune.report.plot_importances]: how much each hyperparameter explains the rewards,
   per the oracle's random forest;
-* :func:`policies_table`: the top policies as rows (reward, gain, accuracy, ops);
-* :func:`plot_best_policy_examples`: augmentation grids of the best policies
-  (:func:`keras_augtune.plot.plot_policy_examples`);
-* :func:`write_report`: all of the above in one self-contained HTML file (images
+* [`policies_table()`][keras_augtune.report.policies_table]: the top policies as rows (reward, gain, accuracy, ops);
+* [`plot_best_policy_examples()`][keras_augtune.report.plot_best_policy_examples]: augmentation grids of the best policies
+  ([`keras_augtune.plot.plot_policy_examples()`][keras_augtune.plot.plot_policy_examples]);
+* [`write_report()`][keras_augtune.report.write_report]: all of the above in one self-contained HTML file (images
   embedded as base64 PNG), or a one-page PNG.
 
     from keras_augtune import report
@@ -19,7 +19,7 @@
     report.write_report(tuner, "report.html")
     report.write_report("augtune_runs", "report.html")   # from disk alone
 
-Every plotting function returns a :class:`matplotlib.figure.Figure` built on the
+Every plotting function returns a `matplotlib.figure.Figure` built on the
 Agg canvas (no display needed) and saves it to ``path`` when one is given.
 """
 
@@ -60,7 +60,7 @@ SAMPLE_FILE = "sample_images.npz"
 
 # ----------------------------------------------------------------------------- loading
 def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) -> SearchResults:
-    """The results of a search (:class:`~keras_augtune.results.SearchResults`), from an
+    """The results of a search ([`SearchResults`][keras_augtune.results.SearchResults]), from an
     ``AugmentTuner`` (or any Keras Tuner tuner whose trials hold a policy) or from a
     directory on disk.
 
@@ -183,7 +183,7 @@ def plot_rewards(results: Any, path: Any = None, ax: Any = None):
     rewards when it was trained more than once); failed trials are marked with an ``x``.
     The x-axis shows the trial ids, as the tables do.
 
-    ``results``: a :class:`SearchResults`, a tuner or a search directory.
+    ``results``: a [`SearchResults`][keras_augtune.confirmation.SearchResults], a tuner or a search directory.
     """
     results = _results(results)
     fig = None
@@ -279,8 +279,8 @@ def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = No
 
 
 def op_effects(results: Any, **options: Any) -> OpEffects:
-    """Every op's estimated effect on the reward, best first (:func:`keras_augtune.effects.estimate_op_effects`,
-    ``options`` as it takes them). ``results``: a :class:`SearchResults`, a tuner or a search directory."""
+    """Every op's estimated effect on the reward, best first ([`keras_augtune.effects.estimate_op_effects()`][keras_augtune.effects.estimate_op_effects],
+    ``options`` as it takes them). ``results``: a [`SearchResults`][keras_augtune.confirmation.SearchResults], a tuner or a search directory."""
     return estimate_op_effects(_results(results), **options)
 
 
@@ -292,7 +292,7 @@ def plot_op_effects(results: Any, top: int | None = None, path: Any = None, ax: 
     behind it (in brackets) and the magnitudes where it helps (right); green: the interval is
     above 0, red: below, grey: unclear. Ops used by too few trials are left out.
 
-    ``results``: an :class:`~keras_augtune.effects.OpEffects`, a :class:`SearchResults`, a
+    ``results``: an [`OpEffects`][keras_augtune.effects.OpEffects], a [`SearchResults`][keras_augtune.confirmation.SearchResults], a
     tuner or a search directory; ``top``: at most that many ops (the best and the worst halves).
     """
     effects = results if isinstance(results, OpEffects) else op_effects(results)
@@ -355,7 +355,7 @@ def best_policies(results: Any, n: int = 3) -> list[Policy]:
 
 def plot_best_policy_examples(results: Any, n: int = 3, images: Any = None, num_images: int = 4,
                               num_augmentations: int = 5, seed: int = 0, path_pattern: str | None = None):
-    """Augmentation grids (:func:`keras_augtune.plot.plot_policy_examples`) of the ``n`` best
+    """Augmentation grids ([`keras_augtune.plot.plot_policy_examples()`][keras_augtune.plot.plot_policy_examples]) of the ``n`` best
     policies (the no-augmentation baseline skipped). Returns a list of figures; with
     ``path_pattern`` (e.g. ``"best_{rank}.png"``) each is saved too."""
     from keras_augtune.plot import plot_policy_examples
@@ -421,7 +421,7 @@ def write_report(tuner_or_dir: Any, out_path: Any, num_policies: int = 5, num_gr
     of the best ``num_grids``, and the hyperparameter importances. ``.png``: one page with
     the rewards, the op effects and the table.
 
-    ``tuner_or_dir``: an ``AugmentTuner``, a search directory, or a :class:`SearchResults`.
+    ``tuner_or_dir``: an ``AugmentTuner``, a search directory, or a [`SearchResults`][keras_augtune.confirmation.SearchResults].
     """
     if isinstance(tuner_or_dir, SearchResults):
         results = tuner_or_dir

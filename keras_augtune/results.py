@@ -1,25 +1,25 @@
 """Search results: the baseline, the ranked policies and their gains, summaries, the policies file.
 
 One results model for the tuner, the report, the command line and DeepAugment:
-:class:`SearchResults` is read from an oracle (a live tuner's, or one reloaded from a
-search directory) and holds one :class:`TrialResult` per trial, in trial order.
+[`SearchResults`][keras_augtune.confirmation.SearchResults] is read from an oracle (a live tuner's, or one reloaded from a
+search directory) and holds one [`TrialResult`][keras_augtune.results.TrialResult] per trial, in trial order.
 
 * the **baseline** is the completed trial whose values are exactly the space's
-  no-augmentation values (:func:`keras_augtune.space.baseline_values`);
+  no-augmentation values ([`keras_augtune.space.baseline_values()`][keras_augtune.space.baseline_values]);
 * the **ranking** orders completed trials by the oracle's score (its objective's
   direction), earlier trials first among equals;
-* every execution's reward is kept per configuration (:mod:`keras_augtune.executions`); a
+* every execution's reward is kept per configuration ([`keras_augtune.executions`][keras_augtune.executions]); a
   trial's **reward** is the mean over its executions, and its **gain** is the mean *paired*
   difference to the no-augmentation run of the same architecture on the same execution seeds,
-  with a 95 % t-interval from two pairs on (:mod:`keras_augtune.evaluation.paired`);
+  with a 95 % t-interval from two pairs on ([`keras_augtune.evaluation.paired`][keras_augtune.evaluation.paired]);
 * the **ranking** puts the policies the confirmation step re-measured
-  (:mod:`keras_augtune.confirmation`) first, by their mean over all their executions;
+  ([`keras_augtune.confirmation`][keras_augtune.confirmation]) first, by their mean over all their executions;
 * a trial whose policy changes no image is the baseline in disguise: never ranked;
-* the **verdict** (:meth:`SearchResults.verdict`) is the one place that says whether the search
+* the **verdict** ([`SearchResults.verdict()`][keras_augtune.results.SearchResults.verdict]) is the one place that says whether the search
   found a policy better than no augmentation: only when the winner's gain interval lies above 0.
 
 The best policies are written to (and read back from) one JSON file,
-``best_policies.json`` (:func:`write_policies`, :func:`load_policies`).
+``best_policies.json`` ([`write_policies()`][keras_augtune.results.SearchResults.write_policies], [`load_policies()`][keras_augtune.load_policies]).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from keras_augtune.trials import COMPLETED, UNSUCCESSFUL, failure_reason, in_ord
 __all__ = ["TrialResult", "SearchResults", "Verdict", "TrialDisplay", "describe_policy", "policy_from_values",
            "baseline_config", "write_policies", "load_policies", "POLICIES_FORMAT"]
 
-#: ``format`` field of the policies file written by :func:`write_policies`.
+#: ``format`` field of the policies file written by [`write_policies()`][keras_augtune.results.SearchResults.write_policies].
 POLICIES_FORMAT = "keras_augtune.policies"
 POLICIES_VERSION = 1
 
@@ -111,7 +111,7 @@ class TrialResult:
 # ----------------------------------------------------------------------------- a search
 @dataclasses.dataclass
 class SearchResults:
-    """The results of a search, read by :meth:`from_oracle` (or :func:`keras_augtune.report.load_search`).
+    """The results of a search, read by [`from_oracle()`][keras_augtune.results.SearchResults.from_oracle] (or [`keras_augtune.report.load_search()`][keras_augtune.report.load_search]).
 
     ``importances``, ``images``, ``value_range`` and ``run`` are filled for reports:
     the forest's hyperparameter importances, a few searched images for the
@@ -231,11 +231,11 @@ class SearchResults:
 
     def best_policies(self, n: int = 1, skip_identity: bool = False) -> list[Policy]:
         """The ``n`` best policies, best first, each with its results in ``metadata``
-        (:meth:`TrialResult.to_policy`: reward, paired gain and its interval, executions, ...)."""
+        (`TrialResult.to_policy()`: reward, paired gain and its interval, executions, ...)."""
         return [t.to_policy() for t in self.best(n, skip_identity=skip_identity)]
 
     def verdict(self) -> "Verdict":
-        """Whether the search found a policy better than no augmentation (:class:`Verdict`)."""
+        """Whether the search found a policy better than no augmentation ([`Verdict`][keras_augtune.results.Verdict])."""
         winners = self.best(1, skip_identity=True)
         return Verdict.of(winners[0] if winners else None, self.baseline)
 
@@ -279,7 +279,7 @@ class SearchResults:
         return "\n".join(lines)
 
     def write_policies(self, path: str, num_policies: int = 5) -> list[Policy]:
-        """Write the best policies to ``path`` (see :func:`write_policies`) and return them."""
+        """Write the best policies to ``path`` (see [`write_policies()`][keras_augtune.results.SearchResults.write_policies]) and return them."""
         policies = self.best_policies(num_policies)
         baseline = self.baseline
         write_policies(path, policies, baseline_reward=self.baseline_reward, verdict=self.verdict(),
@@ -377,7 +377,7 @@ def _trial_result(trial: Any, number: int, space: PolicySpace | None, channels: 
 
 
 def policy_from_values(values: dict[str, Any]) -> Policy | None:
-    """The policy held by trial values named as a :class:`PolicySpace` names them, whatever the
+    """The policy held by trial values named as a [`PolicySpace`][keras_augtune.PolicySpace] names them, whatever the
     space's options (probabilities missing from the values are 1); ``None`` when they hold none."""
     slots: dict[tuple[int, int], dict[str, Any]] = {}
     for name, value in values.items():
@@ -434,7 +434,7 @@ def _finite(value: Any) -> bool:
 # ----------------------------------------------------------------------------- the policies file
 def write_policies(path: str, policies: Sequence[Policy], baseline_reward: float | None = None,
                    verdict: "Verdict | None" = None, baseline_rewards: Sequence[float] | None = None) -> None:
-    """Write ``policies`` (best first) to a JSON file that :func:`load_policies` reads, with the
+    """Write ``policies`` (best first) to a JSON file that [`load_policies()`][keras_augtune.load_policies] reads, with the
     baseline's reward (and its executions' rewards) and the search's verdict when given."""
     payload: dict[str, Any] = {"format": POLICIES_FORMAT, "version": POLICIES_VERSION,
                                "baseline_reward": baseline_reward}
@@ -447,7 +447,7 @@ def write_policies(path: str, policies: Sequence[Policy], baseline_reward: float
 
 
 def load_policies(path: str) -> list[Policy]:
-    """Read the policies written by :meth:`AugmentTuner.export_policies` (or one policy file)."""
+    """Read the policies written by [`AugmentTuner.export_policies()`][keras_augtune.AugmentTuner.export_policies] (or one policy file)."""
     data = read_policy_json(path)
     if isinstance(data, dict) and data.get("format") == POLICIES_FORMAT:
         version, policies = data.get("version"), data.get("policies")

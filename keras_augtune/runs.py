@@ -1,17 +1,17 @@
 """The output folder of ``keras-augtune search``: whose it is, one search at a time, the data it
 was run on, and what to do when its files are damaged or the disk is full.
 
-* :func:`read_run_file`: ``run.json``, validated (an object, its settings an object, its
+* `read_run_file()`: ``run.json``, validated (an object, its settings an object, its
   ``project_name`` a plain folder name inside the run folder);
-* :func:`claim_output_folder`: refuses a folder that holds something else (unless
+* `claim_output_folder()`: refuses a folder that holds something else (unless
   ``overwrite``) or a finished search (suggesting ``--resume``/``--overwrite``), and takes an
   exclusive lock on it for the life of the process: a second search on the same folder
   fails at once, naming the process that holds it;
-* :func:`data_fingerprint` / :func:`fingerprint_changes`: what ``--resume`` checks so that
+* `data_fingerprint()` / `fingerprint_changes()`: what ``--resume`` checks so that
   new trials are trained on the same data as the old ones;
-* :func:`disk_error`: whether an exception (from Python, TensorFlow or HDF5) means a full or
+* `disk_error()`: whether an exception (from Python, TensorFlow or HDF5) means a full or
   read-only disk;
-* :func:`damaged_files`, :func:`reload_skipping_damaged` and :func:`repair_damaged_trials`:
+* `damaged_files()`, `reload_skipping_damaged()` and `repair_damaged_trials()`:
   a ``trial.json`` cut short (by a full disk, a crash) is named and set aside instead of
   making the whole search unreadable.
 
@@ -48,7 +48,7 @@ _DISK_ERRORS = {
 
 
 class DamagedFileWarning(UserWarning):
-    """A file of a search could not be read and was skipped (see :func:`damaged_files`)."""
+    """A file of a search could not be read and was skipped (see `damaged_files()`)."""
 
 
 # ----------------------------------------------------------------------------- run.json
@@ -89,7 +89,7 @@ def _json_kind(value: Any) -> str:
 
 # ----------------------------------------------------------------------------- the folder
 class FolderLock:
-    """An exclusive ``flock`` on ``folder/.keras_augtune.lock``, held until :meth:`release` or
+    """An exclusive ``flock`` on ``folder/.keras_augtune.lock``, held until `release()` or
     the end of the process (the system releases it even after ``kill -9``)."""
 
     def __init__(self, folder: str):

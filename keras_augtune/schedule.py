@@ -5,7 +5,7 @@ noisy walk; one whose rate has decayed to ~0 has settled, so its validation accu
 measures the augmentation rather than where the walk stopped (NOTES.md: on reduced
 CIFAR-10, constant Adam's last-epoch error swung 62.6 % / 71.4 % between two seeds).
 
-:class:`WarmupCosineDecay` is a Keras callback that sets the optimizer's learning rate
+[`WarmupCosineDecay`][keras_augtune.schedule.WarmupCosineDecay] is a Keras callback that sets the optimizer's learning rate
 before every training step from a ``keras.optimizers.schedules.CosineDecay`` built when
 the fit starts, when the number of steps is known (``epochs``, ``initial_epoch`` and the
 steps per epoch of *this* ``fit`` call). ``AugmentHyperModel`` adds it to ``fit`` for the

@@ -15,8 +15,8 @@ first trial)::
         policy = declare_policy_space(hp)          # -> keras_augtune.Policy
         ...
 
-or keep a :class:`PolicySpace` to convert between a trial's values and a
-:class:`~keras_augtune.policy.Policy` both ways.
+or keep a [`PolicySpace`][keras_augtune.PolicySpace] to convert between a trial's values and a
+[`Policy`][keras_augtune.policy.Policy] both ways.
 
 The defaults (5 sub-policies x 2 ops) are DeepAugment's shape. DeepAugment did
 not search probabilities (every op applied with probability 1);
@@ -170,8 +170,8 @@ class PolicySpace:
         """``values`` with the policy replaced by the no-augmentation baseline's when it is a no-op.
 
         A trial whose policy cannot change an image with ``channels`` channels
-        (:meth:`Policy.is_noop`) is the baseline in disguise: its policy hyperparameters
-        become :func:`baseline_values`; every other value (e.g. a jointly tuned architecture's)
+        ([`Policy.is_noop()`][keras_augtune.Policy.is_noop]) is the baseline in disguise: its policy hyperparameters
+        become [`baseline_values()`][keras_augtune.results.baseline_values]; every other value (e.g. a jointly tuned architecture's)
         is kept. Any other policy's values come back unchanged (as a new dict). An oracle
         that de-duplicates on these values never trains a no-op policy twice.
         """
@@ -311,7 +311,7 @@ def declare_policy_space(
     """Declare a policy search space on ``hp`` and return the Policy of its current values.
 
     Shorthand for ``PolicySpace(...).declare(hp)``; ``options`` are the other
-    :class:`PolicySpace` fields (``fixed_probability``, ``magnitude_step``,
+    [`PolicySpace`][keras_augtune.PolicySpace] fields (``fixed_probability``, ``magnitude_step``,
     ``probability_step``, ``prefix``).
     """
     space = PolicySpace(
@@ -327,7 +327,7 @@ def declare_policy_space(
 
 
 def parse_name(name: str) -> tuple[str, int, int, str] | None:
-    """Inverse of :meth:`PolicySpace.name`: ``(prefix, sub_policy, op, field)``, or ``None``
+    """Inverse of [`PolicySpace.name()`][keras_augtune.PolicySpace.name]: ``(prefix, sub_policy, op, field)``, or ``None``
     for a hyperparameter that is not a policy slot (e.g. an architecture value)."""
     match = _NAME.match(str(name))
     if match is None:
@@ -372,7 +372,7 @@ def baseline_values(space: PolicySpace) -> dict[str, Any]:
 
 def is_baseline(space: PolicySpace, values: Any) -> bool:
     """Whether trial ``values`` are the no-augmentation baseline of ``space`` (exactly its
-    values; :meth:`PolicySpace.canonical_values` maps every no-op policy onto them)."""
+    values; [`PolicySpace.canonical_values()`][keras_augtune.PolicySpace.canonical_values] maps every no-op policy onto them)."""
     try:
         baseline = baseline_values(space)
     except ValueError:

@@ -38,7 +38,7 @@ def trial_order_key(trial_id: Any) -> tuple[int, str]:
 
 
 def in_order(trials: Iterable[Any]) -> list[Any]:
-    """``trials`` (objects with a ``trial_id``) sorted by :func:`trial_order_key`."""
+    """``trials`` (objects with a ``trial_id``) sorted by `trial_order_key()`."""
     return sorted(trials, key=lambda t: trial_order_key(t.trial_id))
 
 

@@ -47,7 +47,7 @@ class AugmentTuner(keras_tuner.Tuner):
 
     ``AugmentTuner(hypermodel).search(x, y)`` trains the child model once per trial on
     images augmented by the trial's policy and scores it with the overfit-filtered
-    top-K validation accuracy (:mod:`keras_augtune.evaluation.reward`). Trial 0 is the
+    top-K validation accuracy ([`keras_augtune.evaluation.reward`][keras_augtune.evaluation.reward]). Trial 0 is the
     no-augmentation baseline, so every result reads as a gain over it. Execution ``e`` of every
     trial trains under the same seed (paired evaluations), policies that change no image are
     never trained after the baseline, and the best policies are confirmed on more paired
@@ -55,13 +55,13 @@ class AugmentTuner(keras_tuner.Tuner):
 
     Args:
         hypermodel: a ``keras_tuner.HyperModel`` or ``build(hp)`` function, a
-            ``keras.Model``, a built-in model name, or an :class:`AugmentHyperModel`;
+            ``keras.Model``, a built-in model name, or an [`AugmentHyperModel`][keras_augtune.AugmentHyperModel];
             ``None`` uses the built-in ``"simple"`` CNN.
         objective: what the oracle maximises; default the ``"reward"``.
         max_trials: total trials, baseline included, across resumed runs.
         method: ``"bayesian"`` (random forest + expected improvement) or ``"random"``.
         num_initial_points: random trials before the forest takes over (default 10).
-        policy_space: a :class:`PolicySpace`; or give ``num_sub_policies``,
+        policy_space: a [`PolicySpace`][keras_augtune.PolicySpace]; or give ``num_sub_policies``,
             ``ops_per_sub_policy``, ``ops`` and ``search_probabilities``.
         executions_per_trial: trainings per trial, rewards averaged (DeepAugment's ``opt_samples``).
         reward_k, reward_max_gap: the reward's K best epochs and overfitting threshold.
@@ -72,7 +72,7 @@ class AugmentTuner(keras_tuner.Tuner):
             for this many epochs; each trial starts from those weights with a fresh optimizer.
             One pretraining per architecture (layers and weight shapes, not learning rate,
             batch size or dropout), input shape, data and pretraining setting: a file made
-            under another is never loaded (:mod:`keras_augtune.warm_start`).
+            under another is never loaded (`keras_augtune.warm_start`).
         pretrained_weights_path: where the warm-start weights are kept: a folder (default
             ``warm_start`` in the project dir) or a ``.weights.h5`` file.
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
@@ -81,7 +81,7 @@ class AugmentTuner(keras_tuner.Tuner):
             the no-augmentation run of each of their architectures are brought to
             ``confirm_executions`` paired executions each (default 3) before a winner is named:
             an extra cost beyond ``max_trials``, shown in the log and the summary. ``0`` for
-            either (or ``confirm_executions=1``) turns it off (:mod:`keras_augtune.confirmation`).
+            either (or ``confirm_executions=1``) turns it off ([`keras_augtune.confirmation`][keras_augtune.confirmation]).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
@@ -269,7 +269,7 @@ class AugmentTuner(keras_tuner.Tuner):
         """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot), or on a
         ``tf.data.Dataset`` ``x`` of ``(images, labels[, sample_weights])``, batched or not
         (``keras.utils.image_dataset_from_directory`` output included; see
-        :func:`keras_augtune.data.search_inputs` for what is read into memory).
+        `keras_augtune.data.search_inputs()` for what is read into memory).
 
         ``validation_data=(x_val, y_val[, weights])`` (or a dataset) replaces the stratified
         ``validation_split``, which ``search(..., validation_split=0.3)`` sets for this search;
@@ -337,7 +337,7 @@ class AugmentTuner(keras_tuner.Tuner):
         On grayscale images the default space (no ``ops`` given) leaves out the colour-only ops,
         which change nothing there. A resumed search keeps the space it began with (the one its
         oracle declared), whatever the images. The oracle's canonicaliser reads the channels
-        from here (:meth:`_canonical_values`).
+        from here (`_canonical_values()`).
         """
         self._channels = int(channels)
         if compat.is_worker():  # the chief decided: its oracle holds the space
@@ -492,7 +492,7 @@ class AugmentTuner(keras_tuner.Tuner):
         return self.hypermodel.fit(hp, model, x, y, **fit_kwargs), model
 
     def _score(self, result: Any) -> tuple[Any, dict | None]:
-        """(score, history) of what ``HyperModel.fit`` returned: the :class:`ExecutionReward` of a
+        """(score, history) of what ``HyperModel.fit`` returned: the [`ExecutionReward`][keras_augtune.evaluation.reward.ExecutionReward] of a
         history (checked finite), or the objective's value of a number (history None)."""
         history = _history_of(result)
         if history is None:
@@ -502,7 +502,7 @@ class AugmentTuner(keras_tuner.Tuner):
 
     # ------------------------------------------------------------------ confirmation
     def _confirm(self, x, y, callbacks=None, **fit) -> None:
-        """Confirmation (intensification, :mod:`keras_augtune.confirmation`): bring the best
+        """Confirmation (intensification, [`keras_augtune.confirmation`][keras_augtune.confirmation]): bring the best
         policies and the no-augmentation runs they are compared with to ``confirm_executions``
         paired executions each. Off in distributed searches and when the objective is not the reward."""
         objective = getattr(self.oracle, "objective", None)
@@ -543,7 +543,7 @@ class AugmentTuner(keras_tuner.Tuner):
 
     @property
     def search_seed(self) -> int:
-        """The seed every execution's seed derives from (:func:`keras_augtune.seeds.execution_seed`).
+        """The seed every execution's seed derives from ([`keras_augtune.seeds.execution_seed()`][keras_augtune.seeds.execution_seed]).
 
         ``seed`` when given; otherwise the oracle's seed, which Keras Tuner draws once and keeps
         in the oracle's state, so a resumed search pairs its executions with the earlier ones.
@@ -638,7 +638,7 @@ class AugmentTuner(keras_tuner.Tuner):
 
     # ------------------------------------------------------------------ results
     def results(self, num_trials: int = 1) -> SearchResults:
-        """The results so far (:class:`~keras_augtune.results.SearchResults`).
+        """The results so far ([`SearchResults`][keras_augtune.results.SearchResults]).
 
         A distributed worker's oracle is a client of the chief's: it sees only the
         chief's ``num_trials`` best trials, and no baseline.
@@ -652,8 +652,8 @@ class AugmentTuner(keras_tuner.Tuner):
     def op_effects(self, **options: Any) -> OpEffects:
         """Every op's estimated effect on the reward, pooled over the policy's slots: its change
         of the reward per sub-policy applying it (with an interval), the magnitudes where it
-        helps, and how many trials used it; best first (:mod:`keras_augtune.effects`;
-        ``options`` as :func:`~keras_augtune.effects.estimate_op_effects` takes them).
+        helps, and how many trials used it; best first ([`keras_augtune.effects`][keras_augtune.effects];
+        ``options`` as [`estimate_op_effects()`][keras_augtune.effects.estimate_op_effects] takes them).
 
             print(tuner.op_effects().table())
         """
@@ -674,7 +674,7 @@ class AugmentTuner(keras_tuner.Tuner):
         return self.results(num_policies).best_policies(num_policies)
 
     def export_policies(self, path: str, num_policies: int = 5) -> list[Policy]:
-        """Write the best policies to a JSON file (read back with :func:`load_policies`)."""
+        """Write the best policies to a JSON file (read back with [`load_policies()`][keras_augtune.load_policies])."""
         return self.results(num_policies).write_policies(path, num_policies)
 
     def results_summary(self, num_trials: int = 10) -> None:

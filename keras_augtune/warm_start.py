@@ -1,13 +1,13 @@
 """Warm start: pretrain the child once without augmentation, and start every trial from those weights.
 
-DeepAugment's ``child_first_train_epochs``: :class:`WarmStart` is handed to the
-:class:`~keras_augtune.hypermodel.AugmentHyperModel` (its ``warm_start``), which calls
-:meth:`WarmStart.load` on every freshly built child. The first call for a key
+DeepAugment's ``child_first_train_epochs``: `WarmStart` is handed to the
+[`AugmentHyperModel`][keras_augtune.hypermodel.AugmentHyperModel] (its ``warm_start``), which calls
+`WarmStart.load()` on every freshly built child. The first call for a key
 trains that child without augmentation and saves its weights; later calls (and
 resumed searches) load the saved file.
 
 The **key** of a weights file is what the weights depend on: the child's
-architecture (:func:`architecture_signature`: each layer's class, activation and
+architecture (`architecture_signature()`: each layer's class, activation and
 weight shapes, so a learning rate, batch size or dropout rate is not part of it),
 the input shape, a fingerprint of the pretraining data, and the pretraining
 settings (epochs, batch size, seed). A file made under another key (another run,

@@ -1,6 +1,6 @@
 """Paired gains: a policy's reward minus the baseline's on the same execution seeds, with a t-interval.
 
-Execution ``e`` of every configuration shares one seed (:func:`keras_augtune.seeds.execution_seed`),
+Execution ``e`` of every configuration shares one seed ([`keras_augtune.seeds.execution_seed()`][keras_augtune.seeds.execution_seed]),
 so ``reward[e] - baseline[e]`` removes the luck both trainings shared (initial weights, batch
 order). The gain is the mean of those differences; its interval is Student's t-interval of the
 mean (95 % by default), which needs at least two pairs.
