@@ -62,7 +62,8 @@ class PolicySpace:
         probability_range: ``(low, high)`` within [0, 1] when probabilities are searched.
         fixed_probability: The probability used when they are not searched
             (1.0: every op of the drawn sub-policy is applied, as in DeepAugment).
-        magnitude_step, probability_step: Optional grid steps (``None``: continuous).
+        magnitude_step: Optional grid step of the magnitudes (``None``: continuous).
+        probability_step: Optional grid step of the probabilities (``None``: continuous).
         prefix: Name scope of the hyperparameters.
     """
 

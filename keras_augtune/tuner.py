@@ -64,10 +64,12 @@ class AugmentTuner(keras_tuner.Tuner):
         policy_space: a [`PolicySpace`][keras_augtune.PolicySpace]; or give ``num_sub_policies``,
             ``ops_per_sub_policy``, ``ops`` and ``search_probabilities``.
         executions_per_trial: trainings per trial, rewards averaged (DeepAugment's ``opt_samples``).
-        reward_k, reward_max_gap: the reward's K best epochs and overfitting threshold.
+        reward_k: the reward's K: how many of the best (not overfitting) epochs are averaged.
+        reward_max_gap: the reward's overfitting threshold (train minus validation accuracy).
         train_set_size: stratified subsample of the training images used by the search.
         validation_split: stratified fraction held out when ``validation_data`` is not given.
-        child_epochs, batch_size: training of each child model.
+        child_epochs: epochs of each child model's training.
+        batch_size: batch size of each child model's training.
         child_first_train_epochs: if > 0, pretrain the child once without augmentation
             for this many epochs; each trial starts from those weights with a fresh optimizer.
             One pretraining per architecture (layers and weight shapes, not learning rate,
@@ -76,20 +78,27 @@ class AugmentTuner(keras_tuner.Tuner):
         pretrained_weights_path: where the warm-start weights are kept: a folder (default
             ``warm_start`` in the project dir) or a ``.weights.h5`` file.
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
-        confirm_top_k, confirm_executions: after the trials, the ``confirm_top_k`` best policies
+        confirm_top_k: how many of the best policies the confirmation re-evaluates (below).
+        confirm_executions: after the trials, the ``confirm_top_k`` best policies
             (default 3, no-op policies skipped), the baseline and, under joint architecture tuning,
             the no-augmentation run of each of their architectures are brought to
             ``confirm_executions`` paired executions each (default 3) before a winner is named:
             an extra cost beyond ``max_trials``, shown in the log and the summary. ``0`` for
             either (or ``confirm_executions=1``) turns it off ([`keras_augtune.confirmation`][keras_augtune.confirmation]).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
-        directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
+        directory: as in Keras Tuner: where the project folder is made.
+        project_name: as in Keras Tuner: the project folder's name.
+        overwrite: as in Keras Tuner: start afresh instead of reloading the project.
+        seed: as in Keras Tuner (also seeds the split, the trainings and the oracle).
+        max_model_size: as in Keras Tuner.
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
             many trials in a row fail (default 3).
         max_retries_per_trial: as in Keras Tuner: a trial that raised is run again up to this
             many times (default 0: a failed trial is never retried; a diverging child never is).
-        hyperparameters, tune_new_entries, allow_new_entries: as in Keras Tuner, for the
-            child's own hyperparameters; the policy's (``augment/*``) are always searched.
+        hyperparameters: as in Keras Tuner, for the child's own hyperparameters; the
+            policy's (``augment/*``) are always searched.
+        tune_new_entries: as in Keras Tuner, for the child's own hyperparameters.
+        allow_new_entries: as in Keras Tuner, for the child's own hyperparameters.
         oracle: any Keras Tuner oracle instead of the built-in random forest (then pass the
             oracle's own arguments to it). Its ``tuner/epochs`` and ``tuner/initial_epoch``
             (Hyperband) set each trial's epochs, and its first trial is the no-augmentation
@@ -133,7 +142,7 @@ class AugmentTuner(keras_tuner.Tuner):
         verbose: int = 1,
         oracle: keras_tuner.Oracle | None = None,
         max_consecutive_failed_trials: int = 3,
-        worker_timeout: float = distributed.WORKER_TIMEOUT,
+        worker_timeout: float = 120.0,  # distributed.WORKER_TIMEOUT, written out so the API reference shows it
         hyperparameters: keras_tuner.HyperParameters | None = None,
         tune_new_entries: bool = True,
         allow_new_entries: bool = True,

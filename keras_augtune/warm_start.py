@@ -33,7 +33,11 @@ class WarmStart:
 
     Args:
         epochs: pretraining epochs (without augmentation).
-        x, y, validation_data, batch_size, sample_weight: the pretraining data, as the trials see it.
+        x: the pretraining images, as the trials see them.
+        y: their labels.
+        validation_data: the validation pair, as the trials see it.
+        batch_size: the trials' batch size.
+        sample_weight: the images' weights, if any.
         path: a folder that gets one ``child_<key>.weights.h5`` per key, or a
             ``.weights.h5`` file (with its key in ``<file>.json`` beside it; a second key
             in the same search gets ``<file stem>_<key>.weights.h5``).

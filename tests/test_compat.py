@@ -148,3 +148,13 @@ def test_a_synchronized_method_that_raises_leaves_the_lock_held_until_released(t
     done = threading.Event()
     threading.Thread(target=lambda: (oracle.create_trial("tuner1"), done.set()), daemon=True).start()
     assert done.wait(10), "the oracle stayed locked"
+
+
+def test_the_tuners_worker_timeout_default_is_the_distributed_default():
+    import inspect
+
+    from keras_augtune import distributed
+    from keras_augtune.tuner import AugmentTuner
+
+    default = inspect.signature(AugmentTuner.__init__).parameters["worker_timeout"].default
+    assert default == distributed.WORKER_TIMEOUT
