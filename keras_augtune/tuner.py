@@ -90,7 +90,6 @@ class AugmentTuner(keras_tuner.Tuner):
         project_name: as in Keras Tuner: the project folder's name.
         overwrite: as in Keras Tuner: start afresh instead of reloading the project.
         seed: as in Keras Tuner (also seeds the split, the trainings and the oracle).
-        max_model_size: as in Keras Tuner.
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
             many trials in a row fail (default 3).
         max_retries_per_trial: as in Keras Tuner: a trial that raised is run again up to this
@@ -107,6 +106,7 @@ class AugmentTuner(keras_tuner.Tuner):
             seconds without a heartbeat after which the chief takes a running trial back from
             its worker and hands it to another one (see ``docs/reliability.md``).
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner's and Keras's progress.
+        **kwargs: passed on to ``keras_tuner.Tuner`` (e.g. ``max_model_size``).
     """
 
     def __init__(
