@@ -158,9 +158,14 @@ class DeepAugment:
         oracle = self.tuner.oracle
         oracle.max_trials = len(oracle.trials) + iterations + (0 if oracle.trials else 1)
         self.tuner.search(self.images, self.labels)
-        rows = top_policies_table(self.tuner.results(), self.tuner.policy_space, TOP_POLICIES)
+        results = self.tuner.results()
+        rows = top_policies_table(results, self.tuner.policy_space, TOP_POLICIES)
         write_csv(self.top_policies_path, rows)
         write_csv(self.notebook_path, deepaugment_notebook(Notebook(self.tuner.notebook_path).read()))
+        #: Whether the best policy beat no augmentation beyond the noise (`results.Verdict`):
+        #: DeepAugment's table ranks by reward alone, so read this before using its first row.
+        self.verdict = results.verdict()
+        self.tuner.display.write(self.verdict.text)
         if self.logger is not None:
             self.logger.info(f"Top policies are saved to {self.top_policies_path}")
         self.top_policies = _as_table(rows)

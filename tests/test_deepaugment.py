@@ -42,4 +42,7 @@ def test_optimize_runs_n_policies_after_the_baseline_with_deepaugments_outputs(t
         assert sorted(samples) == ["1", "2", "3"]  # opt_samples=2 trainings, then the confirmation's third
         reward = next(r["mean_late_val_acc"] for r in table if str(r["trial_no"]) == trial)
         assert sum(samples.values()) / 3 == pytest.approx(reward)
+    # the verdict is the one results model's: a 1-epoch search has no policy beyond the noise to name
+    assert deepaug.verdict.text == deepaug.tuner.results().verdict().text
+    assert deepaug.verdict.better == (deepaug.verdict.interval is not None and deepaug.verdict.interval[0] > 0)
     assert deepaug.optimize(1) and len(deepaug.tuner.oracle.trials) == 3  # n more policies
