@@ -119,6 +119,22 @@ class PolicySpace:
         """All hyperparameter names of the space, in declaration order."""
         return [self.name(i, j, f) for i, j in self._slots() for f in _FIELDS]
 
+    @staticmethod
+    def parse_name(name: str) -> tuple[str, int, int, str] | None:
+        """``(prefix, sub_policy, op, field)`` of a name made by :meth:`name`, or None for any other name.
+
+        The inverse of :meth:`name` for every prefix, e.g.
+        ``parse_name("augment/sub_policy_2/op_1/magnitude") == ("augment", 2, 1, "magnitude")``.
+        """
+        parts = name.rsplit("/", 3)
+        if len(parts) != 4 or parts[3] not in _FIELDS or not parts[0]:
+            return None
+        prefix, sub, op, field = parts
+        sub_index, op_index = _index_after(sub, "sub_policy_"), _index_after(op, "op_")
+        if sub_index is None or op_index is None:
+            return None
+        return prefix, sub_index, op_index, field
+
     def _slots(self):
         return [(i, j) for i in range(self.num_sub_policies) for j in range(self.ops_per_sub_policy)]
 
@@ -252,6 +268,14 @@ def declare_policy_space(
 
 
 # ----------------------------------------------------------------------------- helpers
+def _index_after(text: str, head: str) -> int | None:
+    """The non-negative integer that follows ``head`` in ``text`` (``"op_3"``, ``"op_"`` -> 3), else None."""
+    if not text.startswith(head):
+        return None
+    digits = text[len(head):]
+    return int(digits) if digits.isdigit() and str(int(digits)) == digits else None
+
+
 def _values_of(values: Any) -> Mapping[str, Any]:
     if isinstance(values, Mapping):
         return values
