@@ -208,3 +208,119 @@ def test_candidates_none_when_everything_was_tried():
     generator = CandidateGenerator(encoder, num_candidates=16, num_parents=2)
     assert generator.generate(Rows(codes, active), lambda rows: np.zeros(len(rows)), tried,
                               np.random.default_rng(0)) is None
+
+
+# ----------------------------------------------------------------------------- policy pooling
+def policy_and_arch_space(**options):
+    from keras_augtune.space import PolicySpace
+
+    space = PolicySpace(num_sub_policies=2, ops_per_sub_policy=2, ops=["rotate", "cutout", "invert"], **options)
+    hp = space.hyperparameters()
+    hp.Float("learning_rate", 1e-4, 1e-1, sampling="log")
+    hp.Choice("ops_used", ["a", "b"])  # an architecture choice: never pooled
+    return space, hp
+
+
+def test_pooled_features_count_ops_over_all_slots():
+    space, hp = policy_and_arch_space()
+    encoder = SpaceEncoder(hp.space, pool_policies=True)
+    assert len(encoder.policy_groups) == 1 and encoder.policy_groups[0].ops == ("rotate", "cutout", "invert")
+    pooled = [n for n in encoder.feature_names if "/pooled/" in n]
+    assert pooled == [f"augment/pooled/{op}/{kind}" for kind in ("weight", "magnitude")
+                      for op in ("rotate", "cutout", "invert")]
+    policy = [[("rotate", 0.5, 0.2), ("rotate", 1.0, 0.8)], [("cutout", 0.25, 0.4), ("rotate", 0.0, 1.0)]]
+    values = dict(space.to_values(policy), learning_rate=1e-3, ops_used="a")
+    codes, active = encoder.encode_values([values])
+    features = encoder.features(codes, active)[0]
+    assert features.shape == (encoder.num_features,) == (len(encoder.feature_names),)
+    tail = dict(zip(pooled, features[-6:]))
+    assert tail["augment/pooled/rotate/weight"] == pytest.approx(1.5)
+    assert tail["augment/pooled/cutout/weight"] == pytest.approx(0.25)
+    assert tail["augment/pooled/invert/weight"] == 0.0
+    # probability-weighted mean magnitude (the probability-0 slot counts for almost nothing)
+    assert tail["augment/pooled/rotate/magnitude"] == pytest.approx((0.5 * 0.2 + 0.8 + 1e-3) / 1.501)
+    assert tail["augment/pooled/cutout/magnitude"] == pytest.approx(0.4)
+    assert tail["augment/pooled/invert/magnitude"] == -1.0
+    # Swapping sub-policies changes the slot features but not the pooled ones.
+    swapped = dict(space.to_values(policy[::-1]), learning_rate=1e-3, ops_used="a")
+    other = encoder.features(*encoder.encode_values([swapped]))[0]
+    np.testing.assert_allclose(other[-6:], features[-6:])
+    assert not np.allclose(other[:-6], features[:-6])
+
+
+def test_pooling_with_fixed_probabilities_and_without_policies():
+    from keras_augtune.space import PolicySpace
+
+    space = PolicySpace.deepaugment(num_sub_policies=2)
+    encoder = SpaceEncoder(space.hyperparameters().space, pool_policies=True)
+    (group,) = encoder.policy_groups
+    assert all(slot.fixed_probability == 1.0 and slot.probability is None for slot in group.slots)
+    values = space.to_values([[("crop", 1.0, 0.5), ("crop", 1.0, 0.1)], [("rotate", 1.0, 0.3), ("sharpen", 1.0, 0.9)]])
+    features = encoder.features(*encoder.encode_values([values]))[0]
+    weights = dict(zip(group.ops, features[-2 * len(group.ops):-len(group.ops)]))
+    assert weights["crop"] == 2.0 and weights["rotate"] == 1.0 and weights["invert"] == 0.0
+    assert SpaceEncoder(every_type_space().space, pool_policies=True).policy_groups == []
+
+
+# ----------------------------------------------------------------------------- initial design
+def test_space_filling_design_covers_every_op_early_and_stratifies():
+    from keras_augtune.oracle.initial_design import space_filling_design
+    from keras_augtune.space import PolicySpace
+
+    hp = PolicySpace().hyperparameters()  # 32 ops over 10 slots
+    hp.Int("units", 8, 256, step=8)
+    encoder = SpaceEncoder(hp.space, pool_policies=True)
+    units = space_filling_design(encoder, 8, np.random.default_rng(0))
+    codes, active = encoder.decode(units)
+    values = [encoder.values(codes[i], active[i]) for i in range(8)]
+    ops = [v[n] for v in values[:4] for n in v if n.endswith("/op")]
+    assert set(ops) == set(PolicySpace().ops)  # all 32 ops within 4 trials
+    # Latin hypercube: each column's 8 values fall in 8 different eighths of the unit range.
+    j = next(i for i, c in enumerate(encoder.columns) if c.name == "units")
+    assert sorted(np.floor(units[:, j] * 8).astype(int)) == list(range(8))
+    again = space_filling_design(encoder, 8, np.random.default_rng(0))
+    np.testing.assert_array_equal(again, units)
+
+
+# ----------------------------------------------------------------------------- targets
+def test_target_transforms_keep_the_order():
+    from keras_augtune.oracle.training_data import transform_scores
+
+    scores = np.array([0.3, -1.0, 2.0, 0.31, -0.99])
+    for target in ("standardise", "log", "rank"):
+        transformed = transform_scores(scores, target)
+        assert np.all(np.isfinite(transformed))
+        assert np.argsort(transformed).tolist() == np.argsort(scores).tolist()
+    rank = transform_scores(scores, "rank")
+    np.testing.assert_allclose(np.sort(rank), -np.sort(rank)[::-1])  # symmetric normal quantiles
+    log = transform_scores(scores, "log")
+    # log scaling spreads the best (lowest) scores apart relative to the worst ones
+    assert (log[4] - log[1]) / (log[2] - log[1]) > (scores[4] - scores[1]) / (scores[2] - scores[1])
+    with pytest.raises(ValueError, match="target"):
+        transform_scores(scores, "sqrt")
+
+
+# ----------------------------------------------------------------------------- local search
+def test_local_search_climbs_higher_than_random_sampling():
+    from keras_augtune.oracle.candidates import LocalSearch
+
+    hp = kt.HyperParameters()
+    for i in range(8):
+        hp.Float(f"x{i}", 0.0, 1.0)
+        hp.Choice(f"c{i}", ["a", "b", "c", "d"])
+    encoder = SpaceEncoder(hp.space)
+    target = np.linspace(0.1, 0.9, 8)
+
+    def score(rows):  # best at x = target and every choice "c"
+        x = rows.codes[:, 0::2]
+        return -np.abs(x - target).sum(axis=1) + (rows.codes[:, 1::2] == 2).sum(axis=1) * 0.2
+
+    rng = np.random.default_rng(0)
+    codes, active = encoder.decode(rng.random((3, encoder.dims)))
+    parents = Rows(codes, active)
+    tried = set(encoder.keys(codes, active))
+    local = LocalSearch(encoder, num_candidates=256, num_parents=3).generate(parents, score, tried, np.random.default_rng(1))
+    plain = CandidateGenerator(encoder, num_candidates=256, num_parents=3).generate(
+        parents, score, tried, np.random.default_rng(1))
+    assert local.scores.max() > plain.scores.max() + 0.2
+    assert not tried & set(encoder.keys(local.rows.codes, local.rows.active))

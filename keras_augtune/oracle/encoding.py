@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 
+from keras_augtune.oracle.pooling import find_policy_groups, pooled_features
+
 __all__ = ["Column", "SpaceEncoder", "INACTIVE"]
 
 #: Feature value of an inactive (or not yet existing) hyperparameter.
@@ -164,7 +166,7 @@ class Column:
 class SpaceEncoder:
     """Vectorised encoding of a Keras Tuner search space (``HyperParameters.space``)."""
 
-    def __init__(self, space: list):
+    def __init__(self, space: list, pool_policies: bool = False):
         self.space = list(space)
         self.columns: list[Column] = []
         self.slot: dict[int, int] = {}  # position in space -> column index (non-fixed only)
@@ -172,9 +174,12 @@ class SpaceEncoder:
             if not isinstance(hp, hp_module.Fixed):
                 self.slot[position] = len(self.columns)
                 self.columns.append(Column(hp))
-        self.num_features = sum(c.width for c in self.columns)
-        self.feature_names = [c.name for c in self.columns for _ in range(c.width)]
         self.num_values = np.array([c.num_values for c in self.columns])
+        #: Policy slots pooled into exchangeable features (``pooling``), when asked for.
+        self.policy_groups = find_policy_groups(self.columns, self.space) if pool_policies else []
+        self.feature_names = [c.name for c in self.columns for _ in range(c.width)]
+        self.feature_names += [name for group in self.policy_groups for name in group.feature_names]
+        self.num_features = len(self.feature_names)
 
     @property
     def dims(self) -> int:
@@ -239,7 +244,9 @@ class SpaceEncoder:
         """Forest features of code rows, shape ``(n, num_features)``."""
         if not self.columns:
             return np.zeros((codes.shape[0], 0))
-        return np.hstack([c.features(codes[:, j], active[:, j]) for j, c in enumerate(self.columns)])
+        parts = [c.features(codes[:, j], active[:, j]) for j, c in enumerate(self.columns)]
+        parts += [pooled_features(group, self.columns, codes, active) for group in self.policy_groups]
+        return np.hstack(parts)
 
     def keys(self, codes: np.ndarray, active: np.ndarray) -> list[bytes]:
         """Hashable identity of each row (active values only)."""

@@ -28,10 +28,11 @@ from keras_tuner.engine import oracle as oracle_module
 from keras_tuner.engine import trial as trial_module
 
 from keras_augtune.oracle.acquisition import ACQUISITIONS, make_acquisition
-from keras_augtune.oracle.candidates import CandidateGenerator
+from keras_augtune.oracle.candidates import MAXIMISERS, CandidateGenerator, LocalSearch
 from keras_augtune.oracle.encoding import SpaceEncoder
 from keras_augtune.oracle.forest import FORESTS, Forest
-from keras_augtune.oracle.training_data import FAILED_POLICIES, LIARS, Rows, TrainingData
+from keras_augtune.oracle.initial_design import INITIAL_DESIGNS, space_filling_design
+from keras_augtune.oracle.training_data import FAILED_POLICIES, LIARS, TARGETS, Rows, TrainingData
 
 __all__ = ["RandomForestOracle"]
 
@@ -78,6 +79,18 @@ class RandomForestOracle(oracle_module.Oracle):
         initial_values: Trials to run first, in order, before any proposal (a list of
             dicts of values; missing ones take their defaults). ``AugmentTuner`` puts
             the no-augmentation baseline here.
+        pool_policies: Add exchangeable-slot features for policy hyperparameters
+            (named as by ``PolicySpace``): per op, its probability-weighted count and
+            mean magnitude over all slots, so every trial informs every slot.
+        initial_design: ``"random"`` or ``"space_filling"`` (a Latin hypercube in
+            which policy slots cover every op as early as possible).
+        maximiser: How candidates are generated: ``"mutation"`` (random samples,
+            mutations of the best trials, one refinement round) or ``"local_search"``
+            (SMAC-style: sorted random samples plus hill climbs from the best points).
+        random_share: Share of model-phase proposals that are random samples instead
+            (interleaved exploration, as SMAC's 20 %).
+        target: Transformation of the scores before they are standardised:
+            ``"standardise"`` (none), ``"log"`` (SMAC's log scaling) or ``"rank"``.
         canonical_values: Optional callable mapping a trial's values dict to its
             canonical values dict (e.g. every policy that changes no image to the
             no-augmentation baseline's values). When given, a proposal whose canonical
@@ -106,6 +119,11 @@ class RandomForestOracle(oracle_module.Oracle):
         num_parents=5,
         constant_liar="mean",
         failed_trials="ignore",
+        pool_policies=False,
+        initial_design="random",
+        maximiser="mutation",
+        random_share=0.0,
+        target="standardise",
         initial_values=None,
         canonical_values=None,
         seed=None,
@@ -138,6 +156,11 @@ class RandomForestOracle(oracle_module.Oracle):
         self.num_parents = num_parents
         self.constant_liar = constant_liar
         self.failed_trials = failed_trials
+        self.pool_policies = pool_policies
+        self.initial_design = initial_design
+        self.maximiser = maximiser
+        self.random_share = random_share
+        self.target = target
         if initial_values is not None and (
             not isinstance(initial_values, (list, tuple)) or not all(isinstance(v, dict) for v in initial_values)
         ):
@@ -156,7 +179,7 @@ class RandomForestOracle(oracle_module.Oracle):
     _OPTIONS = (
         "num_initial_points", "acquisition", "n_estimators", "forest", "min_samples_leaf",
         "max_features", "max_samples", "xi", "kappa", "num_candidates", "num_parents", "constant_liar",
-        "failed_trials", "initial_values",
+        "failed_trials", "pool_policies", "initial_design", "maximiser", "random_share", "target", "initial_values",
     )
 
     def _validate_options(self):
@@ -183,6 +206,18 @@ class RandomForestOracle(oracle_module.Oracle):
             raise ValueError(f"`constant_liar` must be one of {LIARS}, got {self.constant_liar!r}.")
         if self.failed_trials not in FAILED_POLICIES:
             raise ValueError(f"`failed_trials` must be one of {FAILED_POLICIES}, got {self.failed_trials!r}.")
+        for name, value, choices in (
+            ("initial_design", self.initial_design, INITIAL_DESIGNS),
+            ("maximiser", self.maximiser, MAXIMISERS),
+            ("target", self.target, TARGETS),
+        ):
+            if value not in choices:
+                raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+        if not isinstance(self.pool_policies, bool):
+            raise ValueError(f"`pool_policies` must be True or False, got {self.pool_policies!r}.")
+        share = self.random_share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
+            raise ValueError(f"`random_share` must be a number in [0, 1), got {share!r}.")
         for name in ("xi", "kappa"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
@@ -220,7 +255,7 @@ class RandomForestOracle(oracle_module.Oracle):
         if queued is not None:
             return {"status": trial_module.TrialStatus.RUNNING, "values": queued}
         rng = np.random.default_rng([int(self.seed), index])
-        encoder = SpaceEncoder(self.hyperparameters.space)
+        encoder = SpaceEncoder(self.hyperparameters.space, pool_policies=self.pool_policies)
         trials = self._trials_in_order()
         rows = self._encode_trials(encoder, trials)
         tried = set(encoder.keys(rows.codes, rows.active))
@@ -229,6 +264,12 @@ class RandomForestOracle(oracle_module.Oracle):
         if self.acquisition != "random":
             data = self._training_data(trials, rows)
         if data is None or len(data.observed) < max(self.num_initial_points, 2):
+            values = None
+            if self.initial_design == "space_filling" and self.acquisition != "random":
+                values = self._design_proposal(encoder, tried, canonical_seen)
+            if values is None:
+                values = self._random_proposal(encoder, rng, tried, canonical_seen)
+        elif self.random_share and np.random.default_rng([int(self.seed), index, 5]).random() < self.random_share:
             values = self._random_proposal(encoder, rng, tried, canonical_seen)
         else:
             values = self._model_proposal(encoder, rng, tried, canonical_seen, data, index)
@@ -324,6 +365,18 @@ class RandomForestOracle(oracle_module.Oracle):
                     tried.add(key)
         return None
 
+    def _design_proposal(self, encoder, tried, canonical_seen):
+        """The first row of the space-filling initial design that is new (None when all were tried)."""
+        size = max(self.num_initial_points, 2)
+        units = space_filling_design(encoder, size, np.random.default_rng([int(self.seed), 0, 3]))
+        codes, active = encoder.decode(units)
+        for i, key in enumerate(encoder.keys(codes, active)):
+            if key not in tried:
+                values = encoder.values(codes[i], active[i])
+                if self._is_new(values, canonical_seen):
+                    return values
+        return None
+
     def _training_data(self, trials, rows: Rows) -> TrainingData | None:
         """Completed, failed and running trials, with the scores to minimise."""
         running_ids = {t.trial_id for t in self.ongoing_trials.values()}
@@ -331,7 +384,7 @@ class RandomForestOracle(oracle_module.Oracle):
 
     def _fit(self, encoder, data: TrainingData, random_state, with_lies=True):
         """Fit the forest; returns (forest, standardised observed scores)."""
-        rows, targets, y = data.fit_set(self.failed_trials, self.constant_liar, with_lies)
+        rows, targets, y = data.fit_set(self.failed_trials, self.constant_liar, with_lies, self.target)
         forest = Forest(
             self.forest, self.n_estimators, self.min_samples_leaf, self.max_features, random_state, self.max_samples
         )
@@ -348,7 +401,8 @@ class RandomForestOracle(oracle_module.Oracle):
             return acquisition(mu, sigma, best)
 
         parents = data.observed.take(np.argsort(y, kind="stable")[: self.num_parents])
-        generator = CandidateGenerator(encoder, self.num_candidates, self.num_parents)
+        kind = LocalSearch if self.maximiser == "local_search" else CandidateGenerator
+        generator = kind(encoder, self.num_candidates, self.num_parents)
         pool = generator.generate(parents, score, tried, rng)
         if pool is not None:
             for i in pool.best_first()[:_MAX_CHECKED]:

@@ -7,6 +7,7 @@ import math
 from typing import Iterable
 
 import numpy as np
+from scipy import stats
 from keras_tuner.engine import trial as trial_module
 
 __all__ = ["Rows", "TrainingData"]
@@ -14,6 +15,8 @@ __all__ = ["Rows", "TrainingData"]
 #: Scores given to running trials ("constant liar") and how failed trials are fitted.
 LIARS = ("mean", "best", "worst")
 FAILED_POLICIES = ("ignore", "worst")
+#: Transformations of the minimised scores before they are standardised and fitted.
+TARGETS = ("standardise", "log", "rank")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,20 +75,30 @@ class TrainingData:
             return None
         return cls(rows.take(observed), np.array(scores), rows.take(failed), rows.take(running))
 
-    def standardised_scores(self) -> np.ndarray:
-        """The observed scores, centred and scaled to unit standard deviation."""
-        center = float(np.mean(self.scores))
-        scale = float(np.std(self.scores)) or 1.0
-        return (self.scores - center) / scale
+    def standardised_scores(self, target: str = "standardise") -> np.ndarray:
+        """The observed scores, transformed, then centred and scaled to unit standard deviation.
 
-    def fit_set(self, failed_trials: str = "ignore", constant_liar: str = "mean", with_lies: bool = True):
+        ``target``: ``"standardise"`` (no transformation); ``"log"``: SMAC's log scaling,
+        ``log((y - lo) / (max - lo))`` with ``lo`` below the minimum by the distance from
+        the minimum to the 5th percentile, which spreads the best scores apart;
+        ``"rank"``: normal quantiles of the ranks (a Gaussian copula: only the order counts).
+        """
+        y = transform_scores(self.scores, target)
+        center = float(np.mean(y))
+        scale = float(np.std(y)) or 1.0
+        return (y - center) / scale
+
+    def fit_set(
+        self, failed_trials: str = "ignore", constant_liar: str = "mean", with_lies: bool = True,
+        target: str = "standardise",
+    ):
         """Rows and targets to fit, and the standardised observed scores.
 
-        Returns ``(rows, targets, y)``: the observed trials with ``y`` (standardised
-        scores); with ``failed_trials="worst"`` the failed trials with the worst ``y``;
-        with ``with_lies`` the running trials with the ``constant_liar`` score.
+        Returns ``(rows, targets, y)``: the observed trials with ``y`` (transformed and
+        standardised scores); with ``failed_trials="worst"`` the failed trials with the
+        worst ``y``; with ``with_lies`` the running trials with the ``constant_liar`` score.
         """
-        y = self.standardised_scores()
+        y = self.standardised_scores(target)
         parts, targets = [self.observed], [y]
         if failed_trials == "worst" and len(self.failed):
             parts.append(self.failed)
@@ -103,3 +116,19 @@ def is_finite(score) -> bool:
         return score is not None and math.isfinite(float(score))
     except (TypeError, ValueError):
         return False
+
+
+def transform_scores(scores: np.ndarray, target: str) -> np.ndarray:
+    """Minimised scores under one of :data:`TARGETS` (order preserved)."""
+    scores = np.asarray(scores, dtype=float)
+    if target == "standardise" or scores.size < 2:
+        return scores
+    if target == "log":
+        low, high = float(scores.min()), float(scores.max())
+        if high == low:
+            return np.zeros_like(scores)
+        floor = low - (float(np.percentile(scores, 5)) - low) - 1e-10 * max(1.0, abs(low))
+        return np.log((scores - floor) / (high - floor))
+    if target == "rank":
+        return stats.norm.ppf((stats.rankdata(scores) - 0.5) / scores.size)
+    raise ValueError(f"`target` must be one of {TARGETS}, got {target!r}.")
