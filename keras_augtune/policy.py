@@ -172,19 +172,10 @@ class Policy:
         if "sub_policies" not in data:
             raise ValueError("Field 'sub_policies' is missing: expected a list of lists of "
                              "{'op', 'probability', 'magnitude'} objects.")
-        subs = data["sub_policies"]
-        if not isinstance(subs, list):
-            raise ValueError(f"Field 'sub_policies' must be a list, got {type(subs).__name__}.")
-        if len(subs) > MAX_SUB_POLICIES:
-            raise ValueError(f"Field 'sub_policies' holds {len(subs):,} sub-policies; a policy may have at most "
-                             f"{MAX_SUB_POLICIES:,}.")
+        subs = _bounded_list(data["sub_policies"], "sub_policies", MAX_SUB_POLICIES, "sub-policies", "a policy")
         steps = []
         for i, sub in enumerate(subs):
-            if not isinstance(sub, list):
-                raise ValueError(f"Field 'sub_policies[{i}]' must be a list, got {type(sub).__name__}.")
-            if len(sub) > MAX_OPS_PER_SUB_POLICY:
-                raise ValueError(f"Field 'sub_policies[{i}]' holds {len(sub):,} ops; a sub-policy may have at most "
-                                 f"{MAX_OPS_PER_SUB_POLICY}.")
+            _bounded_list(sub, f"sub_policies[{i}]", MAX_OPS_PER_SUB_POLICY, "ops", "a sub-policy")
             row = []
             for j, step in enumerate(sub):
                 where = f"sub_policies[{i}][{j}]"
@@ -318,6 +309,15 @@ def _short(value: Any) -> str:
     """``repr(value)``, with a huge number written as its number of digits."""
     text = repr(value)
     return f"a {len(text.lstrip('-'))}-digit number" if isinstance(value, int) and len(text) > 20 else text[:80]
+
+
+def _bounded_list(value: Any, field: str, limit: int, items: str, holder: str) -> list:
+    """``value`` when it is a list of at most ``limit`` items, else a one-line ``ValueError``."""
+    if not isinstance(value, list):
+        raise ValueError(f"Field '{field}' must be a list, got {type(value).__name__}.")
+    if len(value) > limit:
+        raise ValueError(f"Field '{field}' holds {len(value):,} {items}; {holder} may have at most {limit:,}.")
+    return value
 
 
 def _parse_step(step: Any, where: str) -> PolicyOp:
