@@ -11,7 +11,9 @@ tiny settings. Two things are added, nothing else (imports are the page's own bu
   (an uncompiled one) and an ``augtune_runs/best_policies.json`` as ``keras-augtune
   search`` writes it.
 * **Size substitutions** (:data:`SUBSTITUTIONS`): ``max_trials=…`` becomes 2,
-  ``epochs=…`` and ``child_epochs`` 1, ``train_set_size=…`` 120, ``optimize(…)`` 1.
+  ``epochs=…`` and ``child_epochs`` 1, ``train_set_size=…`` 120, ``optimize(…)`` 1; and
+  ``AugmentTuner``'s confirmation defaults shrink to ``confirm_top_k=1``,
+  ``confirm_executions=2`` (one extra paired training each for the winner and the baseline).
 """
 
 from __future__ import annotations
@@ -84,7 +86,12 @@ def test_pages_have_python_blocks_to_run():
 
 @pytest.mark.parametrize("page", [p for p in PAGES if _blocks(p)], ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_code_runs(page, tmp_path, monkeypatch):
+    from keras_augtune.tuner import AugmentTuner
+
     monkeypatch.chdir(tmp_path)
+    defaults = AugmentTuner.__init__.__kwdefaults__
+    monkeypatch.setitem(defaults, "confirm_top_k", 1)
+    monkeypatch.setitem(defaults, "confirm_executions", 2)
     namespace = {"__name__": "__doc_snippet__", **_stand_ins(tmp_path)}
     for number, code in enumerate(_blocks(page), start=1):
         try:
