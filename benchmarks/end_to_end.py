@@ -82,6 +82,8 @@ def parse_args(argv=None):
                         "a tie goes to the first listed)")
     p.add_argument("--scales", default="1,0.5,1.5,2",
                    help="magnitude scales of the searched policy to pick from (a tie goes to the first listed)")
+    p.add_argument("--reuse-searches", action="store_true",
+                   help="reload finished searches from <out>/e2e_<name><tag>/ instead of running them again")
     p.add_argument("--tag", default="", help="suffix of the output files, to keep variants apart")
     p.add_argument("--configs", default="all",
                    help=f"comma-separated subset of the final configurations: {', '.join(CONFIGS)} (default all)")
@@ -185,7 +187,7 @@ def search(method, x, y, xv, yv, seed, args, directory):
                                   simple_cnn(x.shape[1:], int(y.max()) + 1, width=args.child_width)])
     tuner = AugmentTuner(
         model, max_trials=args.trials, method=method, child_epochs=args.child_epochs,
-        batch_size=64, directory=directory, project_name=f"{method}_seed{seed}", overwrite=True,
+        batch_size=64, directory=directory, project_name=f"{method}_seed{seed}", overwrite=not args.reuse_searches,
         seed=seed + 1, verbose=1, reward_max_gap=args.reward_max_gap,
     )
     start = time.time()
@@ -194,7 +196,7 @@ def search(method, x, y, xv, yv, seed, args, directory):
     best = tuner.get_best_policies(1)[0]
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
     return {"method": method, "seed": seed, "wall_s": wall, "trials": len(tuner.oracle.trials),
-            "completed": len(completed), "best_reward": best.metadata["reward"],
+            "completed": len(completed), "best_reward": best.metadata["reward"], "reused": args.reuse_searches,
             "baseline_reward": tuner.baseline_reward(), "best_policy": best.to_dict(),
             "rewards": [t.score for t in sorted(completed, key=lambda t: t.trial_id)]}
 
@@ -361,7 +363,8 @@ def _write(results, args, name):
     if results["searches"]:
         lines += ["", "| search | trials | wall time | best reward | baseline reward |", "|---|---|---|---|---|"]
     for r in results["searches"]:
-        lines.append(f"| {r['method']} (seed {r['seed']}) | {r['completed']} | {r['wall_s'] / 60:.1f} min | "
+        wall = "reloaded (run earlier)" if r.get("reused") else f"{r['wall_s'] / 60:.1f} min"
+        lines.append(f"| {r['method']} (seed {r['seed']}) | {r['completed']} | {wall} | "
                      f"{r['best_reward']:.4f} | {r['baseline_reward']:.4f} |")
     seconds = [t for ts in results["final_seconds"].values() for t in ts]
     if seconds:
