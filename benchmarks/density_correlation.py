@@ -35,10 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-try:  # the reward moves to keras_augtune.evaluation.reward (issue 15); older trees have objective.py
-    from keras_augtune.evaluation.reward import overfit_filtered_reward
-except ImportError:
-    from keras_augtune.objective import overfit_filtered_reward
+from keras_augtune.evaluation.reward import overfit_filtered_reward  # noqa: E402
 
 VARIANTS = ("accuracy_mean", "accuracy_best", "neg_loss_mean", "neg_loss_best")
 

@@ -93,10 +93,8 @@ def load(args):
 
 
 def reward_function():
-    try:  # the reward may move (issue 15); import it from wherever this branch has it
-        from keras_augtune.evaluation.reward import overfit_filtered_reward
-    except ImportError:
-        from keras_augtune.objective import overfit_filtered_reward
+    from keras_augtune.evaluation.reward import overfit_filtered_reward
+
     return overfit_filtered_reward
 
 

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from keras_augtune.data import check_dataset, stratified_folds
-from keras_augtune.policy import as_policy, derive_call_seed
+from keras_augtune.policy import as_policy
+from keras_augtune.seeds import derive_call_seed
 
 METRICS = ("accuracy", "loss")
 REDUCTIONS = ("mean", "best")
