@@ -135,6 +135,25 @@ def stratified_split(y: np.ndarray, held_out: float | int, seed: int | None, wha
     return np.sort(kept), np.sort(held)
 
 
+def stratified_folds(y: np.ndarray, folds: int, seed: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified K-fold indices: ``folds`` pairs (kept, held_out); every item is held out once.
+
+    Raises a clear error when a class has fewer than ``folds`` items (some fold would lack it).
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds!r}.")
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < folds:
+        raise ValueError(
+            f"Too few images for {folds} stratified folds: class {classes[counts.argmin()]} has "
+            f"{counts.min()} image(s), and every fold needs one of each class. Add data or use fewer folds."
+        )
+    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
+    return [(np.sort(kept), np.sort(held)) for kept, held in splitter.split(np.zeros(len(y)), y)]
+
+
 def stratified_subsample(y: np.ndarray, size: int, seed: int | None) -> np.ndarray:
     """Indices of a stratified subsample of ``size`` items (all of them when ``size == len(y)``)."""
     check_int("train_set_size", size)

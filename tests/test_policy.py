@@ -144,3 +144,26 @@ def test_float_range_declared():
     x = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32) * 255
     out = Policy([[("invert", 1.0, 1.0)]]).augment(x, value_range=(0, 255))
     assert np.allclose(out, 255 - x, atol=1.0)
+
+
+def test_scaled_multiplies_and_clips_magnitudes_only():
+    p = Policy(EXAMPLE, metadata={"reward": 0.9})
+    q = p.scaled(1.5)
+    assert [[(s.op, s.probability) for s in sub] for sub in q.sub_policies] == \
+        [[(s.op, s.probability) for s in sub] for sub in p.sub_policies]
+    assert [s.magnitude for sub in q.sub_policies for s in sub] == [0.75, 0.0, pytest.approx(0.45)]
+    assert p.scaled(3).sub_policies[0][0].magnitude == 1.0  # clipped
+    assert q.metadata == {"reward": 0.9, "magnitude_scale": 1.5}
+    assert q.scaled(2).metadata["magnitude_scale"] == 3.0  # scales compose
+    assert p.scaled(1) == p and p.metadata == {"reward": 0.9}  # the original is untouched
+    assert all(s.magnitude == 0.0 for sub in p.scaled(0).sub_policies for s in sub)
+    assert Policy.from_json(q.to_json()).metadata["magnitude_scale"] == 1.5
+
+
+@pytest.mark.parametrize("factor,exc", [
+    (-0.5, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+    ("2", TypeError), (None, TypeError), (True, TypeError),
+])
+def test_scaled_bad_factor(factor, exc):
+    with pytest.raises(exc, match="scale factor must be a finite number >= 0"):
+        Policy(EXAMPLE).scaled(factor)

@@ -46,7 +46,14 @@ def test_end_to_end_benchmark_quick(tmp_path):
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((tmp_path / "end_to_end_digits.json").read_text())
-    assert {"no augmentation", "crop + searched policy"} <= set(results["finals"])
+    assert {"no augmentation", "crop", "crop + TrivialAugment", "crop + searched policy",
+            "crop + random-search best"} <= set(results["finals"])
+    assert any(k.startswith("crop + RandAugment(N=") for k in results["finals"])  # grid-picked
+    assert any(k.startswith("crop + searched policy × ") for k in results["finals"])  # scale picked
+    assert set(results["selection"]) == {"RandAugment", "scale"}
+    assert results["reference"] == "crop + TrivialAugment"
+    assert {len(errors) for errors in results["finals"].values()} == {2}  # every configuration, same seeds
     assert all(0.0 <= e <= 1.0 for errors in results["finals"].values() for e in errors)
+    assert "paired difference vs crop + TrivialAugment" in (tmp_path / "end_to_end_digits.md").read_text()
     assert [r["method"] for r in results["searches"]] == ["bayesian", "random"]
     assert np.isfinite(results["searches"][0]["best_reward"])

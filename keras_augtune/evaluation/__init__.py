@@ -1,1 +1,1 @@
-"""Evaluation: how a trained child model is scored (the reward of a trial)."""
+"""Ways to score an augmentation policy: the training reward and density matching."""
