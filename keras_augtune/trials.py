@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from keras_tuner.engine.trial import TrialStatus
 
 __all__ = ["TrialStatus", "COMPLETED", "FAILED", "INVALID", "RUNNING", "FINISHED", "UNSUCCESSFUL",
+           "BUDGET_PREFIX", "EPOCHS", "INITIAL_EPOCH", "RESUME_FROM", "BRACKET", "ROUND", "budget_of", "without_budget",
            "trial_index", "trial_order_key", "in_order", "failure_reason"]
 
 COMPLETED = TrialStatus.COMPLETED
@@ -23,6 +24,28 @@ RUNNING = TrialStatus.RUNNING
 FINISHED = (COMPLETED, FAILED, INVALID)
 #: A trial that ended without a result.
 UNSUCCESSFUL = (FAILED, INVALID)
+
+# A multi-fidelity trial's budget, in the values Keras Tuner's ``HyperbandOracle`` (and
+# ``keras_augtune.oracle.RandomForestHyperbandOracle``) give it: train up to epoch ``EPOCHS``
+# from epoch ``INITIAL_EPOCH``, starting from the weights of trial ``RESUME_FROM`` when set.
+#: Every budget value's name starts with this (they are not hyperparameters of the model).
+BUDGET_PREFIX = "tuner/"
+EPOCHS = "tuner/epochs"
+INITIAL_EPOCH = "tuner/initial_epoch"
+RESUME_FROM = "tuner/trial_id"
+BRACKET = "tuner/bracket"
+ROUND = "tuner/round"
+
+
+def budget_of(values: Any) -> int | None:
+    """The epochs a trial trains up to (``tuner/epochs``), or None for a trial without a budget."""
+    epochs = getattr(values, "values", values).get(EPOCHS)
+    return None if epochs is None else int(epochs)
+
+
+def without_budget(values: Any) -> dict:
+    """A trial's values without the budget values (what its policy and model are)."""
+    return {k: v for k, v in getattr(values, "values", values).items() if not str(k).startswith(BUDGET_PREFIX)}
 
 
 def trial_index(trial_id: Any) -> int:
