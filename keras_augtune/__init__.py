@@ -14,7 +14,8 @@ The package, in the order a search runs through it:
   -> ``tuner`` (the trial lifecycle; ``distributed``) -> ``results`` (baseline, ranking,
   gains, the policies file) -> ``report``, ``plot``, ``cli``, ``deepaugment``;
 * shared underneath: ``data`` and ``images`` (input checks and loaders), ``files`` (atomic
-  writes, lock, notebook), ``trials`` (status names, order), ``seeds``, ``checks``, and
+  writes, lock, notebook), ``trials`` (status names, order), ``seeds``, ``checks``,
+  ``registration`` (the layer known to Keras's loader, without importing Keras early), and
   ``compat`` (the private Keras Tuner internals used, with why).
 
 The public names below are imported on first use, so ``import keras_augtune`` (and the
@@ -73,3 +74,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_augtune.space import PolicySpace, declare_policy_space
     from keras_augtune.results import load_policies
     from keras_augtune.tuner import AugmentTuner
+
+
+# A .keras file holding PolicyAugmentation loads after a plain `import keras_augtune`, yet this
+# import stays free of TensorFlow: see keras_augtune.registration for why it is done this way.
+from keras_augtune import registration as _registration  # noqa: E402
+
+_registration.register_when_keras_loads()

@@ -9,6 +9,9 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
 * ``BaseTuner._populate_initial_space``: Keras Tuner builds the hypermodel at construction
   to find the space, but the child needs the data's shape first; ``AugmentTuner`` overrides
   this hook to only declare the space, and runs Keras Tuner's own exploration in ``search``.
+* ``Tuner._build_hypermodel``: the hook Keras Tuner's ``Hyperband`` overrides to start a
+  continued trial (``tuner/trial_id``) from its parent's weights; ``AugmentTuner`` overrides
+  it the same way, so that any oracle's Hyperband trials continue (``_try_build`` calls it).
 * ``Tuner._get_checkpoint_fname``: where a trial's weights must be saved for
   ``get_best_models`` (``Tuner.load_model``) to find them.
 * ``Oracle._set_project_dir``, ``Oracle._project_dir``: reloading a search's oracle from disk

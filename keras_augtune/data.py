@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from keras_augtune.checks import check_int
-from keras_augtune.images import check_images
+from keras_augtune.images import DataWarning, check_images  # noqa: F401 (DataWarning: also imported from here)
 
 #: The fraction of the images held out for validation when no validation data is given.
 VALIDATION_SPLIT = 0.2
@@ -21,10 +21,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 #: Labels are class ids 0..K-1 with K at most this (ImageNet-21k has 21,841 classes): a
 #: larger id is a mistake (an unmapped id, a hash), and would allocate K class names and outputs.
 MAX_CLASSES = 100_000
-
-
-class DataWarning(UserWarning):
-    """Something about the data the user should know (e.g. images of mixed sizes were resized)."""
 
 
 @dataclass

@@ -93,11 +93,13 @@ def numpy_function(fn: Callable[[np.ndarray], np.ndarray], tensor: Any, name: st
 
 
 def tf_map(policy: "Policy", batched: bool | None = None, seed: int | None = None,
-           value_range: tuple[float, float] | None = None, num_workers: int = 0):
+           value_range: tuple[float, float] | None = None, num_workers: int = 0, image_key: str = "image"):
     """A ``tf.data`` map function: see :meth:`Policy.tf_map <keras_augtune.Policy.tf_map>`."""
     import tensorflow as tf
 
     num_workers = check_int("num_workers", num_workers, minimum=0)
+    if not isinstance(image_key, str):
+        raise TypeError(f"image_key must be the name of the image feature (a str), got {type(image_key).__name__}.")
     calls = itertools.count()
     pool = _worker_pool(num_workers) if num_workers else None
 
@@ -112,12 +114,31 @@ def tf_map(policy: "Policy", batched: bool | None = None, seed: int | None = Non
                 out = augment(policy, batch, seed=call_seed, value_range=value_range)
         return out[0] if single else out
 
+    def augment_tensor(image):
+        return numpy_function(augment_array, image, name="keras_augtune_policy")
+
     @tf.autograph.experimental.do_not_convert  # plain Python, nothing for autograph to convert
-    def map_fn(image, *rest):
-        image = numpy_function(augment_array, image, name="keras_augtune_policy")
-        return (image, *rest) if rest else image
+    def map_fn(first, *rest):
+        # an image; (image, label, ...); a dict of features; or (dict of features, label, ...)
+        if isinstance(first, dict):
+            first = {**first, image_key: augment_tensor(_feature(first, image_key))}
+        else:
+            first = augment_tensor(first)
+        return (first, *rest) if rest else first
 
     return map_fn
+
+
+def _feature(features: dict, key: str) -> Any:
+    """``features[key]``, or a ``KeyError`` naming the keys there are (and the closest one)."""
+    if key not in features:
+        import difflib
+
+        close = difflib.get_close_matches(key, [str(k) for k in features], n=1, cutoff=0.5)
+        hint = f" Did you mean image_key={close[0]!r}?" if close else " Pass image_key= naming the image feature."
+        raise KeyError(f"The dataset's elements are dicts without the image feature {key!r} (they have "
+                       f"{', '.join(repr(k) for k in features)}).{hint}")
+    return features[key]
 
 
 _POOLS: dict[int, Any] = {}

@@ -21,8 +21,13 @@ class PolicyAugmentation(keras.layers.Layer):
 
     Args:
         policy: a ``Policy`` (or its dict / JSON form).
-        value_range: the range of the layer's (float) inputs, default ``(0, 255)`` as
-            Keras's own image augmentation layers.
+        value_range: the range of the layer's inputs. Default: the package's one rule
+            (:mod:`keras_augtune.images`), as for ``Policy.augment`` and ``Policy.tf_map``:
+            (0, 255) for integer inputs, (0, 1) for float inputs. A Keras model's inputs are
+            float, so declare ``value_range=(0, 255)`` when they hold 0-255 pixels (Keras's own
+            augmentation layers assume that range); inputs outside the range raise a
+            ``ValueError`` saying so, and float inputs all within [0, 1] under a 0-255 range
+            warn (they would be rounded to two levels).
         seed: optional int for reproducible augmentation (call k uses seed (seed, k)).
 
     The layer runs imgaug on the CPU through ``tf.numpy_function`` and therefore
@@ -30,11 +35,11 @@ class PolicyAugmentation(keras.layers.Layer):
     backends, augment in the ``tf.data`` pipeline with ``policy.tf_map()`` instead.
     """
 
-    def __init__(self, policy: Any, value_range: Any = (0, 255), seed: int | None = None, **kwargs):
+    def __init__(self, policy: Any, value_range: Any = None, seed: int | None = None, **kwargs):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         self.policy = as_policy(policy)
-        self.value_range = check_value_range(value_range)
+        self.value_range = None if value_range is None else check_value_range(value_range)
         self.seed = check_seed(seed)
         self._calls = itertools.count()
 
@@ -65,7 +70,8 @@ class PolicyAugmentation(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(policy=self.policy.to_dict(), value_range=list(self.value_range), seed=self.seed)
+        config.update(policy=self.policy.to_dict(), seed=self.seed,
+                      value_range=None if self.value_range is None else list(self.value_range))
         return config
 
     @classmethod

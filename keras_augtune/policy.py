@@ -293,12 +293,14 @@ class Policy:
         return execution.augment(self, images, seed=seed, value_range=value_range)
 
     def tf_map(self, batched: bool | None = None, seed: int | None = None,
-               value_range: tuple[float, float] | None = None, num_workers: int = 0):
+               value_range: tuple[float, float] | None = None, num_workers: int = 0, image_key: str = "image"):
         """A ``tf.data`` map function: ``ds.map(policy.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)``.
 
-        Elements may be an image or a tuple ``(image, label, ...)``; only the image
-        is augmented. ``batched=None`` decides from the rank: 4 is a batch; 3 is one
-        image when the last axis is 1 or 3, else a batch of grayscale images; 2 is
+        Elements may be an image, a tuple ``(image, label, ...)``, a dict of features
+        (``{"image": ..., "label": ...}``, as tfds gives) or a tuple ``(features, label)``;
+        only the image (the feature named ``image_key``) is augmented. ``batched=None``
+        decides from the rank: 4 is a batch; 3 is one image when the last axis is 1, 3
+        or 4 (RGBA, refused with a clear error), else a batch of grayscale images; 2 is
         one grayscale image. With a ``seed``, call k uses the derived seed (seed, k):
         bit-exact only when calls run in order (``num_parallel_calls=None``).
 
@@ -307,7 +309,8 @@ class Policy:
         (same outputs for the same seeds), which uses N cores; map batched elements
         with ``num_parallel_calls >= N`` so that N batches are in flight.
         """
-        return execution.tf_map(self, batched=batched, seed=seed, value_range=value_range, num_workers=num_workers)
+        return execution.tf_map(self, batched=batched, seed=seed, value_range=value_range, num_workers=num_workers,
+                                image_key=image_key)
 
 
 def read_policy_json(text_or_path: str) -> Any:

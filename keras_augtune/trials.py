@@ -7,6 +7,7 @@ constants, which are plain strings) and trials are ordered one way.
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Any, Iterable
 
@@ -64,12 +65,42 @@ def in_order(trials: Iterable[Any]) -> list[Any]:
     return sorted(trials, key=lambda t: trial_order_key(t.trial_id))
 
 
+#: Keras Tuner's own error classes: their text is the reason (keras_augtune wraps a child's
+#: exception as ``FailedTrialError("ValueError: ...")``, so the inner type stays visible).
+_WRAPPERS = ("FailedTrialError", "FatalError")
+#: Longest reason shown (a display line, a report row).
+REASON_LIMIT = 300
+
+
 def failure_reason(message: str | None) -> str:
-    """The last line of a failed trial's message (its traceback), without the error's class path."""
-    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
-    if not lines:
+    """A failed trial's reason, on one line: the exception's type and its meaningful line.
+
+    ``message`` is what Keras Tuner stores (the traceback). The reason is the last
+    exception's first line, prefixed by its class name (without the module path; Keras
+    Tuner's ``FailedTrialError`` wrapper is dropped); when that line only introduces
+    what follows (it ends with ``:``), the next line is added. A message that is not a
+    traceback gives its first line.
+    """
+    lines = [line.rstrip() for line in (message or "").strip().splitlines()]
+    if not any(lines):
         return "unknown error"
-    last = lines[-1]
-    for prefix in ("keras_tuner.src.errors.FailedTrialError: ", "keras_tuner.errors.FailedTrialError: "):
-        last = last[len(prefix):] if last.startswith(prefix) else last
-    return last
+    heads = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if heads:  # the exception text follows the last traceback's (indented) frames
+        body = lines[heads[-1] + 1:]
+        while body and (not body[0] or body[0][0].isspace()):
+            body.pop(0)
+    else:
+        body = lines
+    body = [line.strip() for line in body if line.strip()]
+    if not body:
+        return "unknown error"
+    name, sep, text = body[0].partition(": ")
+    name = name.rsplit(".", 1)[-1] if sep and re.fullmatch(r"[\w.]+", name) else ""
+    if not name:
+        text = body[0]
+    elif name in _WRAPPERS:
+        name = ""
+    reason = f"{name}: {text}" if name else text
+    if reason.endswith(":") and len(body) > 1:
+        reason = f"{reason} {body[1]}"
+    return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 3] + "..."

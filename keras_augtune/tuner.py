@@ -29,7 +29,7 @@ from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
 from keras_augtune.seeds import trial_seed
-from keras_augtune.space import PolicySpace, architecture_values, baseline_values
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline
 from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
 from keras_augtune.warm_start import WarmStart
 
@@ -62,12 +62,24 @@ class AugmentTuner(keras_tuner.Tuner):
         child_epochs, batch_size: training of each child model.
         child_first_train_epochs: if > 0, pretrain the child once without augmentation
             for this many epochs; each trial starts from those weights with a fresh optimizer.
-        pretrained_weights_path: where the warm-start weights are kept (default in the project dir).
+            One pretraining per architecture (layers and weight shapes, not learning rate,
+            batch size or dropout), input shape, data and pretraining setting: a file made
+            under another is never loaded (:mod:`keras_augtune.warm_start`).
+        pretrained_weights_path: where the warm-start weights are kept: a folder (default
+            ``warm_start`` in the project dir) or a ``.weights.h5`` file.
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
-            many trials in a row fail (default 3); a failed trial is never retried.
+            many trials in a row fail (default 3).
+        max_retries_per_trial: as in Keras Tuner: a trial that raised is run again up to this
+            many times (default 0: a failed trial is never retried; a diverging child never is).
+        hyperparameters, tune_new_entries, allow_new_entries: as in Keras Tuner, for the
+            child's own hyperparameters; the policy's (``augment/*``) are always searched.
+        oracle: any Keras Tuner oracle instead of the built-in random forest (then pass the
+            oracle's own arguments to it). Its ``tuner/epochs`` and ``tuner/initial_epoch``
+            (Hyperband) set each trial's epochs, and its first trial is the no-augmentation
+            baseline when ``baseline_trial``.
         worker_timeout: distributed search only (``KERASTUNER_*`` environment variables):
             seconds without a heartbeat after which the chief takes a running trial back from
             its worker and hands it to another one (see ``docs/reliability.md``).
@@ -106,6 +118,10 @@ class AugmentTuner(keras_tuner.Tuner):
         oracle: keras_tuner.Oracle | None = None,
         max_consecutive_failed_trials: int = 3,
         worker_timeout: float = distributed.WORKER_TIMEOUT,
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
         **kwargs: Any,
     ):
         check_int("max_trials", max_trials)
@@ -115,6 +131,7 @@ class AugmentTuner(keras_tuner.Tuner):
         check_int("reward_k", reward_k)
         check_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
         check_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
+        check_int("max_retries_per_trial", max_retries_per_trial, minimum=0)
         if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
             raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
         if train_set_size is not None:
@@ -140,13 +157,28 @@ class AugmentTuner(keras_tuner.Tuner):
         objective = reward_objective() if objective is None else objective
         if oracle is None:
             initial = [baseline_values(self.policy_space)] if baseline_trial else None
+            if hyperparameters is not None:  # the policy is always searched, whatever tune/allow_new_entries say
+                hyperparameters = hyperparameters.copy()
+                self.policy_space.declare(hyperparameters)
             oracle = RandomForestOracle(
                 objective=objective, max_trials=max_trials,
                 num_initial_points=10 if num_initial_points is None else num_initial_points,
                 acquisition="random" if method == "random" else "ei",
-                seed=seed, initial_values=initial,
-                max_retries_per_trial=0, max_consecutive_failed_trials=max_consecutive_failed_trials,
+                seed=seed, initial_values=initial, hyperparameters=hyperparameters,
+                tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+                max_retries_per_trial=max_retries_per_trial,
+                max_consecutive_failed_trials=max_consecutive_failed_trials,
             )
+        else:
+            passed = [name for name, value, default in (
+                ("hyperparameters", hyperparameters, None), ("tune_new_entries", tune_new_entries, True),
+                ("allow_new_entries", allow_new_entries, True), ("max_retries_per_trial", max_retries_per_trial, 0),
+            ) if value is not default and value != default]
+            if passed:
+                raise ValueError(f"{', '.join(passed)} configure the oracle: pass them to the oracle you give "
+                                 f"(oracle={type(oracle).__name__}(...)), not to AugmentTuner.")
+            if baseline_trial:
+                self._baseline_first(oracle)
         self.method = method
         self.seed = seed
         self.reward_k = int(reward_k)
@@ -178,6 +210,34 @@ class AugmentTuner(keras_tuner.Tuner):
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
+        if self.hypermodel.child_hypermodel is not None:
+            # A user's build(hp) can run without the data: explore it now, as Keras Tuner does,
+            # so search_space_summary() lists its hyperparameters before search(). One that
+            # needs the data is explored (and its errors reported) by search().
+            try:
+                compat.explore_space(self)
+            except Exception:
+                pass
+            finally:
+                keras.backend.clear_session()
+
+    def _baseline_first(self, oracle: keras_tuner.Oracle) -> None:
+        """Make the first trial of ``oracle`` (a user's) the no-augmentation baseline.
+
+        Wraps the instance's ``populate_space`` (the public hook every oracle implements):
+        until the oracle holds a baseline trial, it returns the baseline values (the
+        space's defaults elsewhere), without asking the oracle's own strategy.
+        """
+        populate = oracle.populate_space
+        space = self.policy_space
+
+        def populate_space(trial_id):
+            if not any(is_baseline(space, t.hyperparameters.values) for t in oracle.trials.values()):
+                values = {**oracle.get_space().values, **baseline_values(space)}
+                return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+            return populate(trial_id)
+
+        oracle.populate_space = populate_space
 
     def search(self, x: Any, y: Any = None, validation_data: Any = None, epochs: int | None = None,
                batch_size: int | None = None, callbacks: list | None = None, verbose: int | None = None,
@@ -231,7 +291,7 @@ class AugmentTuner(keras_tuner.Tuner):
         if self.child_first_train_epochs:
             self.hypermodel.warm_start = WarmStart(
                 self.child_first_train_epochs, x_train, y_train, (x_val, y_val), batch_size,
-                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"),
+                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.seed,
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         try:
@@ -306,13 +366,16 @@ class AugmentTuner(keras_tuner.Tuner):
         except Exception as exc:
             if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
                 raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
+            if getattr(self.oracle, "max_retries_per_trial", 0):
+                raise  # Keras Tuner marks it INVALID and runs it again, up to max_retries_per_trial
             raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
 
     def _run_executions(self, trial, x, y, validation_data=None, epochs=None, batch_size=None, callbacks=None,
                         verbose=0, **fit_kwargs):
         hp = trial.hyperparameters
         policy = self.hypermodel.policy(hp)
-        rewards: list[ExecutionReward] = []
+        epochs, initial_epoch = _epoch_budget(hp, epochs, fit_kwargs)
+        rewards: list[Any] = []
         rows: list[dict[str, Any]] = []
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
@@ -322,28 +385,49 @@ class AugmentTuner(keras_tuner.Tuner):
             for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
                 if isinstance(layer, PolicyAugmentation):
                     layer.seed = seed
-            history = self.hypermodel.fit(
+            result = self.hypermodel.fit(
                 hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
                 callbacks=_copy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
             )
-            history = getattr(history, "history", history)
-            _check_finite(history)
-            score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+            history = _history_of(result)
+            if history is None:  # Keras Tuner's convention: a number is the objective's value
+                score = _objective_value(result, self.oracle.objective)
+                rows.append({"trial": trial.trial_id, "execution": execution, "epoch": "",
+                             self.oracle.objective.name: score})
+                model_reward = score if self.oracle.objective.direction == "max" else -score
+            else:
+                _check_finite(history)
+                score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+                for epoch in range(len(history.get("loss", []))):
+                    row = {"trial": trial.trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
+                    row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
+                    rows.append(row)
+                model_reward = score.reward
             rewards.append(score)
-            for epoch in range(len(history.get("loss", []))):
-                row = {"trial": trial.trial_id, "execution": execution, "epoch": epoch + 1}
-                row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
-                rows.append(row)
-            if score.reward > best_model_reward:
-                best_model_reward = score.reward
+            if model_reward > best_model_reward:
+                best_model_reward = model_reward
                 model.save_weights(compat.checkpoint_path(self, trial.trial_id))
-        metrics = combine_executions(rewards)
+        if all(isinstance(r, ExecutionReward) for r in rewards):
+            metrics = combine_executions(rewards)
+        elif any(isinstance(r, ExecutionReward) for r in rewards):
+            raise TypeError("HyperModel.fit must return the same kind of result (a History or a number) for "
+                            "every execution of a trial.")
+        else:
+            metrics = {self.oracle.objective.name: float(np.mean(rewards))}
         for row in rows:
-            row[REWARD] = metrics[REWARD]
+            row.setdefault(REWARD, metrics.get(REWARD, ""))
             row["policy"] = json.dumps(policy.to_dict()["sub_policies"], separators=(",", ":"))
             row["hyperparameters"] = json.dumps(architecture_values(hp.values), separators=(",", ":"))
         Notebook(self.notebook_path, tail=(REWARD, "policy", "hyperparameters")).write_trial(trial.trial_id, rows)
         return metrics
+
+    def _build_hypermodel(self, hp):
+        """Keras Tuner's build; a Hyperband trial that continues another (``tuner/trial_id``)
+        starts from that trial's saved weights, as Keras Tuner's ``Hyperband`` does."""
+        model = super()._build_hypermodel(hp)
+        if "tuner/trial_id" in hp.values:
+            model.load_weights(compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
+        return model
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
@@ -419,6 +503,37 @@ def _copy_callbacks(callbacks: list) -> list:
             "All callbacks used during a search should be deep-copyable (since they are reused across "
             f"trials). It is not possible to do `copy.deepcopy({callbacks})`"
         ) from None
+
+
+def _epoch_budget(hp, epochs: int, fit_kwargs: dict) -> tuple[int, int]:
+    """(epochs, initial_epoch) of a trial: Hyperband's ``tuner/epochs`` and ``tuner/initial_epoch``
+    when the oracle set them (``fit_kwargs`` gets the initial epoch), else the search's epochs."""
+    if "tuner/epochs" not in hp.values:
+        return epochs, int(fit_kwargs.get("initial_epoch", 0))
+    fit_kwargs["initial_epoch"] = int(hp.values.get("tuner/initial_epoch", 0))
+    return int(hp.values["tuner/epochs"]), fit_kwargs["initial_epoch"]
+
+
+def _history_of(result: Any) -> dict | None:
+    """The per-epoch history in what ``HyperModel.fit`` returned (a History or its dict), or
+    None when it returned a number (Keras Tuner: the objective's value)."""
+    history = getattr(result, "history", result)
+    if isinstance(history, dict) and all(isinstance(v, (list, tuple, np.ndarray)) for v in history.values()):
+        return history
+    if isinstance(result, (int, float, np.number)) and not isinstance(result, bool):
+        return None
+    raise TypeError(f"HyperModel.fit must return a keras History (or its .history dict) or a number (the "
+                    f"objective's value); got {type(result).__name__}: {result!r:.80}.")
+
+
+def _objective_value(value: Any, objective: Any) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise keras_tuner.errors.FailedTrialError(f"HyperModel.fit returned {value} as the objective's value.")
+    if not isinstance(getattr(objective, "name", None), str) or getattr(objective, "direction", None) not in ("min", "max"):
+        raise TypeError("HyperModel.fit returned a number, which is the objective's value, but the objective "
+                        f"{objective!r} has no single name and direction.")
+    return value
 
 
 def _check_finite(history: dict) -> None:

@@ -2,9 +2,16 @@
 
 DeepAugment's ``child_first_train_epochs``: :class:`WarmStart` is handed to the
 :class:`~keras_augtune.hypermodel.AugmentHyperModel` (its ``warm_start``), which calls
-:meth:`WarmStart.load` on every freshly built child. The first call for an
-architecture trains that child without augmentation and saves its weights; later
-calls (and resumed searches) load the saved file.
+:meth:`WarmStart.load` on every freshly built child. The first call for a key
+trains that child without augmentation and saves its weights; later calls (and
+resumed searches) load the saved file.
+
+The **key** of a weights file is what the weights depend on: the child's
+architecture (:func:`architecture_signature`: each layer's class, activation and
+weight shapes, so a learning rate, batch size or dropout rate is not part of it),
+the input shape, a fingerprint of the pretraining data, and the pretraining
+settings (epochs, batch size, seed). A file made under another key (another run,
+model, data or setting) is never loaded: it is pretrained again.
 """
 
 from __future__ import annotations
@@ -14,41 +21,68 @@ import json
 import os
 from typing import Any
 
-from keras_augtune.space import architecture_values, baseline_values
+import numpy as np
+
+from keras_augtune.files import atomic_write_json
+from keras_augtune.space import baseline_values
+
+WEIGHTS_SUFFIX = ".weights.h5"
 
 
 class WarmStart:
-    """Pretrained starting weights for the child, one file per architecture.
+    """Pretrained starting weights for the child, one file per key (see the module docstring).
 
     Args:
         epochs: pretraining epochs (without augmentation).
         x, y, validation_data, batch_size: the pretraining data, as the trials see it.
-        path: a ``.weights.h5`` file, or a folder that gets one
-            ``child_<architecture hash>.weights.h5`` per architecture.
+        path: a folder that gets one ``child_<key>.weights.h5`` per key, or a
+            ``.weights.h5`` file (with its key in ``<file>.json`` beside it; a second key
+            in the same search gets ``<file stem>_<key>.weights.h5``).
+        seed: the search's seed (pretraining is seeded by it).
     """
 
-    def __init__(self, epochs: int, x: Any, y: Any, validation_data: Any, batch_size: int, path: str):
+    def __init__(self, epochs: int, x: Any, y: Any, validation_data: Any, batch_size: int, path: str,
+                 seed: int | None = None):
         self.epochs = int(epochs)
         self.x, self.y, self.validation_data, self.batch_size = x, y, validation_data, batch_size
         self.path = path
+        self.seed = seed
+        self.data_fingerprint = fingerprint(x, y)
         self._weights: dict[str, str] = {}
 
     def load(self, hypermodel: Any, hp: Any, child: Any) -> None:
-        """Set ``child``'s weights to the pretrained ones of its architecture."""
-        child.load_weights(self.weights_file(hypermodel, hp))
+        """Set ``child``'s weights to the pretrained ones of its key."""
+        child.load_weights(self.weights_file(hypermodel, hp, child))
 
-    def weights_file(self, hypermodel: Any, hp: Any) -> str:
-        """The pretrained weights of ``hp``'s architecture; trains them on the first call."""
-        values = architecture_values(hp.values)
-        key = hashlib.sha1(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+    def key(self, hypermodel: Any, child: Any) -> tuple[str, dict[str, Any]]:
+        """The short key of ``child``'s weights and what it is made of."""
+        material = {
+            "architecture": architecture_signature(child, hypermodel.input_shape),
+            "input_shape": list(hypermodel.input_shape),
+            "data": self.data_fingerprint,
+            "epochs": self.epochs, "batch_size": int(self.batch_size), "seed": self.seed,
+        }
+        digest = hashlib.sha1(json.dumps(material, sort_keys=True).encode()).hexdigest()[:12]
+        return digest, material
+
+    def weights_file(self, hypermodel: Any, hp: Any, child: Any) -> str:
+        """The pretrained weights for ``child``; trains them on the first call for its key."""
+        key, material = self.key(hypermodel, child)
         if key in self._weights:
             return self._weights[key]
-        path = self.path
-        if not path.endswith(".weights.h5"):
-            os.makedirs(path, exist_ok=True)
-            path = os.path.join(path, f"child_{key}.weights.h5")
-        if not os.path.exists(path):
-            self._pretrain(hypermodel, hp, path)
+        if self.path.endswith(WEIGHTS_SUFFIX):
+            path = self.path
+            if path in self._weights.values():  # this search already keeps another key there
+                path = f"{path[: -len(WEIGHTS_SUFFIX)]}_{key}{WEIGHTS_SUFFIX}"
+            sidecar = path + ".json"
+            if not (os.path.exists(path) and _read_key(sidecar) == key):  # missing, or made under another key
+                self._pretrain(hypermodel, hp, path)
+                atomic_write_json(sidecar, {"key": key, **material})
+        else:
+            os.makedirs(self.path, exist_ok=True)
+            path = os.path.join(self.path, f"child_{key}{WEIGHTS_SUFFIX}")
+            if not os.path.exists(path):
+                self._pretrain(hypermodel, hp, path)
         self._weights[key] = path
         return path
 
@@ -60,3 +94,50 @@ class WarmStart:
         model.fit(self.x, self.y, validation_data=self.validation_data, epochs=self.epochs,
                   batch_size=self.batch_size, verbose=0)
         child.save_weights(path)
+
+
+def architecture_signature(model: Any, input_shape: Any) -> list:
+    """What pretrained weights depend on in ``model``: for each layer in order, its class, its
+    activation and its weights' shapes (not layer names, which Keras numbers per process, and
+    not a dropout rate, learning rate or batch size). A model not yet built is built first."""
+    import keras
+
+    if not model.weights and not model.built:
+        model(keras.ops.zeros((1, *input_shape)))
+    rows: list = [type(model).__name__]
+
+    def walk(layer: Any) -> None:
+        sublayers = getattr(layer, "layers", None)
+        if sublayers is not None and layer is not model and isinstance(layer, keras.Model):
+            rows.append(type(layer).__name__)
+        if sublayers is not None and isinstance(layer, keras.Model):
+            for sub in sublayers:
+                walk(sub)
+            return
+        try:
+            activation = layer.get_config().get("activation")
+        except Exception:  # a layer without a serialisable config
+            activation = None
+        rows.append([type(layer).__name__, activation if isinstance(activation, str) else None,
+                     [list(w.shape) for w in layer.weights]])
+
+    walk(model)
+    return rows
+
+
+def fingerprint(*arrays: Any) -> str:
+    """A short hash of the arrays' shapes, dtypes and bytes."""
+    digest = hashlib.sha1()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()[:16]
+
+
+def _read_key(sidecar: str) -> str | None:
+    try:
+        with open(sidecar, encoding="utf-8") as f:
+            return json.load(f).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None

@@ -95,7 +95,8 @@ def test_inf_pixels(tmp_path, data):
 def test_pixels_outside_value_range(tmp_path, data):
     x, y = data
     search_fails(tmp_path, x.astype("float32"), y, ValueError,
-                 r"pixel values in \[\d+, 255\], outside the declared value_range \(0, 1\); pass value_range")
+                 r"pixel values in \[\d+, 255\], outside the value_range of float32 images with none declared \(0, 1\); "
+                 r"pass value_range=\(0, 255\)")
 
 
 def test_fractional_float_labels(tmp_path, data):

@@ -123,3 +123,18 @@ def test_a_synchronized_method_that_raises_leaves_the_lock_held_until_released(t
     done = threading.Event()
     threading.Thread(target=lambda: (oracle.create_trial("tuner1"), done.set()), daemon=True).start()
     assert done.wait(10), "the oracle stayed locked"
+
+
+def test_try_build_goes_through_the_build_hypermodel_hook(tmp_path):
+    built = []
+
+    class HookedTuner(keras_tuner.RandomSearch):
+        def _build_hypermodel(self, hp):  # the hook AugmentTuner overrides (Hyperband's continued trials)
+            built.append(hp.values.get("units"))
+            return super()._build_hypermodel(hp)
+
+    tuner = HookedTuner(_build, objective="loss", max_trials=1, directory=str(tmp_path), project_name="p")
+    built.clear()
+    trial = tuner.oracle.create_trial("tuner0")
+    tuner._try_build(trial.hyperparameters)
+    assert built == [trial.hyperparameters.values["units"]]

@@ -108,3 +108,26 @@ def test_model_output_not_matching_one_hot_labels_stops_before_any_trial(tmp_pat
 def test_max_consecutive_failed_trials_must_be_positive(tmp_path, value):
     with pytest.raises(ValueError, match="max_consecutive_failed_trials must be a positive integer"):
         make_tuner(tmp_path, "simple", max_consecutive_failed_trials=value)
+
+
+def test_failure_reason_keeps_the_exception_type_and_its_meaningful_line(tmp_path):
+    """Keras's multi-line errors end with a list of layers: the reason is the type and the first line(s)."""
+    import traceback
+
+    from keras_augtune.trials import failure_reason
+
+    path = str(tmp_path / "other.weights.h5")
+    tiny_model(classes=3).save_weights(path)  # another model's weights
+    try:
+        try:
+            tiny_model().load_weights(path)
+        except Exception as exc:  # as AugmentTuner.run_trial wraps a child's error
+            raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
+    except keras_tuner.errors.FailedTrialError:
+        message = traceback.format_exc()
+    assert message.strip().splitlines()[-1].startswith("[<")  # what the reason used to be
+    reason = failure_reason(message)
+    assert reason.startswith("ValueError: ") and "could not be loaded" in reason, reason
+    assert "\n" not in reason and len(reason) <= 300
+    assert failure_reason("worker lost: trial re-queued") == "worker lost: trial re-queued"
+    assert failure_reason(None) == "unknown error"

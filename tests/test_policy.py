@@ -132,7 +132,7 @@ def test_probability_is_respected():
     (np.array([["a"]]), None, TypeError, "must hold numbers"),
     (np.zeros((2, 8, 8), dtype=object), None, TypeError, "must hold numbers"),
     (np.full((2, 8, 8), np.nan), None, ValueError, "NaN"),
-    (np.full((2, 8, 8), 200.0), None, ValueError, r"outside the declared value_range \(0, 1\)"),
+    (np.full((2, 8, 8), 200.0), None, ValueError, r"outside the value_range of float64 images with none declared \(0, 1\)"),
     (np.zeros((2, 8, 8)), (1, 0), ValueError, "low < high"),
 ])
 def test_bad_images(images, value_range, exc, message):

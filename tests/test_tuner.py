@@ -213,3 +213,120 @@ def test_non_tensorflow_backend_is_refused_clearly(tmp_path, digits, monkeypatch
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(RuntimeError, match="needs Keras's TensorFlow backend; Keras runs on 'jax'"):
         tuner.search(x, y)
+
+
+def test_warm_start_is_keyed_by_architecture_data_and_settings(tmp_path, digits):
+    """Only architecture values form the key (not lr or dropout); a file from another model or
+    another pretraining setting is never loaded."""
+    x, y = digits
+
+    def build(hp):
+        model = keras.Sequential([
+            keras.Input((12, 12, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+            keras.layers.Dense(hp.Choice("units", [4, 8]), activation="relu"),
+            keras.layers.Dropout(hp.Float("dropout", 0.0, 0.5)), keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile(keras.optimizers.Adam(hp.Float("lr", 1e-3, 1e-2, sampling="log")),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    tuner = make_tuner(tmp_path / "a", build, max_trials=4, child_epochs=1, child_first_train_epochs=1)
+    tuner.search(x, y)
+    units = {t.hyperparameters.get("units") for t in completed(tuner)}
+    assert len(completed(tuner)) == 4
+    assert len(os.listdir(os.path.join(tuner.project_dir, "warm_start"))) == len(units)  # not one per lr/dropout
+
+    path = tmp_path / "pre.weights.h5"
+    tiny_model(classes=3).save_weights(str(path))  # another model's weights, left by another run
+
+    def run(first_train_epochs):
+        tuner = make_tuner(tmp_path / f"e{first_train_epochs}", max_trials=2, child_epochs=1,
+                           child_first_train_epochs=first_train_epochs, pretrained_weights_path=str(path))
+        tuner.search(x, y)
+        assert len(completed(tuner)) == 2, [t.message for t in tuner.oracle.trials.values()]
+        return path.read_bytes()
+
+    first = run(1)
+    assert run(1) == first  # same model, data and settings: reused
+    assert run(2) != first  # child_first_train_epochs changed: pretrained again
+    assert json.loads((tmp_path / "pre.weights.h5.json").read_text())["epochs"] == 2
+
+
+def test_any_oracle_hyperband_epochs_are_honoured_and_the_baseline_runs(tmp_path, digits):
+    from keras_augtune import reward_objective
+
+    x, y = digits
+    oracle = keras_tuner.oracles.HyperbandOracle(reward_objective(), max_epochs=3, factor=3, seed=1)
+    tuner = make_tuner(tmp_path, oracle=oracle, child_epochs=1)
+    tuner.search(x, y)
+    trials = completed(tuner)
+    assert tuner.baseline_reward() is not None  # the no-augmentation baseline ran first
+    assert tuner.hypermodel.policy(tuner.oracle.trials[min(tuner.oracle.trials)].hyperparameters).is_identity
+    with open(tuner.notebook_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    budgets = [t for t in trials if "tuner/epochs" in t.hyperparameters.values]
+    assert any(t.hyperparameters.values["tuner/epochs"] == 3 for t in budgets)
+    for t in budgets:
+        first, last = t.hyperparameters.values["tuner/initial_epoch"], t.hyperparameters.values["tuner/epochs"]
+        assert [int(r["epoch"]) for r in rows if r["trial"] == t.trial_id] == list(range(first + 1, last + 1))
+    with pytest.raises(ValueError, match="max_retries_per_trial configure the oracle: pass them to the oracle"):
+        make_tuner(tmp_path, oracle=keras_tuner.oracles.RandomSearchOracle(reward_objective(), max_trials=2),
+                   max_retries_per_trial=1)
+
+
+class FlakyHyperModel(keras_tuner.HyperModel):
+    """Units and activation of the child are hyperparameters; the first fit raises; fit returns a number
+    (the objective's value) when ``number``."""
+
+    def __init__(self, number=False):
+        super().__init__()
+        self.calls, self.number = 0, number
+
+    def build(self, hp):
+        model = keras.Sequential([
+            keras.Input((12, 12, 1)), keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+            keras.layers.Dense(hp.Int("units", 4, 16, step=4), activation=hp.Choice("activation", ["relu", "tanh"])),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return model
+
+    def fit(self, hp, model, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 1 and not self.number:
+            raise RuntimeError("flaky")
+        history = model.fit(*args, **kwargs)
+        return max(history.history["val_accuracy"]) if self.number else history
+
+
+def test_keras_tuner_oracle_arguments_are_passed_on(tmp_path, digits):
+    x, y = digits
+    hp = keras_tuner.HyperParameters()
+    hp.Int("units", 4, 16, step=4)
+    tuner = make_tuner(tmp_path, FlakyHyperModel(), max_trials=3, child_epochs=1, hyperparameters=hp,
+                       tune_new_entries=False, max_retries_per_trial=1)
+    # before search(): the user's own hyperparameters are listed with the policy's
+    names = [p.name for p in tuner.oracle.get_space().space]
+    assert "units" in names and any(n.startswith("augment/") for n in names)
+    tuner.search(x, y)
+    trials = list(tuner.oracle.trials.values())
+    assert [t.status for t in trials] == ["COMPLETED"] * 3  # the flaky first fit was retried
+    assert tuner.oracle._run_times[trials[0].trial_id] == 2
+    assert {t.hyperparameters.get("activation") for t in trials} == {"relu"}  # not tuned: its default
+    assert "activation" not in [p.name for p in tuner.oracle.get_space().space]
+
+
+def test_fit_returning_a_number_is_the_objective_value(tmp_path, digits):
+    x, y = digits
+    hypermodel = FlakyHyperModel(number=True)
+    tuner = make_tuner(tmp_path, hypermodel, max_trials=2, child_epochs=2)
+    tuner.search(x, y)
+    trials = completed(tuner)
+    assert len(trials) == 2 and tuner.baseline_reward() is not None
+    with open(tuner.notebook_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and all(r["epoch"] == "" for r in rows)  # one row per execution: no epochs
+    for t in trials:
+        row = next(r for r in rows if r["trial"] == t.trial_id)
+        assert float(row["reward"]) == pytest.approx(t.metrics.get_best_value("reward"))
+        assert 0.0 <= float(row["reward"]) <= 1.0
