@@ -7,8 +7,10 @@ search directory) and holds one :class:`TrialResult` per trial, in trial order.
 * the **baseline** is the completed trial whose values are exactly the space's
   no-augmentation values (:func:`keras_augtune.space.baseline_values`);
 * the **ranking** orders completed trials by the oracle's score (its objective's
-  direction), earlier trials first among equals;
-* a trial's **gain** is its reward minus the baseline's.
+  direction), earlier trials first among equals; in a multi-fidelity search (trials with a
+  ``tuner/epochs`` budget) only the trials at the **full budget** (the largest) are ranked,
+  since a trial stopped after fewer epochs is not comparable;
+* a trial's **gain** is its reward minus the baseline's (shown for full-budget trials).
 
 The best policies are written to (and read back from) one JSON file,
 ``best_policies.json`` (:func:`write_policies`, :func:`load_policies`).
@@ -26,7 +28,7 @@ from keras_augtune.evaluation.reward import REWARD
 from keras_augtune.files import atomic_write_json
 from keras_augtune.policy import Policy, read_policy_json
 from keras_augtune.space import PolicySpace, architecture_values, is_baseline, parse_name, policy_of
-from keras_augtune.trials import COMPLETED, UNSUCCESSFUL, failure_reason, in_order
+from keras_augtune.trials import COMPLETED, UNSUCCESSFUL, budget_of, failure_reason, in_order
 
 __all__ = ["TrialResult", "SearchResults", "TrialDisplay", "describe_policy", "policy_from_values",
            "write_policies", "load_policies", "POLICIES_FORMAT"]
@@ -60,6 +62,8 @@ class TrialResult:
     executions: int | None = None
     gain_interval: tuple[float, float] | None = None
     confirmed_rank: int | None = None
+    #: The epochs a multi-fidelity trial trained up to (``tuner/epochs``); None without a budget.
+    budget: int | None = None
 
     @property
     def completed(self) -> bool:
@@ -121,9 +125,9 @@ class SearchResults:
                 record.is_baseline = False
         results = cls(records, objective=getattr(objective, "name", REWARD),
                       direction=getattr(objective, "direction", "max"), project_dir=project_dir)
-        baseline = results.baseline_reward
+        baseline, full = results.baseline_reward, results.full_budget
         for record in records:
-            if baseline is not None and record.reward is not None:
+            if baseline is not None and record.reward is not None and record.budget == full:
                 record.gain = record.reward - baseline
         return results
 
@@ -137,9 +141,17 @@ class SearchResults:
         return [t for t in self.trials if t.unsuccessful]
 
     @property
+    def full_budget(self) -> int | None:
+        """The largest budget (``tuner/epochs``) of a completed trial; None when no trial has a budget."""
+        return max((t.budget for t in self.completed if t.budget is not None), default=None)
+
+    def _at_full_budget(self, trial: TrialResult) -> bool:
+        return trial.budget == self.full_budget
+
+    @property
     def baseline(self) -> TrialResult | None:
-        """The no-augmentation baseline trial (None until it has completed)."""
-        return next((t for t in self.trials if t.is_baseline and t.completed), None)
+        """The no-augmentation baseline trial (None until it has completed), at the full budget."""
+        return next((t for t in self.trials if t.is_baseline and t.completed and self._at_full_budget(t)), None)
 
     @property
     def baseline_reward(self) -> float | None:
@@ -147,9 +159,11 @@ class SearchResults:
         return None if baseline is None else baseline.reward
 
     def best(self, n: int | None = None, skip_identity: bool = False) -> list[TrialResult]:
-        """The ``n`` best completed trials (all when ``None``), best first; ``skip_identity``
-        leaves out the trials whose policy never changes an image (the baseline among them)."""
-        ranked = [t for t in self.completed if t.policy is not None and not (skip_identity and t.policy.is_identity)]
+        """The ``n`` best completed trials (all when ``None``), best first (only full-budget trials
+        in a multi-fidelity search); ``skip_identity`` leaves out the trials whose policy never
+        changes an image (the baseline among them)."""
+        ranked = [t for t in self.completed if t.policy is not None and not (skip_identity and t.policy.is_identity)
+                  and self._at_full_budget(t)]
         sign = -1.0 if self.direction == "max" else 1.0
         ranked.sort(key=lambda t: sign * float(t.score))  # stable: earlier trials first among equals
         return ranked if n is None else ranked[:n]
@@ -194,7 +208,7 @@ def _trial_result(trial: Any, number: int, space: PolicySpace | None) -> TrialRe
     baseline = is_baseline(space, values) if space is not None else (policy is not None and policy.is_identity)
     return TrialResult(str(trial.trial_id), number, str(trial.status), policy, reward, score,
                        None if val is None else float(val), architecture_values(values), trial.message,
-                       is_baseline=baseline)
+                       is_baseline=baseline, budget=budget_of(values))
 
 
 def policy_from_values(values: dict[str, Any]) -> Policy | None:

@@ -36,6 +36,7 @@ import keras_tuner as kt
 from keras_augtune.checks import check_int
 from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, is_identity_at, ops_for_channels, resolve_op
 from keras_augtune.policy import Policy
+from keras_augtune.trials import without_budget
 
 __all__ = ["PolicySpace", "declare_policy_space", "baseline_values", "is_baseline", "policy_of", "parse_name",
            "architecture_values", "DEFAULT_PREFIX"]
@@ -333,8 +334,9 @@ def parse_name(name: str) -> tuple[str, int, int, str] | None:
 
 
 def architecture_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values that are not policy slots (a jointly tuned model's own hyperparameters)."""
-    return {name: value for name, value in values.items() if parse_name(name) is None}
+    """The values that are not policy slots (a jointly tuned model's own hyperparameters);
+    a multi-fidelity trial's budget values (``tuner/epochs``, ...) are not among them."""
+    return {name: value for name, value in without_budget(values).items() if parse_name(name) is None}
 
 
 def baseline_values(space: PolicySpace) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from keras_tuner.engine.trial import TrialStatus
 
@@ -39,14 +39,19 @@ ROUND = "tuner/round"
 
 
 def budget_of(values: Any) -> int | None:
-    """The epochs a trial trains up to (``tuner/epochs``), or None for a trial without a budget."""
-    epochs = getattr(values, "values", values).get(EPOCHS)
+    """The epochs a trial trains up to (``tuner/epochs``), or None for a trial without a budget.
+    ``values``: a values dict or ``HyperParameters``."""
+    epochs = _values(values).get(EPOCHS)
     return None if epochs is None else int(epochs)
 
 
 def without_budget(values: Any) -> dict:
-    """A trial's values without the budget values (what its policy and model are)."""
-    return {k: v for k, v in getattr(values, "values", values).items() if not str(k).startswith(BUDGET_PREFIX)}
+    """A trial's values (a dict or ``HyperParameters``) without the budget values: what its policy and model are."""
+    return {k: v for k, v in _values(values).items() if not str(k).startswith(BUDGET_PREFIX)}
+
+
+def _values(values: Any) -> Mapping:
+    return values if isinstance(values, Mapping) else values.values
 
 
 def trial_index(trial_id: Any) -> int:

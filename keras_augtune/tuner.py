@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import os
+import warnings
 from typing import Any, Sequence
 
 import keras
@@ -25,15 +26,15 @@ from keras_augtune.evaluation.reward import (
 from keras_augtune.files import Notebook
 from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.layer import PolicyAugmentation
-from keras_augtune.oracle import RandomForestOracle
+from keras_augtune.oracle import RandomForestHyperbandOracle, RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
 from keras_augtune.seeds import trial_seed
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline
-from keras_augtune.trials import COMPLETED, FINISHED, failure_reason
+from keras_augtune.trials import COMPLETED, EPOCHS, FINISHED, INITIAL_EPOCH, budget_of, failure_reason
 from keras_augtune.warm_start import WarmStart
 
-METHODS = ("bayesian", "random")
+METHODS = ("bayesian", "random", "hyperband")
 
 
 class AugmentTuner(keras_tuner.Tuner):
@@ -51,8 +52,16 @@ class AugmentTuner(keras_tuner.Tuner):
             ``None`` uses the built-in ``"simple"`` CNN.
         objective: what the oracle maximises; default the ``"reward"``.
         max_trials: total trials, baseline included, across resumed runs.
-        method: ``"bayesian"`` (random forest + expected improvement) or ``"random"``.
-        num_initial_points: random trials before the forest takes over (default 10).
+        method: ``"bayesian"`` (random forest + expected improvement), ``"random"``, or
+            ``"hyperband"``: multi-fidelity search, Hyperband's successive halving over child
+            epochs (up to ``child_epochs``) with the random forest proposing each bracket's new
+            policies (:class:`~keras_augtune.oracle.RandomForestHyperbandOracle`; see
+            ``docs/how-to/multi-fidelity.md``). Weak policies stop after a few epochs; the
+            baseline and the policies that survive every round train ``child_epochs``.
+        num_initial_points: random trials before the forest takes over (default 10); with
+            ``"hyperband"``, the completed trials a budget needs before the forest is fitted on it.
+        hyperband_factor: Hyperband's reduction factor η (default 3): each round keeps the best
+            third of its trials and trains them three times longer.
         policy_space: a :class:`PolicySpace`; or give ``num_sub_policies``,
             ``ops_per_sub_policy``, ``ops`` and ``search_probabilities``.
         executions_per_trial: trainings per trial, rewards averaged (DeepAugment's ``opt_samples``).
@@ -122,6 +131,7 @@ class AugmentTuner(keras_tuner.Tuner):
         tune_new_entries: bool = True,
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
+        hyperband_factor: int = 3,
         **kwargs: Any,
     ):
         check_int("max_trials", max_trials)
@@ -140,6 +150,7 @@ class AugmentTuner(keras_tuner.Tuner):
             raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        check_int("hyperband_factor", hyperband_factor, minimum=2)
         check_seed(seed)
 
         if isinstance(hypermodel, AugmentHyperModel):
@@ -160,10 +171,13 @@ class AugmentTuner(keras_tuner.Tuner):
             if hyperparameters is not None:  # the policy is always searched, whatever tune/allow_new_entries say
                 hyperparameters = hyperparameters.copy()
                 self.policy_space.declare(hyperparameters)
-            oracle = RandomForestOracle(
+            oracle_class, options = RandomForestOracle, {"acquisition": "random" if method == "random" else "ei"}
+            if method == "hyperband":
+                oracle_class, options = RandomForestHyperbandOracle, {"max_epochs": child_epochs,
+                                                                      "factor": hyperband_factor}
+            oracle = oracle_class(
                 objective=objective, max_trials=max_trials,
-                num_initial_points=10 if num_initial_points is None else num_initial_points,
-                acquisition="random" if method == "random" else "ei",
+                num_initial_points=10 if num_initial_points is None else num_initial_points, **options,
                 seed=seed, initial_values=initial, hyperparameters=hyperparameters,
                 tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
                 max_retries_per_trial=max_retries_per_trial,
@@ -221,19 +235,34 @@ class AugmentTuner(keras_tuner.Tuner):
             finally:
                 keras.backend.clear_session()
 
+    def _check_full_budget(self, epochs: int) -> None:
+        """A multi-fidelity oracle fixed the full budget when it was built: ``search(epochs=...)``
+        cannot change it."""
+        max_epochs = getattr(self.oracle, "max_epochs", None)
+        if isinstance(self.oracle, RandomForestHyperbandOracle) and epochs != max_epochs:
+            raise ValueError(
+                f"method='hyperband' trains each trial for the epochs its bracket gives, up to {max_epochs} "
+                f"(the child_epochs the search began with); epochs={epochs} cannot change that: pass "
+                f"child_epochs={max_epochs} and no search(epochs=...)."
+            )
+
     def _baseline_first(self, oracle: keras_tuner.Oracle) -> None:
         """Make the first trial of ``oracle`` (a user's) the no-augmentation baseline.
 
         Wraps the instance's ``populate_space`` (the public hook every oracle implements):
         until the oracle holds a baseline trial, it returns the baseline values (the
-        space's defaults elsewhere), without asking the oracle's own strategy.
+        space's defaults elsewhere), without asking the oracle's own strategy. A Hyperband
+        oracle's baseline trains its full budget (``max_epochs``), as its last rounds do.
         """
         populate = oracle.populate_space
         space = self.policy_space
+        budget = {}
+        if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
+            budget = {EPOCHS: int(oracle.max_epochs), INITIAL_EPOCH: 0}
 
         def populate_space(trial_id):
             if not any(is_baseline(space, t.hyperparameters.values) for t in oracle.trials.values()):
-                values = {**oracle.get_space().values, **baseline_values(space)}
+                values = {**oracle.get_space().values, **baseline_values(space), **budget}
                 return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
             return populate(trial_id)
 
@@ -259,6 +288,7 @@ class AugmentTuner(keras_tuner.Tuner):
         if verbose is not None:
             self.search_verbose = int(verbose)
         epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
+        self._check_full_budget(epochs)
         batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
         data = check_dataset(x, y, value_range=value_range)
         if validation_data is not None:
@@ -423,10 +453,13 @@ class AugmentTuner(keras_tuner.Tuner):
 
     def _build_hypermodel(self, hp):
         """Keras Tuner's build; a Hyperband trial that continues another (``tuner/trial_id``)
-        starts from that trial's saved weights, as Keras Tuner's ``Hyperband`` does."""
+        starts from that trial's saved weights, as Keras Tuner's ``Hyperband`` does (with a
+        fresh optimizer: Keras's warning that it skips the saved optimizer state is silenced)."""
         model = super()._build_hypermodel(hp)
         if "tuner/trial_id" in hp.values:
-            model.load_weights(compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                model.load_weights(compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
         return model
 
     def on_trial_begin(self, trial):
@@ -455,9 +488,13 @@ class AugmentTuner(keras_tuner.Tuner):
         if compat.is_worker():  # the metrics went to the chief: read them back from there
             trial = self.oracle.get_trial(trial.trial_id)
         reward = trial.metrics.get_best_value(REWARD)
-        best = self.oracle.get_best_trials(1)
-        best_value = best[0].metrics.get_best_value(REWARD) if best else reward
-        return TrialDisplay.line(head, reward, self.baseline_reward(), best_value, seconds,
+        results = self.results()
+        budget, baseline = budget_of(trial.hyperparameters), results.baseline_reward
+        if budget is not None and budget != results.full_budget:  # a short trial: no gain to show
+            head, baseline = f"{head} [{budget}/{results.full_budget} epochs]", None
+        best = results.best(1)
+        best_value = best[0].reward if best else reward
+        return TrialDisplay.line(head, reward, baseline, best_value, seconds,
                                  self.hypermodel.policy(trial.hyperparameters))
 
     # ------------------------------------------------------------------ results
