@@ -13,7 +13,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_augtune import compat, distributed, runs
+from keras_augtune import compat, distributed, heap, runs
 from keras_augtune.checks import check_int, check_seed
 from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_dataset, stratified_split, stratified_subsample
 from keras_augtune.evaluation.reward import (
@@ -324,6 +324,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.seed,
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
+        heap.freeze()  # Keras Tuner's per-trial gc.collect() then scans only what the trials create
         try:
             if compat.is_chief():
                 # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery.
@@ -338,6 +339,8 @@ class AugmentTuner(keras_tuner.Tuner):
             if "consecutive failures" not in str(exc):
                 raise
             raise RuntimeError(self._consecutive_failures_message()) from exc
+        finally:
+            heap.thaw()
 
     def _consecutive_failures_message(self) -> str:
         """Why the search stopped early: the reasons of the last failed trials."""
