@@ -12,11 +12,12 @@ The package, in the order a search runs through it:
   hyperparameters) -> ``oracle/`` (random-forest proposals) -> ``evaluation/`` (the reward)
   -> ``hypermodel`` (child model + policy layer; ``models``, ``schedule``, ``warm_start``)
   -> ``tuner`` (the trial lifecycle; ``distributed``) -> ``results`` (baseline, ranking,
-  gains, the policies file) -> ``report``, ``plot``, ``cli``, ``deepaugment``;
+  gains, the policies file) -> ``effects`` (which ops help) -> ``report``, ``plot``, ``cli``,
+  ``deepaugment``;
 * shared underneath: ``data`` and ``images`` (input checks and loaders), ``files`` (atomic
-  writes, lock, notebook), ``trials`` (status names, order), ``seeds``, ``checks``,
-  ``registration`` (the layer known to Keras's loader, without importing Keras early), and
-  ``compat`` (the private Keras Tuner internals used, with why).
+  writes, lock, notebook), ``trials`` (status names, order), ``seeds``, ``checks``, ``lazy``
+  (modules imported on first use), ``registration`` (the layer known to Keras's loader,
+  without importing Keras early), and ``compat`` (the private Keras Tuner internals used, with why).
 
 The public names below are imported on first use, so ``import keras_augtune`` (and the
 command line's ``--help``) does not start TensorFlow.

@@ -7,7 +7,9 @@
 
 User errors (a missing folder, an unreadable image, an unknown model, a full disk, ...) end
 with a one-line message and exit status 1 (2 for malformed command lines), never a traceback;
-``--debug`` shows the traceback. TensorFlow is imported inside the commands only.
+``--debug`` shows the traceback. The input checks run before TensorFlow is imported (an input
+mistake is reported in well under 2 s), and TensorFlow's start-up log lines are hidden unless
+``--verbose``.
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ def _op_list(text: str) -> list[str]:
     return ops
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default once: not when its help already states it, nor a default of None or False."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 DATA_HELP = ("'digits' (scikit-learn's 1,797 handwritten digits, offline), an .npz file holding arrays "
              "'x' (N, H, W[, C]) and 'y' (N,), or a folder with one sub-folder of images per class")
 
@@ -104,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--out the Keras Tuner directory, notebook.csv (one row per trial and epoch), "
                     "best_policies.json and report.html, and prints the best policies with their gain "
                     "over no augmentation. The defaults finish in a few minutes on 2 CPU cores.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     search.add_argument("--data", default=None, metavar="DATA", help=f"{DATA_HELP} (default: digits)")
     search.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
@@ -123,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--train-set-size", type=_positive_int, default=None, metavar="N",
                         help=f"training images per trial, a stratified subsample (default: {d['train_set_size']}, "
                              "or all when fewer)")
-    search.add_argument("--batch-size", type=_positive_int, default=None, help=f"(default: {d['batch_size']})")
+    search.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                        help=f"training batch size of each child model (default: {d['batch_size']})")
     search.add_argument("--initial-points", type=_positive_int, default=None, metavar="N",
                         help=f"random trials before the forest proposes (default: {d['initial_points']})")
     search.add_argument("--sub-policies", type=_positive_int, default=None, metavar="N",
@@ -144,12 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--no-report", action="store_true", help="do not write report.html")
     search.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines or progress bar")
     search.add_argument("--debug", action="store_true", help="show tracebacks")
+    search.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
 
     show = commands.add_parser(
         "show", help="draw images beside random augmentations by a policy (a PNG grid)",
         description="Draw a grid PNG: each row an original image beside several random augmentations by the "
                     "policy. POLICY is best_policies.json (written by 'search') or a single policy JSON.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     show.add_argument("policy", metavar="POLICY.json", help="policy file")
     show.add_argument("--data", default="digits", help=DATA_HELP)
@@ -160,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=_non_negative_int, default=0, help="random seed of the images and augmentations")
     show.add_argument("--out", default=None, metavar="PNG", help="output image (default: POLICY_grid.png beside POLICY)")
     show.add_argument("--debug", action="store_true", help="show tracebacks")
+    show.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
 
     report = commands.add_parser(
         "report", help="write the report of a search (HTML, or PNG)",
@@ -167,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "baseline, the top policies, augmentation grids of the best ones and the hyperparameter "
                     "importances the random forest learned. DIR is a 'search' output folder or a Keras Tuner "
                     "project directory of an AugmentTuner.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     report.add_argument("dir", metavar="DIR", help="search folder")
     report.add_argument("--out", default=None, metavar="FILE.html|FILE.png",
@@ -177,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images for the augmentation grids when DIR has no sample_images.npz: " + DATA_HELP)
     report.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize those images")
     report.add_argument("--debug", action="store_true", help="show tracebacks")
+    report.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     return parser
 
 
@@ -193,11 +209,14 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if unknown:  # with the command's own usage, not the top-level one
+        _subparser(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     command = {"search": cmd_search, "show": cmd_show, "report": cmd_report}[args.command]
     resume = f"{PROG} search --resume --out {args.out}" if args.command == "search" else ""
@@ -227,6 +246,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._subparsers._group_actions:  # argparse keeps the sub-parsers there
+        if command in getattr(action, "choices", {}):
+            return action.choices[command]
+    return parser
+
+
+#: TensorFlow's start-up lines, written to the process's stderr before its logging is set up
+#: (so TF_CPP_MIN_LOG_LEVEL does not silence them), some of them twice.
+_TENSORFLOW_NOISE = (
+    "All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized", "To enable the following instructions", "cpu_feature_guard",
+    "Unable to register cuDNN factory", "Unable to register cuFFT factory", "Unable to register cuBLAS factory",
+    "computation_placer", "TF-TRT Warning", "Could not find cuda drivers", "could not find cuda drivers",
+)
+
+
+def _import_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow (and Keras) now, dropping its start-up log lines unless ``verbose``.
+
+    They are written by C++ straight to file descriptor 2, so Python's ``sys.stderr`` cannot
+    catch them: the descriptor is pointed at a temporary file during the import, and every
+    line that is not known start-up noise is written back to stderr afterwards.
+    """
+    if verbose or "tensorflow" in sys.modules:
+        import keras  # noqa: F401
+
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+            import keras  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+    kept = [line for line in text.splitlines() if line.strip() and not any(n in line for n in _TENSORFLOW_NOISE)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def _plural(count: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 # ----------------------------------------------------------------------------- data
 @contextlib.contextmanager
 def _notes(category: type[Warning]):
@@ -243,14 +315,19 @@ def _notes(category: type[Warning]):
             warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
-def _load_data(spec: str, image_size: int | None):
-    """Images, labels and class names from --data, with the CLI's own messages."""
-    from keras_augtune.data import load_data
-
+def _check_data_spec(spec: str) -> None:
+    """Refuse a --data that names nothing loadable (before anything is imported or created)."""
     if spec != "digits" and not os.path.exists(spec):
         raise UserError(f"--data {spec!r}: no such file or folder. --data takes {DATA_HELP}.")
     if os.path.isfile(spec) and not spec.endswith(".npz"):
         raise UserError(f"--data {spec!r} is a file but not an .npz archive. --data takes {DATA_HELP}.")
+
+
+def _load_data(spec: str, image_size: int | None):
+    """Images, labels and class names from --data, with the CLI's own messages."""
+    from keras_augtune.data import load_data
+
+    _check_data_spec(spec)
     from keras_augtune.data import DataWarning
 
     with _notes(DataWarning):
@@ -308,6 +385,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume and args.overwrite:
         raise UserError("--resume continues the search in --out and --overwrite replaces it: give one of them.")
     settings = _settings(args, out)
+    _check_search_inputs(settings, args.data)
     lock = runs.claim_output_folder(out, resume=args.resume, overwrite=args.overwrite)
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _quiet_disk_errors(previous_hook)
@@ -316,6 +394,19 @@ def cmd_search(args: argparse.Namespace) -> int:
     finally:
         sys.unraisablehook = previous_hook
         lock.release()
+
+
+def _check_search_inputs(settings: dict[str, Any], data: str | None) -> None:
+    """Check (and normalise) the model name, the ops and --data (``data``: as typed, when given),
+    before TensorFlow is imported."""
+    from keras_augtune.models import check_model_name
+
+    settings["model"] = check_model_name(settings["model"])
+    if settings["ops"] is not None:
+        from keras_augtune.ops import resolve_op
+
+        settings["ops"] = [resolve_op(o) for o in settings["ops"]]
+    _check_data_spec(settings["data"] if data is None else data)
 
 
 def _quiet_disk_errors(hook):
@@ -334,20 +425,13 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     from keras_augtune import runs
 
     started = time.time()
-
-    from keras_augtune.models import check_model_name
-
-    settings["model"] = check_model_name(settings["model"])
-    if settings["ops"] is not None:
-        from keras_augtune.ops import resolve_op
-
-        settings["ops"] = [resolve_op(o) for o in settings["ops"]]
     say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
     say(f"Loading data: {settings['data']}")
     x, y, names = _load_data(settings["data"], settings["image_size"])
 
     import numpy as np
 
+    _import_tensorflow(args.verbose)
     from keras_augtune.data import VALIDATION_SPLIT, check_dataset, split_sizes
     from keras_augtune.files import atomic_write_json
     from keras_augtune.report import SAMPLE_FILE, _spread, write_report
@@ -398,8 +482,8 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
                         value_range=np.asarray(data.value_range, dtype=np.float64))
     remaining = max(settings["trials"] - done_before, 0)
     shape = "x".join(str(s) for s in data.input_shape)
-    say(f"Searching: {remaining} trial(s) of {settings['trials']} on {len(data.y)} images ({shape}, "
-        f"{data.num_classes} classes), model {settings['model']}, {settings['epochs']} epochs per trial, "
+    say(f"Searching: {remaining} of {_plural(settings['trials'], 'trial')} on {len(data.y)} images ({shape}, "
+        f"{data.num_classes} classes), model {settings['model']}, {_plural(settings['epochs'], 'epoch')} per trial, "
         f"output in {out}/" + (f" (resuming after {done_before} trials)" if args.resume else ""))
     bar = None
     if not args.quiet and remaining:
@@ -427,6 +511,8 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     say("")
     say(tuner.summary_text(args.top))
     say("")
+    say(tuner.op_effects().table(limit=12))
+    say("")
     baseline = tuner.baseline_reward()
     best = next((p for p in policies if not p.is_identity), None)
     if baseline is not None and best is not None:
@@ -439,7 +525,8 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
                 "--resume), more epochs, or fewer ops (--ops).")
     say(f"Best policies: {policies_path}")
     if not args.no_report:
-        report_path = write_report(tuner, os.path.join(out, REPORT_FILE), num_policies=args.top)
+        # from the folder, as 'keras-augtune report DIR' writes it (with the run's settings)
+        report_path = write_report(out, os.path.join(out, REPORT_FILE), num_policies=args.top)
         say(f"Report:        {report_path}")
     say(f"Notebook:      {notebook}")
     say(f"Try it:        {PROG} show {policies_path} --data {settings['data']}")
@@ -523,7 +610,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UserError(f"no such search folder: {args.dir}")
     if args.out is not None:
         _check_output_file(args.out, "--out", (".html", ".htm", ".png"))
-    from keras_augtune.report import load_search, write_report
+    _import_tensorflow(args.verbose)
+    from keras_augtune.report import load_search, op_effects, write_report
     from keras_augtune.runs import DamagedFileWarning
 
     images = value_range = None
@@ -539,7 +627,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or os.path.join(args.dir, REPORT_FILE)
     write_report(results, out, num_policies=args.top)
     done = len(results.completed)
-    print(f"Wrote {out}: {len(results.trials)} trials ({done} completed)")
+    print(f"Wrote {out}: {_plural(len(results.trials), 'trial')} ({done} completed)")
+    print(op_effects(results).table())
     return 0
 
 

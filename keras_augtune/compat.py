@@ -12,6 +12,9 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
 * ``Tuner._build_hypermodel``: the hook Keras Tuner's ``Hyperband`` overrides to start a
   continued trial (``tuner/trial_id``) from its parent's weights; ``AugmentTuner`` overrides
   it the same way, so that any oracle's Hyperband trials continue (``_try_build`` calls it).
+* ``Tuner._configure_tensorboard_dir``: a ``keras.callbacks.TensorBoard`` passed to ``search``
+  gets one folder per trial and execution, with the trial's hyperparameters for the HParams
+  dashboard, exactly as in a plain Keras Tuner search (:func:`configure_tensorboard`).
 * ``Tuner._get_checkpoint_fname``: where a trial's weights must be saved for
   ``get_best_models`` (``Tuner.load_model``) to find them.
 * ``Oracle._set_project_dir``, ``Oracle._project_dir``: reloading a search's oracle from disk
@@ -35,8 +38,9 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "is_chief", "is_worker", "explore_space", "checkpoint_path", "set_project_dir", "retry_queue",
-    "save_trial", "protos", "oracle_servicer_class", "grid_values", "project_dir", "release_lock_if_held",
+    "is_chief", "is_worker", "explore_space", "configure_tensorboard", "checkpoint_path", "set_project_dir",
+    "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_values", "project_dir",
+    "release_lock_if_held",
 ]
 
 
@@ -63,6 +67,13 @@ def explore_space(tuner: Any) -> None:
     from keras_tuner.engine import base_tuner
 
     base_tuner.BaseTuner._populate_initial_space(tuner)
+
+
+def configure_tensorboard(tuner: Any, callbacks: list, trial: Any, execution: int) -> list[str]:
+    """Point each TensorBoard callback in ``callbacks`` at ``<log_dir>/<trial id>/execution<n>`` and
+    add Keras Tuner's HParams callback for it (TensorFlow backend); returns those folders."""
+    tuner._configure_tensorboard_dir(callbacks, trial, execution)
+    return [str(c.log_dir) for c in callbacks if c.__class__.__name__ == "TensorBoard"]
 
 
 def checkpoint_path(tuner: Any, trial_id: str) -> str:

@@ -1,5 +1,6 @@
-"""Datasets: checking ``(x, y)``, stratified splits, and the offline loaders
-(scikit-learn's digits, an ``.npz`` with ``x``/``y``, a folder of class sub-folders)."""
+"""Datasets: the search's inputs (arrays or a ``tf.data.Dataset``), checking ``(x, y)``,
+stratified splits, and the offline loaders (scikit-learn's digits, an ``.npz`` with ``x``/``y``,
+a folder of class sub-folders)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,99 @@ class Dataset:
         return tuple(self.x.shape[1:])  # type: ignore[return-value]
 
 
-def check_dataset(x: Any, y: Any, value_range: Any = None, what: str = "x") -> Dataset:
+@dataclass
+class Inputs:
+    """What ``search`` was given, as arrays: images, labels, sample weights (or None), the
+    declared pixel range (or None) and class names (or None)."""
+
+    x: Any
+    y: Any
+    sample_weight: Any = None
+    value_range: Any = None
+    class_names: list[str] | None = None
+
+
+def search_inputs(x: Any, y: Any = None, sample_weight: Any = None, value_range: Any = None,
+                  limit: int | None = None, what: str = "x") -> Inputs:
+    """The search's inputs as arrays: ``x, y`` (and ``sample_weight``) as given, or read from a
+    ``tf.data.Dataset`` ``x`` of ``(images, labels)`` or ``(images, labels, sample_weights)``
+    elements, batched or not (``keras.utils.image_dataset_from_directory`` output included).
+
+    A dataset is read into memory, at most its first ``limit`` images when ``limit`` is given
+    (the search needs every image's label for its stratified split and subsample, and trains
+    every trial on the same images). A dataset made by ``image_dataset_from_directory`` (it
+    has ``class_names`` and ``file_paths``) holds float pixels in 0-255, as Keras documents:
+    its ``value_range`` is (0, 255) unless one is declared, and its class names are kept.
+    """
+    if not _is_tf_dataset(x):
+        if sample_weight is not None:
+            sample_weight = np.asarray(sample_weight)
+            if sample_weight.ndim != 1 or not np.issubdtype(sample_weight.dtype, np.number):
+                raise ValueError(f"sample_weight must be a 1-D array of numbers (one per image), got shape "
+                                 f"{sample_weight.shape} and dtype {sample_weight.dtype}.")
+            if len(sample_weight) != len(x):
+                raise ValueError(f"sample_weight has {len(sample_weight)} weights but {what} has {len(x)} images; "
+                                 "they must match.")
+        return Inputs(x, y, sample_weight, value_range)
+    if y is not None or sample_weight is not None:
+        raise ValueError(f"{what} is a tf.data.Dataset: it yields the labels (and sample weights) itself, so y and "
+                         "sample_weight must not be given.")
+    if limit is not None:
+        check_int("limit", limit)
+    spec = x.element_spec
+    if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+        hint = (" Map dict elements to pairs first: ds.map(lambda d: (d['image'], d['label']))."
+                if isinstance(spec, dict) else "")
+        raise ValueError(f"A tf.data.Dataset given as {what} must yield (images, labels) or (images, labels, "
+                         f"sample_weights) tuples; its elements are {spec}.{hint}")
+    batched = _is_batched(spec[0].shape, spec[1].shape)
+    parts: list[list[np.ndarray]] = [[] for _ in spec]
+    count = 0
+    for element in x:
+        arrays = [np.asarray(t) for t in element]
+        if not batched:
+            arrays = [a[None] for a in arrays]
+        if limit is not None:
+            arrays = [a[: limit - count] for a in arrays]
+        for part, array in zip(parts, arrays):
+            part.append(array)
+        count += len(arrays[0])
+        if limit is not None and count >= limit:
+            break
+    if not count:
+        raise ValueError(f"The tf.data.Dataset given as {what} is empty.")
+    images, labels = np.concatenate(parts[0]), np.concatenate(parts[1])
+    weights = np.concatenate(parts[2]) if len(parts) == 3 else None
+    class_names = getattr(x, "class_names", None)
+    if value_range is None and class_names is not None and hasattr(x, "file_paths"):
+        value_range = (0.0, 255.0)  # image_dataset_from_directory: float32 pixels in 0-255
+    return Inputs(images, labels, weights, value_range, list(class_names) if class_names is not None else None)
+
+
+def _is_tf_dataset(x: Any) -> bool:
+    import sys
+
+    tf = sys.modules.get("tensorflow")  # a Dataset exists only once TensorFlow is imported
+    return tf is not None and isinstance(x, tf.data.Dataset)
+
+
+def _is_batched(image_shape: Any, label_shape: Any) -> bool:
+    """Whether dataset elements are batches: images of rank 4; rank 3 with a batch axis of
+    unknown size (``.batch()``) or with class-id labels of the same length; not rank 2."""
+    rank = image_shape.rank
+    if rank is None or rank not in (2, 3, 4):
+        raise ValueError(f"Dataset images must have shape (H, W), (H, W, C) or a batch of those; got {image_shape}.")
+    if rank != 3:
+        return rank == 4
+    if label_shape.rank == 0:
+        return False
+    if label_shape.rank == 2 or image_shape[0] is None:
+        return True
+    return image_shape[-1] not in (1, 3) and label_shape[0] == image_shape[0]
+
+
+def check_dataset(x: Any, y: Any, value_range: Any = None, what: str = "x",
+                  class_names: list[str] | None = None) -> Dataset:
     """Validate images and labels, with a clear error naming the problem.
 
     Images: (N, H, W), (N, H, W, 1) or (N, H, W, 3), numeric, finite, inside
@@ -97,7 +190,65 @@ def check_dataset(x: Any, y: Any, value_range: Any = None, what: str = "x") -> D
     present = np.unique(labels)
     if len(present) < 2:
         raise ValueError(f"All labels are {present[0]}: a classifier needs at least two classes.")
-    return Dataset(images, labels, batch.value_range, [str(i) for i in range(num_classes)], one_hot)
+    names = [str(i) for i in range(num_classes)]
+    if class_names is not None and len(class_names) == num_classes:
+        names = [str(c) for c in class_names]
+    return Dataset(images, labels, batch.value_range, names, one_hot)
+
+
+@dataclass
+class SearchData:
+    """The images a search trains and validates on: ``data`` (all images read), ``val`` (the
+    validation set), ``train_index`` (the training images in ``data``), and the weights of both."""
+
+    data: Dataset
+    val: Dataset
+    train_index: np.ndarray
+    num_classes: int
+    train_weights: np.ndarray | None = None
+    val_weights: np.ndarray | None = None
+
+
+def prepare_search_data(x: Any, y: Any, validation_data: Any = None, value_range: Any = None, sample_weight: Any = None,
+                        validation_split: float = VALIDATION_SPLIT, train_set_size: int | None = None,
+                        seed: int | None = None) -> SearchData:
+    """What ``AugmentTuner.search`` trains on: the inputs checked (:func:`search_inputs`,
+    :func:`check_dataset`), the stratified validation split (unless ``validation_data`` is
+    given) and the stratified ``train_set_size`` subsample, with ``sample_weight`` following
+    the images through both."""
+    if isinstance(validation_split, bool) or not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
+    limit = None
+    if train_set_size is not None:  # read no more of a dataset than the subsample (and its split) needs
+        limit = train_set_size if validation_data is not None else int(np.ceil(train_set_size / (1.0 - validation_split)))
+    inputs = search_inputs(x, y, sample_weight, value_range, limit=limit)
+    data = check_dataset(inputs.x, inputs.y, value_range=inputs.value_range, class_names=inputs.class_names)
+    weights = inputs.sample_weight
+    if validation_data is not None:
+        if _is_tf_dataset(validation_data):
+            held = search_inputs(validation_data, what="validation_data")
+        elif isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+            held = search_inputs(*validation_data, what="validation_data x")
+        else:
+            raise ValueError("validation_data must be a pair (x_val, y_val), a triple (x_val, y_val, "
+                             "sample_weight) or a tf.data.Dataset of such tuples.")
+        val = check_dataset(held.x, held.y, value_range=data.value_range, what="validation_data x")
+        if val.input_shape != data.input_shape:
+            raise ValueError(f"validation images have shape {val.input_shape}, training images {data.input_shape}.")
+        train_index, val_weights = np.arange(len(data.y)), held.sample_weight
+    else:
+        train_index, val_index = stratified_split(data.y, validation_split, seed)
+        val = Dataset(data.x[val_index], data.y[val_index], data.value_range, data.class_names, data.one_hot)
+        val_weights = None if weights is None else weights[val_index]
+    if train_set_size is not None:
+        if train_set_size > len(train_index):
+            raise ValueError(
+                f"train_set_size={train_set_size} is larger than the {len(train_index)} training "
+                f"images left after the validation split ({len(data.y)} in all)."
+            )
+        train_index = train_index[stratified_subsample(data.y[train_index], train_set_size, seed)]
+    return SearchData(data, val, train_index, max(data.num_classes, val.num_classes),
+                      None if weights is None else weights[train_index], val_weights)
 
 
 def split_sizes(n: int, validation_split: float) -> tuple[int, int]:

@@ -16,12 +16,11 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
-import imgaug.augmenters as iaa
 import numpy as np
 
 from keras_augtune import images as image_utils
 from keras_augtune.checks import check_int
-from keras_augtune.ops import build_augmenter
+from keras_augtune.ops import build_augmenter, iaa
 from keras_augtune.seeds import derive_call_seed, derive_seed
 
 if TYPE_CHECKING:

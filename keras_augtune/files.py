@@ -39,11 +39,28 @@ def atomic_write_json(path: str | os.PathLike, payload: Any) -> str:
     return atomic_write(path, json.dumps(payload, indent=2) + "\n")
 
 
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fields: list[str] | None = None) -> str:
+    """Write ``rows`` as CSV with :func:`atomic_write`; columns ``fields`` (default: every key, in
+    order of first appearance); a missing cell is empty."""
+    if fields is None:
+        fields = []
+        for row in rows:
+            fields.extend(k for k in row if k not in fields)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write(path, buffer.getvalue())
+
+
 @contextmanager
 def file_lock(path: str | os.PathLike) -> Iterator[None]:
     """Hold an exclusive lock on the file ``path`` (created if needed) across processes.
 
-    POSIX only (``fcntl``); elsewhere there is no cross-process lock and this does nothing.
+    The file is removed on release, so no lock file is left behind: a process that was
+    waiting on the removed file notices (``path`` no longer names the file it locked) and
+    locks the new one instead. POSIX only (``fcntl``); elsewhere there is no cross-process
+    lock and this does nothing.
     """
     try:
         import fcntl
@@ -52,12 +69,24 @@ def file_lock(path: str | os.PathLike) -> Iterator[None]:
         return
     path = os.fspath(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # its holder removed it while we waited: lock the file now at ``path``
+    try:
+        yield
+    finally:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # closing drops the flock
 
 
 class Notebook:
@@ -74,21 +103,20 @@ class Notebook:
         self.path = os.fspath(path)
         self.tail = tuple(tail)
 
+    def read(self) -> list[dict[str, str]]:
+        """Every row (as text), in file order; none when the notebook does not exist yet."""
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
     def write_trial(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
         """Rewrite the notebook atomically with this trial's ``rows`` (replacing earlier ones)."""
         with file_lock(self.path + ".lock"):
-            existing: list[dict[str, Any]] = []
-            if os.path.exists(self.path):
-                with open(self.path, newline="", encoding="utf-8") as f:
-                    existing = [r for r in csv.DictReader(f) if r.get("trial") != trial_id]
+            existing = [r for r in self.read() if r.get("trial") != trial_id]
             all_rows = existing + rows
             fields = list(self.KEY_COLUMNS)
             for row in all_rows:
                 fields.extend(k for k in row if k not in fields)
             tail = [k for k in self.tail if k in fields]
-            fields = [k for k in fields if k not in tail] + tail
-            buffer = io.StringIO()
-            writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(all_rows)
-            atomic_write(self.path, buffer.getvalue())
+            write_csv(self.path, all_rows, [k for k in fields if k not in tail] + tail)

@@ -27,12 +27,16 @@ of the same in a row cancel. All of this is checked against imgaug on random ima
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from typing import Any, Callable, NamedTuple
 
-import imgaug.augmenters as iaa
-from imgaug.augmenters import pillike
+from keras_augtune.lazy import lazy_module
+
+# imgaug is imported when the first augmenter is built: naming and checking ops stays instant.
+iaa = lazy_module("imgaug.augmenters")
+pillike = lazy_module("imgaug.augmenters.pillike")
 
 
 class Op(NamedTuple):
@@ -45,24 +49,37 @@ class Op(NamedTuple):
     involution: str | None = None  # self-inverse transform applied to every image at magnitude 1
 
 
-class ColorImagesOnly(iaa.Sometimes):
-    """Apply ``child`` to colour images only; grayscale ones (one channel, or three equal
-    channels) pass unchanged. A hue or saturation shift has no hue to act on there: imgaug's
-    HSV shift would tint gray pixels red and the channel mean back to grayscale darken them."""
+@functools.cache
+def _color_images_only_class() -> type:
+    """The :class:`ColorImagesOnly` augmenter class (built on imgaug's, so defined on first use)."""
 
-    def __init__(self, child: iaa.Augmenter, seed: Any = None, name: str | None = None):
-        super().__init__(1.0, then_list=[child], seed=seed, name=name)
+    class ColorImagesOnly(iaa.Sometimes):
+        """Apply ``child`` to colour images only; grayscale ones (one channel, or three equal
+        channels) pass unchanged. A hue or saturation shift has no hue to act on there: imgaug's
+        HSV shift would tint gray pixels red and the channel mean back to grayscale darken them."""
 
-    def _augment_batch_(self, batch, random_state, parents, hooks):
-        with batch.propagation_hooks_ctx(self, hooks, parents):
-            if batch.images is None:
+        def __init__(self, child: iaa.Augmenter, seed: Any = None, name: str | None = None):
+            super().__init__(1.0, then_list=[child], seed=seed, name=name)
+
+        def _augment_batch_(self, batch, random_state, parents, hooks):
+            with batch.propagation_hooks_ctx(self, hooks, parents):
+                if batch.images is None:
+                    return batch
+                indices = [i for i, image in enumerate(batch.images) if _has_color(image)]
+                if indices:
+                    sub = batch.subselect_rows_by_indices(indices)
+                    sub = self.then_list.augment_batch_(sub, parents=parents + [self], hooks=hooks)
+                    batch = batch.invert_subselect_rows_by_indices_(indices, sub)
                 return batch
-            indices = [i for i, image in enumerate(batch.images) if _has_color(image)]
-            if indices:
-                sub = batch.subselect_rows_by_indices(indices)
-                sub = self.then_list.augment_batch_(sub, parents=parents + [self], hooks=hooks)
-                batch = batch.invert_subselect_rows_by_indices_(indices, sub)
-            return batch
+
+    ColorImagesOnly.__qualname__ = "ColorImagesOnly"  # pickled by reference as keras_augtune.ops.ColorImagesOnly
+    return ColorImagesOnly
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: ``ops.ColorImagesOnly`` is built on first access
+    if name == "ColorImagesOnly":
+        return _color_images_only_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _has_color(image: Any) -> bool:
@@ -122,10 +139,10 @@ OPS: dict[str, Op] = {
                           lambda v: iaa.Add((-v, v))),
     "invert":          Op("chance of inverting", _sym(1.0),
                           lambda v: iaa.Invert(v), involution="invert"),
-    "fog":             Op("fog blend alpha", _sym(1.0), _blend(iaa.Fog)),
-    "clouds":          Op("clouds blend alpha", _sym(1.0), _blend(iaa.Clouds)),
+    "fog":             Op("fog blend alpha", _sym(1.0), _blend(lambda: iaa.Fog())),
+    "clouds":          Op("clouds blend alpha", _sym(1.0), _blend(lambda: iaa.Clouds())),
     "add-to-hue-and-saturation": Op("max |hue/sat shift| (of 255)", lambda m: int(round(45.0 * m)),
-                          _unless_zero(lambda v: ColorImagesOnly(iaa.AddToHueAndSaturation((-v, v)))),
+                          _unless_zero(lambda v: _color_images_only_class()(iaa.AddToHueAndSaturation((-v, v)))),
                           color_only=True),
     "coarse-salt-pepper": Op("max fraction of area replaced", _sym(0.2),
                           _unless_zero(lambda v: iaa.CoarseSaltAndPepper(p=(0.0, v), size_percent=(0.1, 0.3)))),
@@ -135,7 +152,7 @@ OPS: dict[str, Op] = {
     "identity":        Op("(none)", lambda m: None, lambda v: iaa.Identity()),
     "auto-contrast":   Op("auto-contrast blend alpha", _sym(1.0),
                           _blend(lambda: pillike.Autocontrast(cutoff=0))),
-    "equalize":        Op("equalize blend alpha", _sym(1.0), _blend(pillike.Equalize)),
+    "equalize":        Op("equalize blend alpha", _sym(1.0), _blend(lambda: pillike.Equalize())),
     "solarize":        Op("threshold lowered from 256 by", lambda m: int(round(256 * m)),
                           lambda v: iaa.Solarize(p=1.0, threshold=256 - v), involution="invert"),
     "posterize":       Op("bits removed (of 8)", lambda m: int(round(4 * m)),

@@ -200,6 +200,7 @@ def plot_policy_examples(
     seed: int | None = 0,
     value_range: tuple[float, float] | None = None,
     path: Any = None,
+    title: str | None = None,
 ):
     """Each image (a row) beside ``num_augmentations`` random augmentations by ``policy``.
 
@@ -212,6 +213,8 @@ def plot_policy_examples(
             randomness.
         value_range: range of float pixels; default (0, 255) for integers, (0, 1) for floats.
         path: save the figure there too (format from the extension).
+        title: the figure's title; default the policy's ``metadata["name"]`` and its number
+            of sub-policies; ``""`` for none (e.g. under a heading of its own).
 
     Returns the matplotlib ``Figure``.
     """
@@ -230,14 +233,17 @@ def plot_policy_examples(
         policy.augment(batch.array, seed=None if seed is None else seed + k, value_range=batch.value_range)
         for k in range(count)
     ]
-    fig = new_figure(1.2 * (count + 1) + 0.2, 1.2 * n + 0.5)
+    fig = new_figure(1.2 * (count + 1) + 0.2, 1.2 * n + (0.5 if title != "" else 0.3))
     grid = fig.subplots(n, count + 1, squeeze=False)
     for j, column in enumerate(columns):
         shown = _as_display(column, batch.value_range)
         for i in range(n):
-            title = ("original" if j == 0 else f"augmented {j}") if i == 0 else None
-            _show(grid[i, j], shown[i], title)
-    name = policy.metadata.get("name") if isinstance(policy.metadata, dict) else None
-    fig.suptitle(f"{name or 'Policy'}: {len(policy)} sub-policies", fontsize=9)
+            header = ("original" if j == 0 else f"augmented {j}") if i == 0 else None
+            _show(grid[i, j], shown[i], header)
+    if title is None:
+        name = policy.metadata.get("name") if isinstance(policy.metadata, dict) else None
+        title = f"{name or 'Policy'}: {len(policy)} sub-policies"
+    if title:
+        fig.suptitle(title, fontsize=9)
     save_figure(fig, path)
     return fig

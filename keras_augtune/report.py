@@ -4,6 +4,8 @@
   search directory on disk (no tuner object needed), as a :class:`SearchResults`;
 * :func:`plot_rewards`: reward per trial, the best so far, and the no-augmentation
   baseline as a line;
+* :func:`op_effects` and :func:`plot_op_effects`: which ops help the reward and how much,
+  pooled over the policy's slots (:mod:`keras_augtune.effects`);
 * :func:`plot_importances`: how much each hyperparameter explains the rewards,
   per the oracle's random forest;
 * :func:`policies_table`: the top policies as rows (reward, gain, accuracy, ops);
@@ -36,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from keras_augtune import compat
+from keras_augtune.effects import MIN_OP_TRIALS, OpEffects, estimate_op_effects
 from keras_augtune.files import atomic_write
 from keras_augtune.plot import new_figure, save_figure
 from keras_augtune.policy import Policy
@@ -46,7 +49,7 @@ from keras_augtune import runs
 from keras_augtune.runs import RUN_FILE, read_run_file
 
 __all__ = [
-    "SearchResults", "load_search", "plot_rewards", "plot_importances", "policies_table",
+    "SearchResults", "load_search", "plot_rewards", "op_effects", "plot_op_effects", "plot_importances", "policies_table",
     "plot_best_policy_examples", "plot_summary", "write_report", "RUN_FILE", "SAMPLE_FILE",
 ]
 
@@ -171,44 +174,55 @@ def _results(results: Any) -> SearchResults:
 
 
 def plot_rewards(results: Any, path: Any = None, ax: Any = None):
-    """Reward per trial (dots), the best reward so far (a step line) and the
-    no-augmentation baseline (a dashed line); failed trials are marked with an ``x``.
+    """Reward per trial (dots; the no-augmentation trial grey), the best reward so far (a step
+    line) and the no-augmentation baseline (a dashed line, with a band spanning its runs'
+    rewards when it was trained more than once); failed trials are marked with an ``x``.
+    The x-axis shows the trial ids, as the tables do.
 
     ``results``: a :class:`SearchResults`, a tuner or a search directory.
     """
     results = _results(results)
     fig = None
     if ax is None:
-        fig = new_figure(7.0, 3.6)
+        fig = new_figure(7.0, 3.4)
         ax = fig.subplots()
+    x_of = {t.trial_id: t.number - 1 for t in results.trials}  # positions 0, 1, ...: KT's ids "00", "01", ...
     done = results.completed
     if done:
-        xs = [t.number for t in done]
-        ys = [t.reward for t in done]
-        colors = ["#7f7f7f" if (t.policy is not None and t.policy.is_identity) else "#1f77b4" for t in done]
-        ax.scatter(xs, ys, c=colors, s=22, zorder=3, label="trial reward")
+        for is_base, color, label in ((False, "#1f77b4", "trial reward"), (True, "#7f7f7f", "no-augmentation trial")):
+            group = [t for t in done if (t.policy is not None and t.policy.is_identity) == is_base]
+            if group:
+                ax.scatter([x_of[t.trial_id] for t in group], [t.reward for t in group], color=color, s=22,
+                           zorder=3, label=label)
         best, best_x, best_y = -math.inf, [], []
         for t in done:
             best = max(best, t.reward)
-            best_x.append(t.number)
+            best_x.append(x_of[t.trial_id])
             best_y.append(best)
         ax.step(best_x, best_y, where="post", color="#2ca02c", lw=1.8, label="best so far")
     failed = [t for t in results.trials if not t.completed and t.status != RUNNING]
     if failed:
         low = min((t.reward for t in done), default=0.0)
-        ax.scatter([t.number for t in failed], [low] * len(failed), marker="x", color="#d62728",
+        ax.scatter([x_of[t.trial_id] for t in failed], [low] * len(failed), marker="x", color="#d62728",
                    zorder=3, label="failed trial")
-    if results.baseline_reward is not None:
-        ax.axhline(results.baseline_reward, color="#ff7f0e", ls="--", lw=1.2, label="no augmentation")
+    baseline = results.baseline
+    if baseline is not None:
+        runs = [r for r in (baseline.execution_rewards or []) if r is not None]
+        ax.axhline(baseline.reward, color="#ff7f0e", ls="--", lw=1.2, label="no augmentation")
+        if len(runs) > 1:
+            ax.axhspan(min(runs), max(runs), color="#ff7f0e", alpha=0.15, lw=0,
+                       label=f"no augmentation, {len(runs)} runs (range)")
     ax.set_xlabel("trial")
     ax.set_ylabel("reward")
     ax.set_title("Reward per trial", fontsize=10)
     ax.grid(alpha=0.3)
     if results.trials:
-        from matplotlib.ticker import MaxNLocator
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-        ax.set_xlim(0.5, len(results.trials) + 0.5)
+        ids = {x: trial_id for trial_id, x in x_of.items()}
+        ax.set_xlim(-0.5, len(results.trials) - 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: ids.get(int(round(x)), "")))
     if done or failed:
         ax.legend(fontsize=7, loc="best")
     else:
@@ -260,6 +274,58 @@ def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = No
     return fig if fig is not None else ax.figure
 
 
+def op_effects(results: Any, **options: Any) -> OpEffects:
+    """Every op's estimated effect on the reward, best first (:func:`keras_augtune.effects.estimate_op_effects`,
+    ``options`` as it takes them). ``results``: a :class:`SearchResults`, a tuner or a search directory."""
+    return estimate_op_effects(_results(results), **options)
+
+
+_VERDICT_COLORS = {"helps": "#2ca02c", "hurts": "#d62728", "unclear": "#7f7f7f"}
+
+
+def plot_op_effects(results: Any, top: int | None = None, path: Any = None, ax: Any = None):
+    """Each op's effect on the reward with its interval (best at the top), the number of trials
+    behind it (in brackets) and the magnitudes where it helps (right); green: the interval is
+    above 0, red: below, grey: unclear. Ops used by too few trials are left out.
+
+    ``results``: an :class:`~keras_augtune.effects.OpEffects`, a :class:`SearchResults`, a
+    tuner or a search directory; ``top``: at most that many ops (the best and the worst halves).
+    """
+    effects = results if isinstance(results, OpEffects) else op_effects(results)
+    rows = effects.estimated
+    if top is not None and len(rows) > top:
+        rows = rows[: (top + 1) // 2] + rows[len(rows) - top // 2:]
+    fig = None
+    if ax is None:
+        fig = new_figure(8.0, 0.95 + 0.2 * max(len(rows), 3))
+        ax = fig.subplots()
+    if rows:
+        ys = np.arange(len(rows))[::-1]
+        for y, e in zip(ys, rows):
+            color = _VERDICT_COLORS[e.verdict]
+            ax.plot([e.low, e.high], [y, y], color=color, lw=2, solid_capstyle="butt")
+            ax.plot([e.effect], [y], "o", color=color, ms=4.5)
+        ax.axvline(0.0, color="#444", lw=0.8)
+        ax.set_yticks(ys, [f"{e.op} ({e.trials})" for e in rows], fontsize=7)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(ys, ["" if e.helps_at is None else f"m {e.helps_at[0]:.2f}-{e.helps_at[1]:.2f}" for e in rows],
+                         fontsize=7)
+        right.tick_params(length=0)
+        ax.set_xlabel(f"reward change per sub-policy applying the op, {effects.confidence:.0%} interval\n"
+                      "(in brackets: trials using it; right: magnitudes where it helps)", fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    else:
+        ax.text(0.5, 0.5, effects.note or "no op used by enough completed trials yet", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.set_title("Which augmentations help (op effects, pooled over slots)", fontsize=10)
+    if fig is not None:
+        save_figure(fig, path, dpi=100)
+    return fig if fig is not None else ax.figure
+
+
 def policies_table(results: Any, n: int = 5) -> list[dict[str, Any]]:
     """The ``n`` best policies as rows: rank, trial, reward, gain, val_accuracy, policy, hyperparameters."""
     results = _results(results)
@@ -302,28 +368,37 @@ def plot_best_policy_examples(results: Any, n: int = 3, images: Any = None, num_
 
 
 def plot_summary(results: Any, path: Any = None, n: int = 5):
-    """One page: rewards, importances and the top-policies table (the PNG report)."""
+    """One page: rewards, op effects and the top-policies table (the PNG report), sized to its content."""
     results = _results(results)
-    fig = new_figure(11.0, 9.0)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1.0])
-    left, right = top.subplots(1, 2, width_ratios=[1.2, 1.0])
+    rows = policies_table(results, n)
+    cells = [[r["rank"], r["trial"], format_value(r["reward"]), format_value(r["gain"], "+.4f"),
+              format_value(r["val_accuracy"]), _wrap(r["policy"], 95)] for r in rows]
+    lines = sum(1 + c[5].count("\n") for c in cells)
+    effects = estimate_op_effects(results)
+    shown = min(len(effects.estimated), 14)
+    top_height = max(3.6, 0.9 + 0.24 * shown)
+    table_height = 0.6 + 0.135 * (lines + 1)
+    fig = new_figure(11.0, top_height + table_height)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[top_height, table_height])
+    left, right = top.subplots(1, 2, width_ratios=[1.0, 1.1])
     plot_rewards(results, ax=left)
-    plot_importances(results, top=10, ax=right)
+    plot_op_effects(effects, top=14, ax=right)
     ax = bottom.subplots()
     ax.set_axis_off()
-    rows = policies_table(results, n)
-    if rows:
-        cells = [[r["rank"], r["trial"], format_value(r["reward"]), format_value(r["gain"], "+.4f"), format_value(r["val_accuracy"]),
-                  _wrap(r["policy"], 95)] for r in rows]
+    if cells:
         table = ax.table(cellText=cells, colLabels=["rank", "trial", "reward", "gain", "val acc", "policy"],
-                         loc="upper center", cellLoc="left", colWidths=[0.05, 0.06, 0.07, 0.08, 0.07, 0.67])
+                         loc="upper center", cellLoc="left", colWidths=[0.05, 0.06, 0.07, 0.08, 0.07, 0.67],
+                         bbox=[0.0, 0.0, 1.0, 1.0])
         table.auto_set_font_size(False)
         table.set_fontsize(6.5)
+        heights = [1] + [1 + c[5].count("\n") for c in cells]
         for (r, _), cell in table.get_celld().items():
-            if r > 0:
-                cell.set_height(cell.get_height() * (1 + cells[r - 1][5].count("\n")))
+            cell.set_height(heights[r] / sum(heights))
+            cell.PAD = 0.02
+    else:
+        ax.text(0.5, 0.5, "No completed trial yet.", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(f"Top policies ({_baseline_text(results)})", fontsize=10)
-    fig.suptitle(f"keras_augtune search: {results.project_dir}", fontsize=11)
+    fig.suptitle(f"keras_augtune search: {_folder(results)}", fontsize=11)
     save_figure(fig, path, dpi=100)
     return fig
 
@@ -335,8 +410,9 @@ def write_report(tuner_or_dir: Any, out_path: Any, num_policies: int = 5, num_gr
 
     ``.html`` (default for any other extension): a self-contained page, images embedded
     as base64 PNG: reward per trial with the best so far and the baseline, the top
-    ``num_policies`` policies as a table, augmentation grids of the best ``num_grids``,
-    and the hyperparameter importances. ``.png``: one page with the plots and the table.
+    ``num_policies`` policies as a table, which ops help (op effects), augmentation grids
+    of the best ``num_grids``, and the hyperparameter importances. ``.png``: one page with
+    the rewards, the op effects and the table.
 
     ``tuner_or_dir``: an ``AugmentTuner``, a search directory, or a :class:`SearchResults`.
     """
@@ -360,8 +436,15 @@ def _png_base64(fig, dpi: int = 100) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _img(fig, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png_base64(fig)}">'
+def _untitled(fig):
+    """``fig`` without its axes' titles: in the HTML report a section heading names the plot."""
+    for ax in fig.axes:
+        ax.set_title("")
+    return fig
+
+
+def _img(fig, alt: str, dpi: int = 100) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png_base64(fig, dpi)}">'
 
 
 def _wrap(text: str, width: int) -> str:
@@ -377,6 +460,14 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(parts)
 
 
+def _folder(results: SearchResults) -> str:
+    """Where the search lives: the output folder of ``keras-augtune search`` (not its Keras
+    Tuner project inside), else the project directory."""
+    if results.run is not None and results.project_dir:
+        return os.path.dirname(os.path.normpath(results.project_dir))
+    return results.project_dir
+
+
 def _baseline_text(results: SearchResults) -> str:
     if results.baseline_reward is None:
         return "no baseline trial"
@@ -389,7 +480,34 @@ h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #
 table{border-collapse:collapse;font-size:.85em;width:100%}th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pos{color:#16794a}.neg{color:#b3261e}img{max-width:100%}code{font-size:.9em}.muted{color:#666}
+.grids{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:.5em 1.5em}
+figure{margin:0}figcaption{font-weight:600;font-size:.9em;margin:.4em 0}
+details{margin:.5em 0}summary{cursor:pointer;color:#444}
 """
+
+
+def _effects_section(results: SearchResults) -> list[str]:
+    """The report's answer to "which augmentations help?": the op-effects plot, its numbers
+    (folded), the ops left out, and how the numbers were made."""
+    esc = html.escape
+    parts = ["<h2>Which augmentations help</h2>"]
+    effects = estimate_op_effects(results)
+    if effects.note or not effects.estimated:
+        why = effects.note or f"need ops used by at least {MIN_OP_TRIALS} completed trials"
+        return parts + [f"<p class='muted'>Op effects {esc(why)}</p>"]
+    parts.append(_img(_untitled(plot_op_effects(effects)), "op effects"))
+    parts.append("<details><summary>The numbers</summary><table><tr><th>op</th><th>effect</th>"
+                 f"<th>{effects.confidence:.0%} interval</th><th>helps at magnitude</th><th>trials</th><th>verdict</th></tr>")
+    for e in effects.estimated:
+        cls = {"helps": "pos", "hurts": "neg"}.get(e.verdict, "")
+        helps = "" if e.helps_at is None else f"{e.helps_at[0]:.2f}&ndash;{e.helps_at[1]:.2f}"
+        parts.append(f"<tr><td>{esc(e.op)}</td><td class='num {cls}'>{e.effect:+.4f}</td>"
+                     f"<td class='num'>[{e.low:+.4f}, {e.high:+.4f}]</td><td>{helps}</td>"
+                     f"<td class='num'>{e.trials}</td><td class='{cls}'>{e.verdict}</td></tr>")
+    parts.append("</table></details>")
+    parts.extend(f"<p>{esc(line)}</p>" for line in effects.footnotes())
+    parts.append(f"<p class='muted'>{esc(effects.method())}</p>")
+    return parts
 
 
 def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
@@ -401,7 +519,7 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>keras_augtune search report</title>", f"<style>{_CSS}</style></head><body>",
         "<h1>keras_augtune search report</h1>",
-        f"<p class='muted'>{esc(results.project_dir)} &middot; written "
+        f"<p class='muted'>{esc(_folder(results))} &middot; written "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
         "<ul>",
         f"<li>{len(trials)} trials: {len(done)} completed, {len(failed)} failed</li>",
@@ -418,10 +536,11 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     parts.append("</ul>")
 
     parts.append("<h2>Reward per trial</h2>")
-    parts.append(_img(plot_rewards(results), "reward per trial"))
-    parts.append("<p class='muted'>Grey dot: the no-augmentation baseline trial; dashed line: its reward; "
-                 "green: best reward so far. The reward is the mean of the best validation accuracies "
-                 "among epochs that did not overfit.</p>")
+    parts.append(_img(_untitled(plot_rewards(results)), "reward per trial"))
+    parts.append("<p class='muted'>Grey dot: the no-augmentation baseline trial; dashed line: its reward "
+                 "(a band: the range of its runs' rewards, when it ran more than once); green: best reward so "
+                 "far. The reward is the mean of the best validation accuracies among epochs that did not "
+                 "overfit.</p>")
 
     parts.append("<h2>Top policies</h2>")
     rows = policies_table(results, num_policies)
@@ -442,24 +561,29 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     else:
         parts.append("<p>No completed trial yet.</p>")
 
+    parts.extend(_effects_section(results))
+
     parts.append("<h2>The best policies on your images</h2>")
     if results.images is None:
         parts.append("<p class='muted'>No images available: pass <code>images=</code> to write_report.</p>")
     else:
         grids = 0
+        parts.append("<div class='grids'>")
         for rank, policy in enumerate(best_policies(results, num_grids), start=1):
             from keras_augtune.plot import plot_policy_examples
 
-            fig = plot_policy_examples(policy, results.images[:4], num_augmentations=5, seed=rank,
-                                       value_range=results.value_range)
-            parts.append(f"<h3>{esc(policy.metadata['name'])}</h3>" + _img(fig, f"policy {rank} examples"))
+            fig = plot_policy_examples(policy, results.images[:3], num_augmentations=5, seed=rank,
+                                       value_range=results.value_range, title="")
+            parts.append(f"<figure><figcaption>{esc(policy.metadata['name'])}</figcaption>"
+                         f"{_img(fig, f'policy {rank} examples', dpi=70)}</figure>")
             grids += 1
+        parts.append("</div>")
         if not grids:
             parts.append("<p>No augmentation policy has completed yet.</p>")
 
     parts.append("<h2>Hyperparameter importances</h2>")
     if results.importances:
-        parts.append(_img(plot_importances(results), "hyperparameter importances"))
+        parts.append(_img(_untitled(plot_importances(results)), "hyperparameter importances"))
         kinds = importances_by_kind(results.importances)
         parts.append("<p>By kind: " + ", ".join(f"{esc(k)} {v:.0%}" for k, v in kinds.items()) + ".</p>")
         parts.append("<p class='muted'>Impurity-based importances of the oracle's random forest fitted to the "

@@ -105,6 +105,7 @@ class SearchResults:
     images: Any = None
     value_range: tuple[float, float] | None = None
     run: dict[str, Any] | None = None
+    space: PolicySpace | None = None  #: the policy space searched, when known
 
     @classmethod
     def from_oracle(cls, oracle: Any, space: PolicySpace | None = None, project_dir: str = "") -> "SearchResults":
@@ -124,7 +125,7 @@ class SearchResults:
             for record in records:
                 record.is_baseline = False
         results = cls(records, objective=getattr(objective, "name", REWARD),
-                      direction=getattr(objective, "direction", "max"), project_dir=project_dir)
+                      direction=getattr(objective, "direction", "max"), project_dir=project_dir, space=space)
         baseline, full = results.baseline_reward, results.full_budget
         for record in records:
             if baseline is not None and record.reward is not None and record.budget == full:

@@ -29,14 +29,15 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from typing import Any, Mapping, Sequence
-
-import keras_tuner as kt
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from keras_augtune.checks import check_int
 from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, is_identity_at, ops_for_channels, resolve_op
 from keras_augtune.policy import Policy
 from keras_augtune.trials import without_budget
+
+if TYPE_CHECKING:  # Keras Tuner (and TensorFlow under it) is imported where a space is declared
+    import keras_tuner as kt
 
 __all__ = ["PolicySpace", "declare_policy_space", "baseline_values", "is_baseline", "policy_of", "parse_name",
            "architecture_values", "DEFAULT_PREFIX"]
@@ -224,6 +225,8 @@ class PolicySpace:
 
     def hyperparameters(self) -> kt.HyperParameters:
         """A new ``keras_tuner.HyperParameters`` holding just this space (e.g. for an oracle's ``hyperparameters=``)."""
+        import keras_tuner as kt
+
         hp = kt.HyperParameters()
         self.declare(hp)
         return hp

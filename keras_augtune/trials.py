@@ -11,16 +11,16 @@ import re
 import zlib
 from typing import Any, Iterable, Mapping
 
-from keras_tuner.engine.trial import TrialStatus
-
-__all__ = ["TrialStatus", "COMPLETED", "FAILED", "INVALID", "RUNNING", "FINISHED", "UNSUCCESSFUL",
+__all__ = ["COMPLETED", "FAILED", "INVALID", "RUNNING", "FINISHED", "UNSUCCESSFUL",
            "BUDGET_PREFIX", "EPOCHS", "INITIAL_EPOCH", "RESUME_FROM", "BRACKET", "ROUND", "budget_of", "without_budget",
            "trial_index", "trial_order_key", "in_order", "failure_reason"]
 
-COMPLETED = TrialStatus.COMPLETED
-FAILED = TrialStatus.FAILED
-INVALID = TrialStatus.INVALID
-RUNNING = TrialStatus.RUNNING
+# Keras Tuner's ``TrialStatus`` values, written out so that reading results needs no TensorFlow
+# (tests/test_cli.py checks them against keras_tuner.engine.trial.TrialStatus).
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+INVALID = "INVALID"
+RUNNING = "RUNNING"
 #: A trial in one of these states will not run again.
 FINISHED = (COMPLETED, FAILED, INVALID)
 #: A trial that ended without a result.

@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import os
+import traceback
 import warnings
 from typing import Any, Sequence
 
@@ -15,7 +16,8 @@ import numpy as np
 
 from keras_augtune import compat, distributed, heap, runs
 from keras_augtune.checks import check_int, check_seed
-from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_dataset, stratified_split, stratified_subsample
+from keras_augtune.data import VALIDATION_SPLIT, Dataset, prepare_search_data
+from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.evaluation.reward import (
     REWARD,
     ExecutionReward,
@@ -31,7 +33,7 @@ from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
 from keras_augtune.seeds import trial_seed
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline
-from keras_augtune.trials import COMPLETED, EPOCHS, FINISHED, INITIAL_EPOCH, budget_of, failure_reason
+from keras_augtune.trials import COMPLETED, EPOCHS, FAILED, FINISHED, INITIAL_EPOCH, budget_of, failure_reason
 from keras_augtune.warm_start import WarmStart
 
 METHODS = ("bayesian", "random", "hyperband")
@@ -232,8 +234,6 @@ class AugmentTuner(keras_tuner.Tuner):
                 compat.explore_space(self)
             except Exception:
                 pass
-            finally:
-                keras.backend.clear_session()
 
     def _check_full_budget(self, epochs: int) -> None:
         """A multi-fidelity oracle fixed the full budget when it was built: ``search(epochs=...)``
@@ -271,12 +271,17 @@ class AugmentTuner(keras_tuner.Tuner):
     def search(self, x: Any, y: Any = None, validation_data: Any = None, epochs: int | None = None,
                batch_size: int | None = None, callbacks: list | None = None, verbose: int | None = None,
                value_range: Any = None, **fit_kwargs: Any) -> None:
-        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot).
+        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot), or on a
+        ``tf.data.Dataset`` ``x`` of ``(images, labels[, sample_weights])``, batched or not
+        (``keras.utils.image_dataset_from_directory`` output included; see
+        :func:`keras_augtune.data.search_inputs` for what is read into memory).
 
-        ``validation_data=(x_val, y_val)`` replaces the stratified ``validation_split``;
-        ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
-        ``value_range`` declares the pixel range of float images (default (0, 1)).
-        Validation images are never augmented.
+        ``validation_data=(x_val, y_val[, weights])`` (or a dataset) replaces the stratified
+        ``validation_split``, which ``search(..., validation_split=0.3)`` sets for this search;
+        ``sample_weight`` follows the images through the split and the ``train_set_size``
+        subsample; ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
+        ``value_range`` declares the pixel range (default: (0, 255) for integer images,
+        (0, 1) for float images). Validation images are never augmented.
         """
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(
@@ -290,25 +295,11 @@ class AugmentTuner(keras_tuner.Tuner):
         epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
         self._check_full_budget(epochs)
         batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
-        data = check_dataset(x, y, value_range=value_range)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val).")
-            val = check_dataset(*validation_data, value_range=data.value_range, what="validation_data x")
-            if val.input_shape != data.input_shape:
-                raise ValueError(f"validation images have shape {val.input_shape}, training images {data.input_shape}.")
-            train_index = np.arange(len(data.y))
-        else:
-            train_index, val_index = stratified_split(data.y, self.validation_split, self.seed)
-            val = Dataset(data.x[val_index], data.y[val_index], data.value_range, data.class_names, data.one_hot)
-        num_classes = max(data.num_classes, val.num_classes)
-        if self.train_set_size is not None:
-            if self.train_set_size > len(train_index):
-                raise ValueError(
-                    f"train_set_size={self.train_set_size} is larger than the {len(train_index)} training "
-                    f"images left after the validation split ({len(data.y)} in all)."
-                )
-            train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.seed)]
+        prepared = prepare_search_data(
+            x, y, validation_data, value_range=value_range, sample_weight=fit_kwargs.pop("sample_weight", None),
+            validation_split=fit_kwargs.pop("validation_split", self.validation_split),
+            train_set_size=self.train_set_size, seed=self.seed)
+        data, val, train_index, num_classes = prepared.data, prepared.val, prepared.train_index, prepared.num_classes
         self.dataset = data
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
         compat.explore_space(self)  # now the child can be built
@@ -316,12 +307,16 @@ class AugmentTuner(keras_tuner.Tuner):
         x_train = data.x[train_index].astype("float32")
         x_val = val.x.astype("float32")
         y_train, y_val = self._labels(data.y[train_index], num_classes), self._labels(val.y, num_classes)
+        validation = (x_val, y_val) if prepared.val_weights is None else (x_val, y_val, prepared.val_weights)
+        if prepared.train_weights is not None:
+            fit_kwargs["sample_weight"] = prepared.train_weights
         self.hypermodel.warm_start = None
         self._preflight(x_train[:2], y_train[:2], num_classes)
         if self.child_first_train_epochs:
             self.hypermodel.warm_start = WarmStart(
-                self.child_first_train_epochs, x_train, y_train, (x_val, y_val), batch_size,
+                self.child_first_train_epochs, x_train, y_train, validation, batch_size,
                 self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.seed,
+                sample_weight=prepared.train_weights, record=self._record_pretraining,
             )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         heap.freeze()  # Keras Tuner's per-trial gc.collect() then scans only what the trials create
@@ -332,7 +327,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
                 return
             super().search(
-                x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+                x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
                 callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
             )
         except RuntimeError as exc:
@@ -394,9 +389,14 @@ class AugmentTuner(keras_tuner.Tuner):
         (recorded with its reason, never retried) and the search goes on."""
         try:
             return self._run_executions(trial, *args, **kwargs)
-        except (keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError, KeyboardInterrupt):
+        except keras_tuner.errors.FailedTrialError as exc:
+            self._record_failure(trial, exc)
+            raise
+        except (keras_tuner.errors.FatalError, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if not runs.disk_error(exc):
+                self._record_failure(trial, exc)
             if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
                 raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
             if getattr(self.oracle, "max_retries_per_trial", 0):
@@ -410,6 +410,7 @@ class AugmentTuner(keras_tuner.Tuner):
         epochs, initial_epoch = _epoch_budget(hp, epochs, fit_kwargs)
         rewards: list[Any] = []
         rows: list[dict[str, Any]] = []
+        self._rows = rows  # what a failure leaves in the notebook
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
             seed = trial_seed(self.seed, trial.trial_id, execution)
@@ -418,9 +419,11 @@ class AugmentTuner(keras_tuner.Tuner):
             for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
                 if isinstance(layer, PolicyAugmentation):
                     layer.seed = seed
+            execution_callbacks = _copy_callbacks(callbacks or [])
+            log_dirs = compat.configure_tensorboard(self, execution_callbacks, trial, execution)
             result = self.hypermodel.fit(
                 hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                callbacks=_copy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
+                callbacks=execution_callbacks, verbose=verbose, **fit_kwargs,
             )
             history = _history_of(result)
             if history is None:  # Keras Tuner's convention: a number is the objective's value
@@ -434,9 +437,11 @@ class AugmentTuner(keras_tuner.Tuner):
                 for epoch in range(len(history.get("loss", []))):
                     row = {"trial": trial.trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
                     row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
+                    row[REWARD] = score.reward  # this training's own reward (the trial's is their mean)
                     rows.append(row)
                 model_reward = score.reward
             rewards.append(score)
+            _log_reward(log_dirs, score if history is None else score.reward, policy, epochs)
             if model_reward > best_model_reward:
                 best_model_reward = model_reward
                 model.save_weights(compat.checkpoint_path(self, trial.trial_id))
@@ -447,12 +452,37 @@ class AugmentTuner(keras_tuner.Tuner):
                             "every execution of a trial.")
         else:
             metrics = {self.oracle.objective.name: float(np.mean(rewards))}
-        for row in rows:
-            row.setdefault(REWARD, metrics.get(REWARD, ""))
-            row["policy"] = json.dumps(policy.to_dict()["sub_policies"], separators=(",", ":"))
-            row["hyperparameters"] = json.dumps(architecture_values(hp.values), separators=(",", ":"))
-        Notebook(self.notebook_path, tail=(REWARD, "policy", "hyperparameters")).write_trial(trial.trial_id, rows)
+        self._write_notebook(trial.trial_id, rows, hp)
         return metrics
+
+    def _write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None) -> None:
+        """Replace ``key``'s rows of the notebook (one row per trial, execution and epoch, with
+        each training's own reward; the policy and the architecture values of ``hp``)."""
+        if hp is not None:
+            policy = json.dumps(self.hypermodel.policy(hp).to_dict()["sub_policies"], separators=(",", ":"))
+            architecture = json.dumps(architecture_values(hp.values), separators=(",", ":"))
+            for row in rows:
+                row.update(policy=policy, hyperparameters=architecture)
+        Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(key, rows)
+
+    def _record_failure(self, trial, exc: BaseException) -> None:
+        """Keep a failed trial in the notebook: the epochs it trained and a row with its reason."""
+        rows = list(getattr(self, "_rows", None) or [])
+        execution = len({r["execution"] for r in rows})  # rows are those of the executions that finished
+        reason = failure_reason("".join(traceback.format_exception(exc)))
+        rows.append({"trial": trial.trial_id, "execution": execution, "epoch": "", "status": FAILED, "error": reason})
+        try:
+            self._write_notebook(trial.trial_id, rows, trial.hyperparameters)
+        except Exception:  # the notebook must never hide the trial's own error
+            pass
+
+    def _record_pretraining(self, key: str, history: dict) -> None:
+        """Keep the warm start's pretraining epochs in the notebook (trial ``pretraining-<key>``)."""
+        trial = f"pretraining-{key}"
+        rows = [{"trial": trial, "execution": 0, "epoch": epoch + 1,
+                 **{name: float(values[epoch]) for name, values in history.items() if epoch < len(values)}}
+                for epoch in range(len(history.get("loss", [])))]
+        self._write_notebook(trial, rows)
 
     def _build_hypermodel(self, hp):
         """Keras Tuner's build; a Hyperband trial that continues another (``tuner/trial_id``)
@@ -485,7 +515,7 @@ class AugmentTuner(keras_tuner.Tuner):
             head = f"[{self.tuner_id}] Trial {trial.trial_id}"
         else:
             done = len([t for t in self.oracle.trials.values() if t.status in FINISHED])
-            head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
+            head = f"Trial {trial.trial_id} ({done}/{self.oracle.max_trials})"  # the id the tables show
         if trial.status != COMPLETED:
             return TrialDisplay.failed_line(head, trial.status, trial.message, seconds)
         if compat.is_worker():  # the metrics went to the chief: read them back from there
@@ -511,6 +541,16 @@ class AugmentTuner(keras_tuner.Tuner):
             return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
                                              self.oracle.objective, self.project_dir, with_baseline=False)
         return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
+
+    def op_effects(self, **options: Any) -> OpEffects:
+        """Every op's estimated effect on the reward, pooled over the policy's slots: its change
+        of the reward per sub-policy applying it (with an interval), the magnitudes where it
+        helps, and how many trials used it; best first (:mod:`keras_augtune.effects`;
+        ``options`` as :func:`~keras_augtune.effects.estimate_op_effects` takes them).
+
+            print(tuner.op_effects().table())
+        """
+        return estimate_op_effects(self.results(), space=self.policy_space, **options)
 
     def baseline_reward(self) -> float | None:
         """The reward of the no-augmentation baseline trial (None until it has run)."""
@@ -543,6 +583,20 @@ def _copy_callbacks(callbacks: list) -> list:
             "All callbacks used during a search should be deep-copyable (since they are reused across "
             f"trials). It is not possible to do `copy.deepcopy({callbacks})`"
         ) from None
+
+
+def _log_reward(log_dirs: list[str], reward: float, policy: Policy, step: int) -> None:
+    """Add the execution's reward (an HParams metric) and its policy as text to its TensorBoard folders."""
+    if not log_dirs:
+        return
+    import tensorflow as tf
+
+    from keras_augtune.results import describe_policy
+
+    for log_dir in log_dirs:
+        with tf.summary.create_file_writer(log_dir).as_default():
+            tf.summary.scalar(REWARD, reward, step=step)
+            tf.summary.text("policy", describe_policy(policy), step=step)
 
 
 def _epoch_budget(hp, epochs: int, fit_kwargs: dict) -> tuple[int, int]:

@@ -21,9 +21,8 @@ import json
 import os
 from typing import Any
 
-import numpy as np
-
 from keras_augtune.files import atomic_write_json
+from keras_augtune.runs import data_fingerprint
 from keras_augtune.space import baseline_values
 
 WEIGHTS_SUFFIX = ".weights.h5"
@@ -34,20 +33,25 @@ class WarmStart:
 
     Args:
         epochs: pretraining epochs (without augmentation).
-        x, y, validation_data, batch_size: the pretraining data, as the trials see it.
+        x, y, validation_data, batch_size, sample_weight: the pretraining data, as the trials see it.
         path: a folder that gets one ``child_<key>.weights.h5`` per key, or a
             ``.weights.h5`` file (with its key in ``<file>.json`` beside it; a second key
             in the same search gets ``<file stem>_<key>.weights.h5``).
         seed: the search's seed (pretraining is seeded by it).
+        record: called as ``record(key, history)`` after each pretraining (the tuner's notebook).
     """
 
     def __init__(self, epochs: int, x: Any, y: Any, validation_data: Any, batch_size: int, path: str,
-                 seed: int | None = None):
+                 seed: int | None = None, sample_weight: Any = None, record: Any = None):
         self.epochs = int(epochs)
+        self.record = record
+        self.sample_weight = sample_weight
         self.x, self.y, self.validation_data, self.batch_size = x, y, validation_data, batch_size
         self.path = path
         self.seed = seed
-        self.data_fingerprint = fingerprint(x, y)
+        self.data_fingerprint = data_fingerprint(x, y, [])["sample_sha256"]
+        if sample_weight is not None:
+            self.data_fingerprint += data_fingerprint(sample_weight, y, [])["sample_sha256"][:8]
         self._weights: dict[str, str] = {}
 
     def load(self, hypermodel: Any, hp: Any, child: Any) -> None:
@@ -76,24 +80,26 @@ class WarmStart:
                 path = f"{path[: -len(WEIGHTS_SUFFIX)]}_{key}{WEIGHTS_SUFFIX}"
             sidecar = path + ".json"
             if not (os.path.exists(path) and _read_key(sidecar) == key):  # missing, or made under another key
-                self._pretrain(hypermodel, hp, path)
+                self._pretrain(hypermodel, hp, path, key)
                 atomic_write_json(sidecar, {"key": key, **material})
         else:
             os.makedirs(self.path, exist_ok=True)
             path = os.path.join(self.path, f"child_{key}{WEIGHTS_SUFFIX}")
             if not os.path.exists(path):
-                self._pretrain(hypermodel, hp, path)
+                self._pretrain(hypermodel, hp, path, key)
         self._weights[key] = path
         return path
 
-    def _pretrain(self, hypermodel: Any, hp: Any, path: str) -> None:
+    def _pretrain(self, hypermodel: Any, hp: Any, path: str, key: str) -> None:
         baseline_hp = hp.copy()
         baseline_hp.values.update(baseline_values(hypermodel.policy_space))
         child = hypermodel.build_child(baseline_hp)
         model = hypermodel.wrap(baseline_hp, child)
-        model.fit(self.x, self.y, validation_data=self.validation_data, epochs=self.epochs,
-                  batch_size=self.batch_size, verbose=0)
+        history = model.fit(self.x, self.y, validation_data=self.validation_data, epochs=self.epochs,
+                            batch_size=self.batch_size, sample_weight=self.sample_weight, verbose=0)
         child.save_weights(path)
+        if self.record is not None:
+            self.record(key, history.history)
 
 
 def architecture_signature(model: Any, input_shape: Any) -> list:
@@ -123,16 +129,6 @@ def architecture_signature(model: Any, input_shape: Any) -> list:
 
     walk(model)
     return rows
-
-
-def fingerprint(*arrays: Any) -> str:
-    """A short hash of the arrays' shapes, dtypes and bytes."""
-    digest = hashlib.sha1()
-    for array in arrays:
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.shape}{array.dtype}".encode())
-        digest.update(memoryview(array).cast("B"))
-    return digest.hexdigest()[:16]
 
 
 def _read_key(sidecar: str) -> str | None:

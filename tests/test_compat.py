@@ -104,6 +104,31 @@ def test_grid_values_of_stepped_hyperparameters():
     assert compat.grid_values(hps.Int("n", 1, 5, step=2)) == [1, 3, 5]
 
 
+def test_try_build_goes_through_the_build_hypermodel_hook(tmp_path):
+    built = []
+
+    class HookedTuner(keras_tuner.RandomSearch):
+        def _build_hypermodel(self, hp):  # the hook AugmentTuner overrides (Hyperband's continued trials)
+            built.append(hp.values.get("units"))
+            return super()._build_hypermodel(hp)
+
+    tuner = HookedTuner(_build, objective="loss", max_trials=1, directory=str(tmp_path), project_name="p")
+    built.clear()
+    trial = tuner.oracle.create_trial("tuner0")
+    tuner._try_build(trial.hyperparameters)
+    assert built == [trial.hyperparameters.values["units"]]
+
+
+def test_configure_tensorboard_gives_a_folder_per_trial_and_execution_with_hparams(tmp_path):
+    tuner = keras_tuner.RandomSearch(_build, objective="loss", max_trials=1, directory=str(tmp_path), project_name="p")
+    trial = tuner.oracle.create_trial("tuner0")
+    callbacks = [keras.callbacks.TensorBoard(log_dir=str(tmp_path / "logs"))]
+    folders = compat.configure_tensorboard(tuner, callbacks, trial, 1)
+    assert folders == [os.path.join(str(tmp_path / "logs"), trial.trial_id, "execution1")]
+    assert callbacks[0].log_dir == folders[0]
+    assert len(callbacks) == 2 and "hparams" in type(callbacks[1]).__module__  # tensorboard's HParams callback
+
+
 def test_project_dir_is_where_the_trial_files_are(tmp_path):
     oracle = _oracle(tmp_path)
     assert os.path.samefile(compat.project_dir(oracle), tmp_path / "p")
@@ -123,18 +148,3 @@ def test_a_synchronized_method_that_raises_leaves_the_lock_held_until_released(t
     done = threading.Event()
     threading.Thread(target=lambda: (oracle.create_trial("tuner1"), done.set()), daemon=True).start()
     assert done.wait(10), "the oracle stayed locked"
-
-
-def test_try_build_goes_through_the_build_hypermodel_hook(tmp_path):
-    built = []
-
-    class HookedTuner(keras_tuner.RandomSearch):
-        def _build_hypermodel(self, hp):  # the hook AugmentTuner overrides (Hyperband's continued trials)
-            built.append(hp.values.get("units"))
-            return super()._build_hypermodel(hp)
-
-    tuner = HookedTuner(_build, objective="loss", max_trials=1, directory=str(tmp_path), project_name="p")
-    built.clear()
-    trial = tuner.oracle.create_trial("tuner0")
-    tuner._try_build(trial.hyperparameters)
-    assert built == [trial.hyperparameters.values["units"]]

@@ -64,7 +64,11 @@ def test_nan_inf_and_raising_children_fail_with_reason_and_search_goes_on(tmp_pa
     assert {p.metadata["trial_id"] for p in tuner.get_best_policies(5)} == {"0", "2"}
     assert "2 completed, 3 failed trials" in tuner.summary_text()
     with open(tuner.notebook_path, newline="") as f:
-        assert {r["trial"] for r in csv.DictReader(f)} == {"0", "2"}
+        rows = list(csv.DictReader(f))
+    assert {r["trial"] for r in rows if r["epoch"]} == {"0", "2"}  # epochs of the trainings that finished
+    failed = {r["trial"]: r for r in rows if r["status"] == "FAILED"}  # and one row per failed trial, with its reason
+    assert sorted(failed) == ["1", "3", "4"] and failed["3"]["error"] == "RuntimeError: child exploded"
+    assert failed["1"]["error"] == "The child model diverged: loss became nan at epoch 1." and failed["1"]["policy"]
 
 
 def test_consecutive_failures_stop_the_search_with_the_reasons(tmp_path, digits):

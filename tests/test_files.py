@@ -26,3 +26,29 @@ def test_notebook_replaces_a_trials_rows_and_keeps_the_tail_last(tmp_path):
         rows = list(reader)
     assert reader.fieldnames == ["trial", "execution", "epoch", "loss", "reward", "policy"]
     assert [(r["trial"], r["reward"]) for r in rows] == [("1", "0.6"), ("0", "0.7")]
+    assert sorted(os.listdir(tmp_path)) == ["n.csv"]  # no lock file left behind
+
+
+def _write_rows(path, worker, count):
+    notebook = Notebook(path)
+    for i in range(count):
+        notebook.write_trial(f"{worker}-{i}", [{"trial": f"{worker}-{i}", "execution": 0, "epoch": 1, "loss": 1.0}])
+
+
+def test_notebook_lock_is_removed_yet_excludes_concurrent_writers(tmp_path):
+    """Processes writing one notebook at once keep every row, though each removes the lock file
+    on release (a waiter on a removed lock file re-locks the new one)."""
+    import multiprocessing
+
+    path = str(tmp_path / "n.csv")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_write_rows, args=(path, w, 15)) for w in range(3)]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in workers)
+    with open(path, newline="") as f:
+        trials = {r["trial"] for r in csv.DictReader(f)}
+    assert trials == {f"{w}-{i}" for w in range(3) for i in range(15)}
+    assert sorted(os.listdir(tmp_path)) == ["n.csv"]

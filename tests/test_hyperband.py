@@ -146,15 +146,18 @@ def test_forest_is_fitted_on_the_largest_budget_with_enough_results(tmp_path):
 
 
 def test_forest_proposals_beat_random_new_trials(tmp_path):
-    def best_full(random_fraction, seed):
+    def quality(random_fraction, seed):
+        """Mean planted effect of the later half of the new (not continued) trials."""
         o = oracle(max_trials=50, seed=seed, random_fraction=random_fraction)
         search(tmp_path, o, name=f"r{random_fraction}_{seed}")
-        return max(t.score for t in o.trials.values() if t.hyperparameters.values[EPOCHS] == 9)
+        new = [t for t in in_order(o)[1:] if RESUME_FROM not in t.hyperparameters.values]
+        effects = [planted(t.hyperparameters.values, 1) - planted({}, 1) for t in new]
+        return float(np.mean(effects[len(effects) // 2:]))
 
-    seeds = range(4)
-    forest = [best_full(0.2, s) for s in seeds]
-    random = [best_full(1.0, s) for s in seeds]
-    assert np.mean(forest) > np.mean(random)
+    seeds = range(1, 5)  # (seed 0 is "a random seed" for Keras Tuner)
+    forest = [quality(0.2, s) for s in seeds]
+    random = [quality(1.0, s) for s in seeds]
+    assert sum(f > r for f, r in zip(forest, random)) >= 3 and np.mean(forest) > np.mean(random) + 0.01
 
 
 def test_resume_gives_identical_proposals(tmp_path):

@@ -69,6 +69,52 @@ def test_write_report_html_from_tuner_and_from_dir(tuner, tmp_path, digits):
     assert os.path.getsize(png) > 10_000
 
 
+def test_reward_plot_names_trials_as_the_table_does(tuner):
+    results = report.load_search(tuner)
+    fig = report.plot_rewards(results)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and set(labels) <= {t.trial_id for t in results.trials}  # "00", "01", ... as in the table
+    # every legend swatch has the colour of the dots it names
+    legend = ax.get_legend()
+    for handle, text in zip(legend.legend_handles, legend.get_texts()):
+        name = text.get_text()
+        dots = [c for c in ax.collections if c.get_label() == name]
+        if dots:
+            assert np.allclose(handle.get_facecolor()[0], dots[0].get_facecolor()[0]), name
+            assert len({tuple(c) for c in dots[0].get_facecolor()}) == 1, name  # one colour per label
+
+
+def test_baseline_band_when_it_ran_more_than_once(tuner):
+    results = report.load_search(tuner)
+    ax = report.plot_rewards(results).axes[0]
+    assert not [p for p in ax.patches if "runs (range)" in p.get_label()]
+    results.baseline.execution_rewards = [0.5, 0.7, 0.6]
+    ax = report.plot_rewards(results).axes[0]
+    band = [p for p in ax.patches if p.get_label() == "no augmentation, 3 runs (range)"]
+    assert band
+    ys = band[0].get_path().transformed(band[0].get_patch_transform()).vertices[:, 1]
+    assert min(ys) == pytest.approx(0.5) and max(ys) == pytest.approx(0.7)
+
+
+def test_report_sections_header_and_grids(tuner, tmp_path, digits):
+    results = report.load_search(tuner)
+    results.run = {"settings": {"trials": 3, "epochs": 1}}
+    text = open(report.write_report(results, tmp_path / "r.html"), encoding="utf-8").read()
+    assert "Which augmentations help" in text and "settings: <code>trials=3, epochs=1</code>" in text
+    folder = os.path.dirname(os.path.normpath(tuner.project_dir))
+    assert f"<p class='muted'>{folder} &middot;" in text  # the output folder, not its project inside
+    assert "<figcaption>trial " in text and "<h3>" not in text  # each grid named once, above it
+
+
+def test_op_effects_from_the_report_module(tuner):
+    effects = report.op_effects(tuner)
+    assert effects.num_trials == 3 and "needs at least 4" in effects.table()
+    fig = report.plot_op_effects(tuner)
+    assert fig.axes and "needs at least" in fig.axes[0].texts[0].get_text()
+
+
 def test_policy_from_values_and_errors(tmp_path):
     values = {"augment/sub_policy_0/op_0/op": "rotate", "augment/sub_policy_0/op_0/magnitude": 0.5,
               "augment/sub_policy_0/op_0/probability": 0.8, "augment/sub_policy_1/op_0/op": "invert",

@@ -330,3 +330,82 @@ def test_fit_returning_a_number_is_the_objective_value(tmp_path, digits):
         row = next(r for r in rows if r["trial"] == t.trial_id)
         assert float(row["reward"]) == pytest.approx(t.metrics.get_best_value("reward"))
         assert 0.0 <= float(row["reward"]) <= 1.0
+
+
+def test_tensorboard_gets_a_folder_per_trial_and_execution_with_hparams_reward_and_policy(tmp_path, digits):
+    x, y = digits
+    logs = tmp_path / "logs"
+    tuner = make_tuner(tmp_path, max_trials=2, child_epochs=1, executions_per_trial=2)
+    tuner.search(x, y, callbacks=[keras.callbacks.TensorBoard(log_dir=str(logs))])
+    assert sorted(os.listdir(logs)) == sorted(tuner.oracle.trials)
+    for trial_id in tuner.oracle.trials:
+        assert sorted(os.listdir(logs / trial_id)) == ["execution0", "execution1"]
+        folder = logs / trial_id / "execution0"
+        assert {"train", "validation"} <= set(os.listdir(folder))
+        tags = set()
+        for name in os.listdir(folder):
+            if name.startswith("events."):
+                for event in tf.compat.v1.train.summary_iterator(str(folder / name)):
+                    tags.update(value.tag for value in event.summary.value)
+        assert {"_hparams_/session_start_info", "reward", "policy"} <= tags, tags
+
+
+def _spy_fit(tuner):
+    """Record what each trial's fit receives."""
+    seen = []
+    original = tuner.hypermodel.fit
+
+    def spy(hp, model, x_fit, y_fit, **kwargs):
+        seen.append({"x": x_fit, "y": y_fit, **kwargs})
+        return original(hp, model, x_fit, y_fit, **kwargs)
+
+    tuner.hypermodel.fit = spy
+    return seen
+
+
+def test_search_validation_split_and_sample_weight_follow_the_images(tmp_path, digits):
+    x, y = digits
+    tuner = make_tuner(tmp_path, max_trials=1, child_epochs=1, train_set_size=60)
+    seen = _spy_fit(tuner)
+    weights = np.arange(len(y), dtype="float32")  # weight i marks image i
+    tuner.search(x, y, validation_split=0.5, sample_weight=weights)
+    fit = seen[0]
+    assert len(fit["y"]) == 60 and "validation_split" not in fit
+    x_val, y_val, w_val = fit["validation_data"]
+    assert len(y_val) == 100  # half of the 200 images held out, as asked (not the tuner's 0.2)
+    kept, held = fit["sample_weight"].astype(int), w_val.astype(int)
+    assert np.array_equal(fit["x"], x[kept].astype("float32")) and np.array_equal(fit["y"], y[kept])
+    assert np.array_equal(x_val, x[held].astype("float32")) and not set(kept) & set(held)
+    with pytest.raises(ValueError, match="sample_weight has 3 weights but x has 200 images"):
+        tuner.search(x, y, sample_weight=weights[:3])
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_search_on_a_tf_data_dataset(tmp_path, digits, batched):
+    x, y = digits
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    ds = ds.batch(32) if batched else ds
+    tuner = make_tuner(tmp_path, max_trials=1, child_epochs=1, train_set_size=80)
+    seen = _spy_fit(tuner)
+    tuner.search(ds)
+    assert len(completed(tuner)) == 1
+    assert len(seen[0]["y"]) == 80 and len(seen[0]["validation_data"][1]) == 20  # read 100 images, not all 200
+    assert tuner.dataset.input_shape == (12, 12, 1) and tuner.dataset.value_range == (0.0, 255.0)
+
+
+def test_search_on_image_dataset_from_directory(tmp_path, digits):
+    from PIL import Image
+
+    x, y = digits
+    for i, (image, label) in enumerate(zip(x[:90], y[:90])):
+        folder = tmp_path / "images" / ["zero", "one", "two"][label % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image[..., 0]).save(folder / f"{i}.png")
+    ds = keras.utils.image_dataset_from_directory(tmp_path / "images", image_size=(12, 12), color_mode="grayscale",
+                                                  batch_size=16, seed=0)
+    tuner = make_tuner(tmp_path, tiny_model(classes=3), max_trials=1, child_epochs=1)
+    tuner.search(ds)  # float32 pixels in 0-255, as Keras documents: value_range (0, 255)
+    assert len(completed(tuner)) == 1
+    assert tuner.dataset.class_names == ["one", "two", "zero"] and tuner.dataset.value_range == (0.0, 255.0)
+    with pytest.raises(ValueError, match="yields the labels"):
+        tuner.search(ds, y)

@@ -17,8 +17,6 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import keras_tuner
-
 from keras_augtune.checks import check_int
 
 #: Name of the objective the tuner reports.
@@ -27,8 +25,10 @@ REWARD = "reward"
 _ACCURACY_KEYS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy")
 
 
-def reward_objective() -> keras_tuner.Objective:
+def reward_objective() -> "keras_tuner.Objective":
     """The Keras Tuner objective to maximise: ``Objective("reward", "max")``."""
+    import keras_tuner  # here, not at the top: reading rewards and results needs no TensorFlow
+
     return keras_tuner.Objective(REWARD, direction="max")
 
 
