@@ -161,12 +161,14 @@ class SearchResults:
 
     def best(self, n: int | None = None, skip_identity: bool = False) -> list[TrialResult]:
         """The ``n`` best completed trials (all when ``None``), best first (only full-budget trials
-        in a multi-fidelity search); ``skip_identity`` leaves out the trials whose policy never
-        changes an image (the baseline among them)."""
+        in a multi-fidelity search): the trials a confirmation step re-measured come first, by
+        ``confirmed_rank``, then the others by the oracle's score; ``skip_identity`` leaves out the
+        trials whose policy never changes an image (the baseline among them)."""
         ranked = [t for t in self.completed if t.policy is not None and not (skip_identity and t.policy.is_identity)
                   and self._at_full_budget(t)]
         sign = -1.0 if self.direction == "max" else 1.0
-        ranked.sort(key=lambda t: sign * float(t.score))  # stable: earlier trials first among equals
+        # confirmed trials first, by their confirmed rank; stable: earlier trials first among equals
+        ranked.sort(key=lambda t: (1, sign * float(t.score)) if t.confirmed_rank is None else (0, t.confirmed_rank))
         return ranked if n is None else ranked[:n]
 
     def best_policies(self, n: int = 1, skip_identity: bool = False) -> list[Policy]:

@@ -6,8 +6,8 @@ import copy
 import json
 import math
 import os
+import time
 import traceback
-import warnings
 from typing import Any, Sequence
 
 import keras
@@ -18,6 +18,7 @@ from keras_augtune import compat, distributed, heap, runs
 from keras_augtune.checks import check_int, check_seed
 from keras_augtune.data import VALIDATION_SPLIT, Dataset, prepare_search_data
 from keras_augtune.effects import OpEffects, estimate_op_effects
+from keras_augtune.evaluation.density_search import DensityCheck, DensitySearch
 from keras_augtune.evaluation.reward import (
     REWARD,
     ExecutionReward,
@@ -25,14 +26,14 @@ from keras_augtune.evaluation.reward import (
     overfit_filtered_reward,
     reward_objective,
 )
-from keras_augtune.files import Notebook
+from keras_augtune.files import Notebook, load_weights
 from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.oracle import RandomForestHyperbandOracle, RandomForestOracle
 from keras_augtune.policy import Policy
-from keras_augtune.results import SearchResults, TrialDisplay
+from keras_augtune.results import SearchResults, TrialDisplay, describe_policy
 from keras_augtune.seeds import trial_seed
-from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name
 from keras_augtune.trials import COMPLETED, EPOCHS, FAILED, FINISHED, INITIAL_EPOCH, budget_of, failure_reason
 from keras_augtune.warm_start import WarmStart
 
@@ -94,6 +95,16 @@ class AugmentTuner(keras_tuner.Tuner):
         worker_timeout: distributed search only (``KERASTUNER_*`` environment variables):
             seconds without a heartbeat after which the chief takes a running trial back from
             its worker and hands it to another one (see ``docs/reliability.md``).
+        evaluator: how a trial scores its policy: ``"training"`` (default: train the child with
+            it, the overfit-filtered reward), ``"density"`` (Fast AutoAugment's density matching:
+            the child is trained once per fold on clean data when the search starts, then each
+            trial scores its policy on augmented held-out images without training, in a second
+            or two; see ``docs/how-to/density.md``), or a configured
+            :class:`~keras_augtune.evaluation.density.DensityEvaluator`.
+        confirm_top_k: with ``evaluator="density"``, the search ends by training the
+            ``confirm_top_k`` best policies by density score (default 3) and the baseline with
+            the training reward (``executions_per_trial`` each); the results rank those first, by
+            that reward (``0``: no check).
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner's and Keras's progress.
     """
 
@@ -134,6 +145,8 @@ class AugmentTuner(keras_tuner.Tuner):
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
         hyperband_factor: int = 3,
+        evaluator: Any = "training",
+        confirm_top_k: int = 3,
         **kwargs: Any,
     ):
         check_int("max_trials", max_trials)
@@ -197,6 +210,11 @@ class AugmentTuner(keras_tuner.Tuner):
                 self._baseline_first(oracle)
         self.method = method
         self.seed = seed
+        self.density = DensitySearch.resolve(evaluator, hypermodel, child_epochs, batch_size)
+        if self.density is not None and method == "hyperband":
+            raise ValueError("evaluator='density' trains no child per trial, so method='hyperband' has no epochs "
+                             "to shorten: use method='bayesian' (or 'random') with it.")
+        self.confirm_top_k = check_int("confirm_top_k", confirm_top_k, minimum=0)
         self.reward_k = int(reward_k)
         self.reward_max_gap = float(reward_max_gap)
         self.train_set_size = train_set_size
@@ -318,6 +336,8 @@ class AugmentTuner(keras_tuner.Tuner):
                 self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.seed,
                 sample_weight=prepared.train_weights, record=self._record_pretraining,
             )
+        if self.density is not None:
+            self._fit_density(data.x[train_index], data.y[train_index], data.value_range)
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         heap.freeze()  # Keras Tuner's per-trial gc.collect() then scans only what the trials create
         try:
@@ -326,10 +346,11 @@ class AugmentTuner(keras_tuner.Tuner):
                 self.save()
                 distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
                 return
-            super().search(
-                x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
-                callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
-            )
+            fit = dict(validation_data=validation, epochs=epochs, batch_size=batch_size,
+                       callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
+            super().search(x_train, y_train, **fit)
+            if self.density is not None:
+                self._check_density(x_train, y_train, **fit)
         except RuntimeError as exc:
             if "consecutive failures" not in str(exc):
                 raise
@@ -388,6 +409,8 @@ class AugmentTuner(keras_tuner.Tuner):
         """Train the child ``executions_per_trial`` times; a crash or divergence fails the trial
         (recorded with its reason, never retried) and the search goes on."""
         try:
+            if self.density is not None:
+                return self._density_trial(trial)
             return self._run_executions(trial, *args, **kwargs)
         except keras_tuner.errors.FailedTrialError as exc:
             self._record_failure(trial, exc)
@@ -465,6 +488,56 @@ class AugmentTuner(keras_tuner.Tuner):
                 row.update(policy=policy, hyperparameters=architecture)
         Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(key, rows)
 
+    # ------------------------------------------------------------------ density matching
+    def _fit_density(self, x, y, value_range) -> None:
+        """Fit the density evaluator's fold models on the training images (or load them: they
+        are kept in the project folder)."""
+        if compat.is_chief() or compat.is_worker():
+            raise ValueError("evaluator='density' scores a policy in a second or two: run the search in one "
+                             "process, not distributed.")
+        tuned = [hp.name for hp in self.oracle.get_space().space
+                 if parse_name(hp.name) is None and not isinstance(hp, keras_tuner.engine.hyperparameters.Fixed)]
+        if tuned:
+            raise ValueError(f"evaluator='density' scores policies with fold models built once, so it cannot tune "
+                             f"the model's own hyperparameters ({', '.join(tuned)}): fix them, or use "
+                             "evaluator='training'.")
+        seed = self.seed if self.seed is not None else int(self.oracle.seed)
+        if self.search_verbose >= 1:
+            self.display.write(f"Density matching: fitting (or loading) {self.density.evaluator.folds} fold models "
+                               f"on {len(y)} images.")
+        self.density.fit(x, y, value_range, self.project_dir, seed)
+
+    def _density_trial(self, trial) -> dict[str, float]:
+        """A trial's metrics under ``evaluator="density"``: its policy's density score (no training)."""
+        metrics = self.density.metrics(self.hypermodel.policy(trial.hyperparameters))
+        self._write_notebook(trial.trial_id, [{"trial": trial.trial_id, "execution": 0, "epoch": "", **metrics}],
+                             trial.hyperparameters)
+        return metrics
+
+    def _check_density(self, x, y, **fit) -> None:
+        """Train the ``confirm_top_k`` best policies by density score (no-op policies left out)
+        and the baseline with the training reward; kept in ``density_check.json`` (resumable).
+
+        A small stand-in for issue 10's confirmation (paired executions, intervals), which is
+        to replace it once merged."""
+        if self.confirm_top_k < 1:
+            return
+        results = SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
+        channels = self.dataset.input_shape[-1]
+        chosen = [t for t in results.best(skip_identity=True) if not t.policy.is_noop(channels)][: self.confirm_top_k]
+        chosen = ([results.baseline] if results.baseline is not None else []) + chosen
+        check, done = DensityCheck(self.project_dir), DensityCheck(self.project_dir).read()
+        for number, result in enumerate(chosen, start=1):
+            if result.trial_id in done:
+                continue
+            started = time.time()
+            metrics = self._run_executions(self.oracle.trials[result.trial_id], x, y, **fit)
+            check.add(result.trial_id, metrics[REWARD], self.executions_per_trial)
+            if self.search_verbose >= 1:
+                self.display.write(f"Check {number}/{len(chosen)} (trial {result.trial_id}): training reward "
+                                   f"{metrics[REWARD]:.4f} (density score {result.reward:.4f}) | "
+                                   f"{time.time() - started:.1f}s | {describe_policy(result.policy, limit=100)}")
+
     def _record_failure(self, trial, exc: BaseException) -> None:
         """Keep a failed trial in the notebook: the epochs it trained and a row with its reason."""
         rows = list(getattr(self, "_rows", None) or [])
@@ -490,9 +563,7 @@ class AugmentTuner(keras_tuner.Tuner):
         fresh optimizer: Keras's warning that it skips the saved optimizer state is silenced)."""
         model = super()._build_hypermodel(hp)
         if "tuner/trial_id" in hp.values:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-                model.load_weights(compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
+            load_weights(model, compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
         return model
 
     def on_trial_begin(self, trial):
@@ -540,7 +611,8 @@ class AugmentTuner(keras_tuner.Tuner):
         if compat.is_worker():
             return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
                                              self.oracle.objective, self.project_dir, with_baseline=False)
-        return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
+        results = SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
+        return results if self.density is None else DensityCheck(self.project_dir).apply(results)
 
     def op_effects(self, **options: Any) -> OpEffects:
         """Every op's estimated effect on the reward, pooled over the policy's slots: its change
