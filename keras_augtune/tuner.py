@@ -592,7 +592,7 @@ class AugmentTuner(keras_tuner.Tuner):
         if compat.is_worker():  # the metrics went to the chief: read them back from there
             trial = self.oracle.get_trial(trial.trial_id)
         reward = trial.metrics.get_best_value(REWARD)
-        results = self.results()
+        results = self.results(checked=False)  # a trial's line compares the trials' own rewards
         budget, baseline = budget_of(trial.hyperparameters), results.baseline_reward
         if budget is not None and budget != results.full_budget:  # a short trial: no gain to show
             head, baseline = f"{head} [{budget}/{results.full_budget} epochs]", None
@@ -602,17 +602,19 @@ class AugmentTuner(keras_tuner.Tuner):
                                  self.hypermodel.policy(trial.hyperparameters))
 
     # ------------------------------------------------------------------ results
-    def results(self, num_trials: int = 1) -> SearchResults:
+    def results(self, num_trials: int = 1, checked: bool = True) -> SearchResults:
         """The results so far (:class:`~keras_augtune.results.SearchResults`).
 
         A distributed worker's oracle is a client of the chief's: it sees only the
-        chief's ``num_trials`` best trials, and no baseline.
+        chief's ``num_trials`` best trials, and no baseline. With ``evaluator="density"``
+        the policies the search's check trained come first, with their training reward;
+        ``checked=False`` gives the density scores alone.
         """
         if compat.is_worker():
             return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
                                              self.oracle.objective, self.project_dir, with_baseline=False)
         results = SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir)
-        return results if self.density is None else DensityCheck(self.project_dir).apply(results)
+        return results if self.density is None or not checked else DensityCheck(self.project_dir).apply(results)
 
     def op_effects(self, **options: Any) -> OpEffects:
         """Every op's estimated effect on the reward, pooled over the policy's slots: its change

@@ -56,6 +56,10 @@ def test_density_search_scores_without_training_then_checks_the_best(tmp_path, d
     if best.metadata["trial_id"] != baseline.trial_id:
         assert best.metadata["gain"] == pytest.approx(best.metadata["reward"] - checked[baseline.trial_id]["reward"])
     assert all(t.gain is None for t in ranked[3:])  # density scores: no gain in training units
+    raw = tuner.results(checked=False)
+    assert [t.trial_id for t in raw.best()] == [t.trial_id for t in sorted(
+        raw.completed, key=lambda t: (-t.score, int(t.trial_id)))]  # by density score alone
+    assert raw.baseline_reward == pytest.approx(evaluator.clean_score)
     out = capsys.readouterr().out
     assert "Density matching: fitting (or loading) 3 fold models" in out and out.count("Check ") == 3
 

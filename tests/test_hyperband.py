@@ -3,6 +3,7 @@ budget, no Keras model), then AugmentTuner(method="hyperband") with a fake cheap
 tiny search."""
 
 import csv
+import gc
 import json
 import math
 
@@ -203,7 +204,7 @@ class FakeChild(kt.HyperModel):
 
     def __init__(self):
         super().__init__()
-        self.fits = []
+        self.fits, self.frozen = [], []
 
     def build(self, hp):
         return tiny_model()
@@ -211,6 +212,7 @@ class FakeChild(kt.HyperModel):
     def fit(self, hp, model, *args, epochs=1, initial_epoch=0, **kwargs):
         ops = [v for k, v in hp.values.items() if k.endswith("/op")]
         self.fits.append((initial_epoch, epochs, hp.values.get(RESUME_FROM)))
+        self.frozen.append(gc.get_freeze_count())
         val = [0.5 + 0.04 * e + 0.05 * ops.count("rotate") - 0.05 * ops.count("invert")
                for e in range(initial_epoch + 1, epochs + 1)]
         return {"loss": [1.0] * len(val), "accuracy": [v + 0.01 for v in val],
@@ -245,6 +247,8 @@ def test_augment_tuner_hyperband_with_a_fake_child(tmp_path, digits, capsys):
     assert json.loads(rows[0]["hyperparameters"]) == {}
     with pytest.raises(ValueError, match="child_epochs=3 and no search"):
         tuner.search(x, y, epochs=5)
+    # the objects alive when the search began were frozen during the trials (cheap collections), not after
+    assert min(child.frozen) > 0 and gc.get_freeze_count() == 0
 
 
 def test_augment_tuner_hyperband_resumes_its_brackets(tmp_path, digits):
