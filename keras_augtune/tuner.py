@@ -567,6 +567,10 @@ class AugmentTuner(keras_tuner.Tuner):
         return model
 
     def on_trial_begin(self, trial):
+        # The previous trial's objects are garbage now: collect them, and freeze what survives
+        # (heap.py), so Keras Tuner's clean-up before the build scans only this trial's objects.
+        keras.backend.clear_session(free_memory=False)
+        heap.settle()
         super().on_trial_begin(trial)
         self.display.started(trial.trial_id)
         if compat.is_worker():  # tell the chief we are alive while the trial runs

@@ -6,6 +6,7 @@ import csv
 import gc
 import json
 import math
+import weakref
 
 import keras_tuner as kt
 import numpy as np
@@ -204,7 +205,7 @@ class FakeChild(kt.HyperModel):
 
     def __init__(self):
         super().__init__()
-        self.fits, self.frozen = [], []
+        self.fits, self.frozen, self.alive, self.models = [], [], [], []
 
     def build(self, hp):
         return tiny_model()
@@ -213,6 +214,8 @@ class FakeChild(kt.HyperModel):
         ops = [v for k, v in hp.values.items() if k.endswith("/op")]
         self.fits.append((initial_epoch, epochs, hp.values.get(RESUME_FROM)))
         self.frozen.append(gc.get_freeze_count())
+        self.alive.append(sum(ref() is not None for ref in self.models))  # earlier trials' models still in memory
+        self.models.append(weakref.ref(model))
         val = [0.5 + 0.04 * e + 0.05 * ops.count("rotate") - 0.05 * ops.count("invert")
                for e in range(initial_epoch + 1, epochs + 1)]
         return {"loss": [1.0] * len(val), "accuracy": [v + 0.01 for v in val],
@@ -247,8 +250,10 @@ def test_augment_tuner_hyperband_with_a_fake_child(tmp_path, digits, capsys):
     assert json.loads(rows[0]["hyperparameters"]) == {}
     with pytest.raises(ValueError, match="child_epochs=3 and no search"):
         tuner.search(x, y, epochs=5)
-    # the objects alive when the search began were frozen during the trials (cheap collections), not after
+    # the objects alive when the search began were frozen during the trials (cheap collections), not after,
+    # and every earlier trial's model was freed before the next trial trained (heap.settle freezes no garbage)
     assert min(child.frozen) > 0 and gc.get_freeze_count() == 0
+    assert child.alive == [0] * len(child.fits)
 
 
 def test_augment_tuner_hyperband_resumes_its_brackets(tmp_path, digits):
