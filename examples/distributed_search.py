@@ -27,6 +27,8 @@ This is exactly Keras Tuner's mode: ``--role``/``--ip``/``--port``/``--worker-id
 * On one machine every process may share ``--directory`` (the notebook CSV is written under a
   lock). On several machines each keeps its own directory; the chief's holds the trials,
   ``oracle.json`` and the results; the workers' hold the checkpoints of their trials.
+  ``--method hyperband`` continues trials from other trials' checkpoints, which any worker
+  may have written: its workers must share one ``--directory`` (one machine, or a shared disk).
 * The chief exits when every trial has finished; it prints the results summary. Restarting
   the chief with the same directory resumes the search (unfinished trials are re-run).
 * Data: ``--data digits`` (offline, scikit-learn), an ``.npz`` with ``x``/``y``, or a folder with
@@ -62,6 +64,8 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=3, help="child epochs per trial")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-initial-points", type=int, default=4)
+    p.add_argument("--method", choices=("bayesian", "random", "hyperband"), default="bayesian",
+                   help="search method (default bayesian); hyperband: multi-fidelity, --epochs is the full budget")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--worker-timeout", type=float, default=120.0,
                    help="seconds without a heartbeat before a worker's trial is re-queued (default 120)")
@@ -127,7 +131,7 @@ def run(args) -> None:
             keras.layers.Dense(int(y.max()) + 1, activation="softmax")])
         model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
     tuner = Tuner(
-        model, max_trials=args.max_trials, num_initial_points=args.num_initial_points,
+        model, max_trials=args.max_trials, num_initial_points=args.num_initial_points, method=args.method,
         child_epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         directory=args.directory, project_name=args.project, worker_timeout=args.worker_timeout,
     )

@@ -9,13 +9,15 @@ The package, in the order a search runs through it:
 
 * ``ops`` (the op table) -> ``policy`` (a policy's value and JSON) -> ``execution``
   (running a policy: imgaug, tf.data; the Keras layer in ``layer``) -> ``space`` (policies as
-  hyperparameters) -> ``oracle/`` (random-forest proposals) -> ``evaluation/`` (the reward)
+  hyperparameters) -> ``oracle/`` (random-forest proposals; Hyperband) -> ``evaluation/`` (the
+  reward; density matching)
   -> ``hypermodel`` (child model + policy layer; ``models``, ``schedule``, ``warm_start``)
   -> ``tuner`` (the trial lifecycle; ``distributed``) -> ``results`` (baseline, ranking,
   gains, the policies file) -> ``effects`` (which ops help) -> ``report``, ``plot``, ``cli``,
   ``deepaugment``;
 * shared underneath: ``data`` and ``images`` (input checks and loaders), ``files`` (atomic
-  writes, lock, notebook), ``trials`` (status names, order), ``seeds``, ``checks``, ``lazy``
+  writes, lock, notebook), ``trials`` (status names, order, budgets), ``seeds``, ``checks``,
+  ``heap`` (cheap garbage collection during a search), ``lazy``
   (modules imported on first use), ``registration`` (the layer known to Keras's loader,
   without importing Keras early), and ``compat`` (the private Keras Tuner internals used, with why).
 
@@ -40,6 +42,7 @@ _EXPORTS = {
     "PolicyAugmentation": "keras_augtune.layer",
     "PolicyOp": "keras_augtune.policy",
     "PolicySpace": "keras_augtune.space",
+    "RandomForestHyperbandOracle": "keras_augtune.oracle",
     "RandomForestOracle": "keras_augtune.oracle",
     "declare_policy_space": "keras_augtune.space",
     "load_policies": "keras_augtune.results",
@@ -70,7 +73,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_augtune.layer import PolicyAugmentation
     from keras_augtune.evaluation.reward import overfit_filtered_reward, reward_objective
     from keras_augtune.ops import OP_NAMES, resolve_op
-    from keras_augtune.oracle import RandomForestOracle
+    from keras_augtune.oracle import RandomForestHyperbandOracle, RandomForestOracle
     from keras_augtune.policy import Policy, PolicyOp
     from keras_augtune.space import PolicySpace, declare_policy_space
     from keras_augtune.results import load_policies

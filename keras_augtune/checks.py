@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 from numbers import Integral
 from typing import Any
 
-__all__ = ["check_int", "check_seed", "integer_kind"]
+__all__ = ["check_int", "check_seed", "check_choice", "integer_kind"]
 
 
 def integer_kind(minimum: int) -> str:
@@ -28,3 +29,13 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
     if isinstance(seed, bool) or not isinstance(seed, Integral):
         raise TypeError(f"{name} must be an integer or None, got {seed!r}.")
     return int(seed)
+
+
+def check_choice(name: str, value: Any, options: tuple[str, ...]) -> str:
+    """``value`` when it is one of ``options``; otherwise a ``ValueError`` listing them, with the
+    closest option suggested for a misspelt name."""
+    if isinstance(value, str) and value in options:
+        return value
+    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}.{hint}")

@@ -134,9 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--model", default=None,
                         help="child model: simple, basiccnn, wrn_<depth>_<width> (e.g. wrn_16_2), mobilenetv2, "
                              f"inceptionv3 (default: {d['model']})")
-    search.add_argument("--method", choices=["bayesian", "random"], default=None,
-                        help=f"bayesian: random forest + expected improvement; random: random search "
-                             f"(default: {d['method']})")
+    search.add_argument("--method", choices=["bayesian", "random", "hyperband"], default=None,
+                        help=f"bayesian: random forest + expected improvement; random: random search; "
+                             f"hyperband: multi-fidelity (brackets over epochs, --epochs the full budget, "
+                             f"the forest proposing) (default: {d['method']})")
     search.add_argument("--epochs", type=_positive_int, default=None,
                         help=f"training epochs of each child model (default: {d['epochs']})")
     search.add_argument("--train-set-size", type=_positive_int, default=None, metavar="N",

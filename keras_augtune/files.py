@@ -1,4 +1,5 @@
-"""Files a search writes: one atomic write, one cross-process lock, and the per-epoch notebook CSV.
+"""Files a search writes: one atomic write, one cross-process lock, the per-epoch notebook CSV,
+and reading a model's weights file back.
 
 Every file the package writes (exported policies, ``run.json``, the notebook, the
 HTML report, a policy's JSON) goes through `atomic_write()`: the text lands in a
@@ -12,6 +13,7 @@ import csv
 import io
 import json
 import os
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -123,3 +125,12 @@ class Notebook:
                 fields.extend(k for k in row if k not in fields)
             tail = [k for k in self.tail if k in fields]
             write_csv(self.path, all_rows, [k for k in fields if k not in tail] + tail)
+
+
+def load_weights(model: Any, path: str | os.PathLike) -> None:
+    """``model.load_weights(path)`` for a checkpoint the search saved from a trained model, into
+    a fresh one (a continued Hyperband trial, a cached fold model): the model starts with a fresh
+    optimizer, so Keras's warning that it skips the saved optimizer state is silenced."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        model.load_weights(os.fspath(path))

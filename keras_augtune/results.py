@@ -7,7 +7,9 @@ search directory) and holds one [`TrialResult`][keras_augtune.results.TrialResul
 * the **baseline** is the completed trial whose values are exactly the space's
   no-augmentation values ([`keras_augtune.space.baseline_values()`][keras_augtune.space.baseline_values]);
 * the **ranking** orders completed trials by the oracle's score (its objective's
-  direction), earlier trials first among equals;
+  direction), earlier trials first among equals; in a multi-fidelity search (trials with a
+  ``tuner/epochs`` budget) only the trials at the **full budget** (the largest) are ranked or
+  given a gain, since a trial stopped after fewer epochs is not comparable;
 * every execution's reward is kept per configuration ([`keras_augtune.executions`][keras_augtune.executions]); a
   trial's **reward** is the mean over its executions, and its **gain** is the mean *paired*
   difference to the no-augmentation run of the same architecture on the same execution seeds,
@@ -36,7 +38,9 @@ from keras_augtune.executions import ExecutionRecord, ExecutionStore, config_key
 from keras_augtune.files import atomic_write_json
 from keras_augtune.policy import Policy, read_policy_json
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name, policy_of
-from keras_augtune.trials import COMPLETED, UNSUCCESSFUL, failure_reason, in_order
+from keras_augtune.trials import (
+    COMPLETED, EPOCHS, INITIAL_EPOCH, UNSUCCESSFUL, budget_of, failure_reason, in_order, without_budget,
+)
 
 __all__ = ["TrialResult", "SearchResults", "Verdict", "TrialDisplay", "describe_policy", "policy_from_values",
            "baseline_config", "write_policies", "load_policies", "POLICIES_FORMAT"]
@@ -76,6 +80,8 @@ class TrialResult:
     gain_interval: tuple[float, float] | None = None  #: 95 % t-interval of the paired differences
     confirmed_rank: int | None = None
     values: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)  #: all the trial's values
+    #: The epochs a multi-fidelity trial trained up to (``tuner/epochs``); None without a budget.
+    budget: int | None = None
 
     @property
     def completed(self) -> bool:
@@ -174,7 +180,7 @@ class SearchResults:
                 t.val_accuracy = _mean_best_val_accuracy(record, len(rewards), t.val_accuracy)
         baseline = self.baseline
         for t in self.trials:
-            if t.reward is None:
+            if t.reward is None or not self._at_full_budget(t):  # a multi-fidelity trial stopped early: no gain
                 continue
             if t.is_baseline:
                 t.gain = 0.0
@@ -185,8 +191,11 @@ class SearchResults:
             if t.execution_rewards and base_rewards:
                 measured = paired_gain(t.execution_rewards, base_rewards)
                 t.gain, t.gain_interval = measured.gain, measured.interval
-            elif baseline is not None and baseline.hyperparameters == t.hyperparameters:
-                t.gain = t.reward - baseline.reward  # a search without execution records: unpaired
+            elif (baseline is not None and baseline.hyperparameters == t.hyperparameters
+                  and not baseline.execution_rewards):
+                # a search without execution records: unpaired (a trial without records beside a
+                # measured baseline, e.g. a density-scored one, is not comparable with it)
+                t.gain = t.reward - baseline.reward
         plan = self.confirmation or {}
         planned = set(plan.get("trial_ids", []))
         needed = plan.get("executions", 0)
@@ -205,9 +214,17 @@ class SearchResults:
         return [t for t in self.trials if t.unsuccessful]
 
     @property
+    def full_budget(self) -> int | None:
+        """The largest budget (``tuner/epochs``) of a completed trial; None when no trial has a budget."""
+        return max((t.budget for t in self.completed if t.budget is not None), default=None)
+
+    def _at_full_budget(self, trial: TrialResult) -> bool:
+        return trial.budget == self.full_budget
+
+    @property
     def baseline(self) -> TrialResult | None:
-        """The no-augmentation baseline trial (None until it has completed)."""
-        return next((t for t in self.trials if t.is_baseline and t.completed), None)
+        """The no-augmentation baseline trial (None until it has completed), at the full budget."""
+        return next((t for t in self.trials if t.is_baseline and t.completed and self._at_full_budget(t)), None)
 
     @property
     def baseline_reward(self) -> float | None:
@@ -221,10 +238,12 @@ class SearchResults:
         The trials the confirmation step measured on all its executions come first, by their
         mean reward (``confirmed_rank``); then the others by the oracle's score (``by_score``:
         by the score alone). A trial whose policy changes no image is the baseline in disguise
-        and is never ranked; ``skip_identity`` also leaves out the baseline itself.
+        and is never ranked; ``skip_identity`` also leaves out the baseline itself. In a
+        multi-fidelity search only the trials at the full budget are ranked.
         """
         ranked = [t for t in self.completed
-                  if t.policy is not None and not (t.is_noop and (skip_identity or not t.is_baseline))]
+                  if t.policy is not None and not (t.is_noop and (skip_identity or not t.is_baseline))
+                  and self._at_full_budget(t)]
         sign = -1.0 if self.direction == "max" else 1.0
         ranked.sort(key=lambda t: (1, sign * float(t.score)) if by_score or not t.confirmed else (0, t.confirmed_rank))
         return ranked if n is None else ranked[:n]  # stable: earlier trials first among equals
@@ -350,13 +369,16 @@ def _mean_best_val_accuracy(record: ExecutionRecord, executions: int, default: f
 
 def baseline_config(space: PolicySpace | None, values: dict[str, Any]) -> dict[str, Any] | None:
     """``values`` with the policy replaced by the no-augmentation baseline's: the run a policy's gain
-    is measured against (the same architecture values); None when it cannot be expressed."""
+    is measured against (the same architecture values, and in a multi-fidelity search the same
+    epochs trained from scratch, as the baseline trial runs); None when it cannot be expressed."""
     if space is None or not values:
         return None
     try:
-        return {**values, **baseline_values(space)}
+        base = {**without_budget(values), **baseline_values(space)}
     except ValueError:
         return None
+    budget = budget_of(values)
+    return base if budget is None else {**base, EPOCHS: budget, INITIAL_EPOCH: 0}
 
 
 def _trial_result(trial: Any, number: int, space: PolicySpace | None, channels: int | None) -> TrialResult:
@@ -373,7 +395,7 @@ def _trial_result(trial: Any, number: int, space: PolicySpace | None, channels: 
     noop = baseline or (policy is not None and policy.is_noop(channels or 3))
     return TrialResult(str(trial.trial_id), number, str(trial.status), policy, reward, score,
                        None if val is None else float(val), architecture_values(values), trial.message,
-                       is_baseline=baseline, is_noop=noop, values=values)
+                       is_baseline=baseline, is_noop=noop, values=values, budget=budget_of(values))
 
 
 def policy_from_values(values: dict[str, Any]) -> Policy | None:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from keras_augtune.checks import check_int
 from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, is_identity_at, ops_for_channels, resolve_op
 from keras_augtune.policy import Policy
+from keras_augtune.trials import without_budget
 
 if TYPE_CHECKING:  # Keras Tuner (and TensorFlow under it) is imported where a space is declared
     import keras_tuner as kt
@@ -337,8 +338,9 @@ def parse_name(name: str) -> tuple[str, int, int, str] | None:
 
 
 def architecture_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """The values that are not policy slots (a jointly tuned model's own hyperparameters)."""
-    return {name: value for name, value in values.items() if parse_name(name) is None}
+    """The values that are not policy slots (a jointly tuned model's own hyperparameters);
+    a multi-fidelity trial's budget values (``tuner/epochs``, ...) are not among them."""
+    return {name: value for name, value in without_budget(values).items() if parse_name(name) is None}
 
 
 def baseline_values(space: PolicySpace) -> dict[str, Any]:

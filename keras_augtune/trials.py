@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import zlib
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 __all__ = ["COMPLETED", "FAILED", "INVALID", "RUNNING", "FINISHED", "UNSUCCESSFUL",
+           "BUDGET_PREFIX", "EPOCHS", "INITIAL_EPOCH", "RESUME_FROM", "BRACKET", "ROUND", "budget_of", "without_budget",
            "trial_index", "trial_order_key", "in_order", "failure_reason"]
 
 # Keras Tuner's ``TrialStatus`` values, written out so that reading results needs no TensorFlow
@@ -24,6 +25,33 @@ RUNNING = "RUNNING"
 FINISHED = (COMPLETED, FAILED, INVALID)
 #: A trial that ended without a result.
 UNSUCCESSFUL = (FAILED, INVALID)
+
+# A multi-fidelity trial's budget, in the values Keras Tuner's ``HyperbandOracle`` (and
+# ``keras_augtune.oracle.RandomForestHyperbandOracle``) give it: train up to epoch ``EPOCHS``
+# from epoch ``INITIAL_EPOCH``, starting from the weights of trial ``RESUME_FROM`` when set.
+#: Every budget value's name starts with this (they are not hyperparameters of the model).
+BUDGET_PREFIX = "tuner/"
+EPOCHS = "tuner/epochs"
+INITIAL_EPOCH = "tuner/initial_epoch"
+RESUME_FROM = "tuner/trial_id"
+BRACKET = "tuner/bracket"
+ROUND = "tuner/round"
+
+
+def budget_of(values: Any) -> int | None:
+    """The epochs a trial trains up to (``tuner/epochs``), or None for a trial without a budget.
+    ``values``: a values dict or ``HyperParameters``."""
+    epochs = _values(values).get(EPOCHS)
+    return None if epochs is None else int(epochs)
+
+
+def without_budget(values: Any) -> dict:
+    """A trial's values (a dict or ``HyperParameters``) without the budget values: what its policy and model are."""
+    return {k: v for k, v in _values(values).items() if not str(k).startswith(BUDGET_PREFIX)}
+
+
+def _values(values: Any) -> Mapping:
+    return values if isinstance(values, Mapping) else values.values
 
 
 def trial_index(trial_id: Any) -> int:

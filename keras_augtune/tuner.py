@@ -14,10 +14,11 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_augtune import compat, distributed, runs
+from keras_augtune import compat, distributed, heap, runs
 from keras_augtune.checks import check_int, check_seed
 from keras_augtune.data import VALIDATION_SPLIT, Dataset, prepare_search_data
 from keras_augtune.effects import OpEffects, estimate_op_effects
+from keras_augtune.evaluation.density_search import DensitySearch
 from keras_augtune.evaluation.reward import (
     REWARD,
     ExecutionReward,
@@ -27,18 +28,18 @@ from keras_augtune.evaluation.reward import (
 )
 from keras_augtune.confirmation import Confirmation, Configuration, plan_confirmation
 from keras_augtune.executions import ExecutionStore
-from keras_augtune.files import Notebook
+from keras_augtune.files import Notebook, load_weights
 from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.layer import PolicyAugmentation
-from keras_augtune.oracle import RandomForestOracle
+from keras_augtune.oracle import RandomForestHyperbandOracle, RandomForestOracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, TrialDisplay
 from keras_augtune.seeds import execution_seed
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name
-from keras_augtune.trials import COMPLETED, FAILED, FINISHED, failure_reason
+from keras_augtune.trials import COMPLETED, EPOCHS, FAILED, FINISHED, INITIAL_EPOCH, budget_of, failure_reason
 from keras_augtune.warm_start import WarmStart
 
-METHODS = ("bayesian", "random")
+METHODS = ("bayesian", "random", "hyperband")
 
 
 class AugmentTuner(keras_tuner.Tuner):
@@ -59,8 +60,16 @@ class AugmentTuner(keras_tuner.Tuner):
             ``None`` uses the built-in ``"simple"`` CNN.
         objective: what the oracle maximises; default the ``"reward"``.
         max_trials: total trials, baseline included, across resumed runs.
-        method: ``"bayesian"`` (random forest + expected improvement) or ``"random"``.
-        num_initial_points: random trials before the forest takes over (default 10).
+        method: ``"bayesian"`` (random forest + expected improvement), ``"random"``, or
+            ``"hyperband"``: multi-fidelity search, Hyperband's successive halving over child
+            epochs (up to ``child_epochs``) with the random forest proposing each bracket's new
+            policies ([`RandomForestHyperbandOracle`][keras_augtune.RandomForestHyperbandOracle]; see
+            ``docs/how-to/multi-fidelity.md``). Weak policies stop after a few epochs; the
+            baseline and the policies that survive every round train ``child_epochs``.
+        num_initial_points: random trials before the forest takes over (default 10); with
+            ``"hyperband"``, the completed trials a budget needs before the forest is fitted on it.
+        hyperband_factor: Hyperband's reduction factor η (default 3): each round keeps the best
+            third of its trials and trains them three times longer.
         policy_space: a [`PolicySpace`][keras_augtune.PolicySpace]; or give ``num_sub_policies``,
             ``ops_per_sub_policy``, ``ops`` and ``search_probabilities``.
         executions_per_trial: trainings per trial, rewards averaged (DeepAugment's ``opt_samples``).
@@ -105,6 +114,13 @@ class AugmentTuner(keras_tuner.Tuner):
         worker_timeout: distributed search only (``KERASTUNER_*`` environment variables):
             seconds without a heartbeat after which the chief takes a running trial back from
             its worker and hands it to another one (see ``docs/reliability.md``).
+        evaluator: how a trial scores its policy: ``"training"`` (default: train the child with
+            it, the overfit-filtered reward), ``"density"`` (Fast AutoAugment's density matching:
+            the child is trained once per fold on clean data when the search starts, then each
+            trial scores its policy on augmented held-out images without training, in a second
+            or two; the confirmation then trains the best policies by density score with the
+            training reward; see ``docs/how-to/density.md``), or a configured
+            [`DensityEvaluator`][keras_augtune.evaluation.density.DensityEvaluator].
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner's and Keras's progress.
         **kwargs: passed on to ``keras_tuner.Tuner`` (e.g. ``max_model_size``).
     """
@@ -147,6 +163,8 @@ class AugmentTuner(keras_tuner.Tuner):
         tune_new_entries: bool = True,
         allow_new_entries: bool = True,
         max_retries_per_trial: int = 0,
+        hyperband_factor: int = 3,
+        evaluator: Any = "training",
         **kwargs: Any,
     ):
         check_int("max_trials", max_trials)
@@ -167,6 +185,7 @@ class AugmentTuner(keras_tuner.Tuner):
             raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        check_int("hyperband_factor", hyperband_factor, minimum=2)
         check_seed(seed)
 
         default_ops = policy_space is None and ops is None and not isinstance(hypermodel, AugmentHyperModel)
@@ -191,10 +210,13 @@ class AugmentTuner(keras_tuner.Tuner):
             if hyperparameters is not None:  # the policy is always searched, whatever tune/allow_new_entries say
                 hyperparameters = hyperparameters.copy()
                 self.policy_space.declare(hyperparameters)
-            oracle = RandomForestOracle(
+            oracle_class, options = RandomForestOracle, {"acquisition": "random" if method == "random" else "ei"}
+            if method == "hyperband":
+                oracle_class, options = RandomForestHyperbandOracle, {"max_epochs": child_epochs,
+                                                                      "factor": hyperband_factor}
+            oracle = oracle_class(
                 objective=objective, max_trials=max_trials,
-                num_initial_points=10 if num_initial_points is None else num_initial_points,
-                acquisition="random" if method == "random" else "ei",
+                num_initial_points=10 if num_initial_points is None else num_initial_points, **options,
                 seed=seed, initial_values=initial, canonical_values=self._canonical_values,
                 hyperparameters=hyperparameters,
                 tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
@@ -213,6 +235,10 @@ class AugmentTuner(keras_tuner.Tuner):
                 self._baseline_first(oracle)
         self.method = method
         self.seed = seed
+        self.density = DensitySearch.resolve(evaluator, hypermodel, child_epochs, batch_size)
+        if self.density is not None and method == "hyperband":
+            raise ValueError("evaluator='density' trains no child per trial, so method='hyperband' has no epochs "
+                             "to shorten: use method='bayesian' (or 'random') with it.")
         self.reward_k = int(reward_k)
         self.reward_max_gap = float(reward_max_gap)
         self.train_set_size = train_set_size
@@ -254,19 +280,34 @@ class AugmentTuner(keras_tuner.Tuner):
             except Exception:
                 pass
 
+    def _check_full_budget(self, epochs: int) -> None:
+        """A multi-fidelity oracle fixed the full budget when it was built: ``search(epochs=...)``
+        cannot change it."""
+        max_epochs = getattr(self.oracle, "max_epochs", None)
+        if isinstance(self.oracle, RandomForestHyperbandOracle) and epochs != max_epochs:
+            raise ValueError(
+                f"method='hyperband' trains each trial for the epochs its bracket gives, up to {max_epochs} "
+                f"(the child_epochs the search began with); epochs={epochs} cannot change that: pass "
+                f"child_epochs={max_epochs} and no search(epochs=...)."
+            )
+
     def _baseline_first(self, oracle: keras_tuner.Oracle) -> None:
         """Make the first trial of ``oracle`` (a user's) the no-augmentation baseline.
 
         Wraps the instance's ``populate_space`` (the public hook every oracle implements):
         until the oracle holds a baseline trial, it returns the baseline values (the
-        space's defaults elsewhere), without asking the oracle's own strategy.
+        space's defaults elsewhere), without asking the oracle's own strategy. A Hyperband
+        oracle's baseline trains its full budget (``max_epochs``), as its last rounds do.
         """
         populate = oracle.populate_space
         space = self.policy_space
+        budget = {}
+        if isinstance(oracle, keras_tuner.oracles.HyperbandOracle):
+            budget = {EPOCHS: int(oracle.max_epochs), INITIAL_EPOCH: 0}
 
         def populate_space(trial_id):
             if not any(is_baseline(space, t.hyperparameters.values) for t in oracle.trials.values()):
-                values = {**oracle.get_space().values, **baseline_values(space)}
+                values = {**oracle.get_space().values, **baseline_values(space), **budget}
                 return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
             return populate(trial_id)
 
@@ -297,6 +338,7 @@ class AugmentTuner(keras_tuner.Tuner):
         if verbose is not None:
             self.search_verbose = int(verbose)
         epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
+        self._check_full_budget(epochs)
         batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
         prepared = prepare_search_data(
             x, y, validation_data, value_range=value_range, sample_weight=fit_kwargs.pop("sample_weight", None),
@@ -322,23 +364,26 @@ class AugmentTuner(keras_tuner.Tuner):
                 self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.search_seed,
                 sample_weight=prepared.train_weights, record=self._record_pretraining,
             )
+        if self.density is not None:
+            self._fit_density(data.x[train_index], data.y[train_index], data.value_range)
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
+        heap.freeze()  # Keras Tuner's per-trial gc.collect() then scans only what the trials create
         try:
             if compat.is_chief():
                 # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery.
                 self.save()
                 distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
                 return
-            super().search(
-                x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
-                callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
-            )
+            fit = dict(validation_data=validation, epochs=epochs, batch_size=batch_size,
+                       callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
+            super().search(x_train, y_train, **fit)
+            self._confirm(x_train, y_train, **fit)
         except RuntimeError as exc:
             if "consecutive failures" not in str(exc):
                 raise
             raise RuntimeError(self._consecutive_failures_message()) from exc
-        self._confirm(x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
-                      callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
+        finally:
+            heap.thaw()
 
     def _settle_policy_space(self, channels: int) -> None:
         """Fix the searched policy space for images with ``channels`` channels, before the first trial.
@@ -432,6 +477,8 @@ class AugmentTuner(keras_tuner.Tuner):
         """Train the child ``executions_per_trial`` times; a crash or divergence fails the trial
         (recorded with its reason, never retried) and the search goes on."""
         try:
+            if self.density is not None:
+                return self._density_trial(trial)
             return self._run_executions(trial, *args, **kwargs)
         except keras_tuner.errors.FailedTrialError as exc:
             self._record_failure(trial, exc)
@@ -523,9 +570,9 @@ class AugmentTuner(keras_tuner.Tuner):
         if not configurations:
             return
         log = self.display.note if self.search_verbose >= 1 else (lambda line: None)
+        own = 0 if self.density is not None else self.executions_per_trial  # density trials train nothing
         confirmation = Confirmation(ExecutionStore(self.project_dir), self.search_seed,
-                                    max(self.confirm_executions, self.executions_per_trial),
-                                    self.executions_per_trial, log)
+                                    max(self.confirm_executions, self.executions_per_trial), own, log)
         confirmation.run(configurations, lambda config, execution: self._confirm_execution(
             config, execution, x, y, callbacks=callbacks, **fit))
 
@@ -540,6 +587,7 @@ class AugmentTuner(keras_tuner.Tuner):
             compat.configure_tensorboard(self, execution_callbacks, trial, execution)
         else:  # an architecture's no-augmentation run is no trial: no TensorBoard folder of its own
             execution_callbacks = [c for c in execution_callbacks if c.__class__.__name__ != "TensorBoard"]
+        fit["epochs"], initial_epoch = _epoch_budget(hp, fit.get("epochs"), fit)  # a Hyperband trial's epochs
         result, _ = self._train_execution(hp, execution, x, y, callbacks=execution_callbacks, **fit)
         score, history = self._score(result)
         reward = score if history is None else score.reward
@@ -547,7 +595,8 @@ class AugmentTuner(keras_tuner.Tuner):
                                              config.trial_id)
         if history is not None:  # the notebook: the trial's rows, or the architecture's no-augmentation run's
             key = config.trial_id if config.trial_id is not None else f"no-augmentation-{config.key}"
-            self._write_notebook(key, _history_rows(key, execution, history, reward), hp, executions=[execution])
+            self._write_notebook(key, _history_rows(key, execution, history, reward, initial_epoch), hp,
+                                 executions=[execution])
         return reward
 
     @property
@@ -587,6 +636,32 @@ class AugmentTuner(keras_tuner.Tuner):
         Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(
             key, rows, executions)
 
+    # ------------------------------------------------------------------ density matching
+    def _fit_density(self, x, y, value_range) -> None:
+        """Fit the density evaluator's fold models on the training images (or load them: they
+        are kept in the project folder)."""
+        if compat.is_chief() or compat.is_worker():
+            raise ValueError("evaluator='density' scores a policy in a second or two: run the search in one "
+                             "process, not distributed.")
+        tuned = [hp.name for hp in self.oracle.get_space().space
+                 if parse_name(hp.name) is None and not isinstance(hp, keras_tuner.engine.hyperparameters.Fixed)]
+        if tuned:
+            raise ValueError(f"evaluator='density' scores policies with fold models built once, so it cannot tune "
+                             f"the model's own hyperparameters ({', '.join(tuned)}): fix them, or use "
+                             "evaluator='training'.")
+        seed = self.seed if self.seed is not None else int(self.oracle.seed)
+        if self.search_verbose >= 1:
+            self.display.write(f"Density matching: fitting (or loading) {self.density.evaluator.folds} fold models "
+                               f"on {len(y)} images.")
+        self.density.fit(x, y, value_range, self.project_dir, seed)
+
+    def _density_trial(self, trial) -> dict[str, float]:
+        """A trial's metrics under ``evaluator="density"``: its policy's density score (no training)."""
+        metrics = self.density.metrics(self.hypermodel.policy(trial.hyperparameters))
+        self._write_notebook(trial.trial_id, [{"trial": trial.trial_id, "execution": 0, "epoch": "", **metrics}],
+                             trial.hyperparameters)
+        return metrics
+
     def _record_failure(self, trial, exc: BaseException) -> None:
         """Keep a failed trial in the notebook: the epochs it trained and a row with its reason."""
         rows = list(getattr(self, "_rows", None) or [])
@@ -608,13 +683,18 @@ class AugmentTuner(keras_tuner.Tuner):
 
     def _build_hypermodel(self, hp):
         """Keras Tuner's build; a Hyperband trial that continues another (``tuner/trial_id``)
-        starts from that trial's saved weights, as Keras Tuner's ``Hyperband`` does."""
+        starts from that trial's saved weights, as Keras Tuner's ``Hyperband`` does (with a
+        fresh optimizer: Keras's warning that it skips the saved optimizer state is silenced)."""
         model = super()._build_hypermodel(hp)
         if "tuner/trial_id" in hp.values:
-            model.load_weights(compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
+            load_weights(model, compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
         return model
 
     def on_trial_begin(self, trial):
+        # The previous trial's objects are garbage now: collect them, and freeze what survives
+        # (heap.py), so Keras Tuner's clean-up before the build scans only this trial's objects.
+        keras.backend.clear_session(free_memory=False)
+        heap.settle()
         super().on_trial_begin(trial)
         self.display.started(trial.trial_id)
         if compat.is_worker():  # tell the chief we are alive while the trial runs
@@ -640,9 +720,16 @@ class AugmentTuner(keras_tuner.Tuner):
         if compat.is_worker():  # the metrics went to the chief: read them back from there
             trial = self.oracle.get_trial(trial.trial_id)
         reward = trial.metrics.get_best_value(REWARD)
-        best = self.oracle.get_best_trials(1)
-        best_value = best[0].metrics.get_best_value(REWARD) if best else reward
-        return TrialDisplay.line(head, reward, self.baseline_reward(), best_value, seconds,
+        results = self.results()
+        budget, baseline, best = budget_of(trial.hyperparameters), results.baseline, results.best(1)
+        if self.density is not None:  # trials compare density scores (the confirmation's training rewards differ)
+            baseline, best = baseline and baseline.score, results.best(1, by_score=True)
+            best_value = best[0].score if best else reward
+        else:
+            baseline, best_value = baseline and baseline.reward, best[0].reward if best else reward
+        if budget is not None and budget != results.full_budget:  # a short trial: no gain to show
+            head, baseline = f"{head} [{budget}/{results.full_budget} epochs]", None
+        return TrialDisplay.line(head, reward, baseline, best_value, seconds,
                                  self.hypermodel.policy(trial.hyperparameters).effective(self._channels or 3))
 
     # ------------------------------------------------------------------ results

@@ -11,7 +11,7 @@ tiny settings. Two things are added, nothing else (imports are the page's own bu
   (an uncompiled one) and an ``augtune_runs/best_policies.json`` as ``keras-augtune
   search`` writes it.
 * **Size substitutions** (:data:`SUBSTITUTIONS`): ``max_trials=…`` becomes 2,
-  ``epochs=…`` and ``child_epochs`` 1, ``train_set_size=…`` 120, ``optimize(…)`` 1; and
+  ``epochs=…``, ``child_epochs`` and ``max_epochs`` 1, ``train_set_size=…`` 120, ``optimize(…)`` 1; and
   ``AugmentTuner``'s confirmation defaults shrink to ``confirm_top_k=1``,
   ``confirm_executions=2`` (one extra paired training each for the winner and the baseline).
 """
@@ -31,6 +31,7 @@ SUBSTITUTIONS = [
     (re.compile(r"\bmax_trials=\d+"), "max_trials=2"),
     (re.compile(r"\b(child_)?epochs=\d+"), lambda m: f"{m.group(1) or ''}epochs=1"),
     (re.compile(r"\"child_epochs\":\s*\d+"), '"child_epochs": 1'),
+    (re.compile(r"\bmax_epochs=\d+"), "max_epochs=1"),
     (re.compile(r"\btrain_set_size=\d+"), "train_set_size=120"),
     (re.compile(r"\.optimize\(\d+\)"), ".optimize(1)"),
 ]

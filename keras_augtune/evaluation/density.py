@@ -13,18 +13,27 @@ negative mean cross-entropy instead; ``reduction="best"`` takes, per image, the 
 draws (the highest correctness / lowest loss), as Fast AutoAugment's ``eval_tta`` does with one
 draw per sub-policy. ``score_details`` returns all four numbers from the same predictions.
 
+``fit(x, y, cache_dir=...)`` keeps the fold models' weights in ``cache_dir`` (one file per
+fold, and a key: the data's fingerprint, the settings and the model's architecture), so a fit
+run again on the same data and settings — a resumed search — loads them instead of training;
+a fit killed halfway keeps the folds it finished.
+
 Reference: Lim et al., "Fast AutoAugment", NeurIPS 2019 (kakaobrain/fast-autoaugment).
 """
 
 from __future__ import annotations
 
-import difflib
+import hashlib
+import json
+import os
 import time
 from typing import Any
 
 import numpy as np
 
+from keras_augtune.checks import check_choice
 from keras_augtune.data import check_dataset, stratified_folds
+from keras_augtune.files import atomic_write_json, load_weights
 from keras_augtune.policy import as_policy
 from keras_augtune.seeds import derive_call_seed
 
@@ -69,8 +78,8 @@ class DensityEvaluator:
                                      ("draws", draws, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-        self.metric = _choice("metric", metric, METRICS)
-        self.reduction = _choice("reduction", reduction, REDUCTIONS)
+        self.metric = check_choice("metric", metric, METRICS)
+        self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -89,15 +98,19 @@ class DensityEvaluator:
         self.fold_indices: list[np.ndarray] = []
         #: Seconds ``fit`` took (all folds).
         self.fit_seconds: float | None = None
+        #: How many fold models the last ``fit`` loaded from its ``cache_dir`` instead of training.
+        self.cached_folds = 0
         #: The clean (no-augmentation) numbers, as :meth:`score_details` reports them.
         self.clean_details: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ training
-    def fit(self, x: Any, y: Any, value_range: Any = None) -> "DensityEvaluator":
+    def fit(self, x: Any, y: Any, value_range: Any = None, cache_dir: str | None = None) -> "DensityEvaluator":
         """Train one child per fold on the other folds' clean images; returns ``self``.
 
         ``x``: images (N, H, W[, C]); ``y``: class ids or one-hot rows; ``value_range``:
         the pixel range of float images (default (0, 1); uint8 images are (0, 255)).
+        ``cache_dir``: a folder that keeps the fold models (see the module docstring): the
+        folds it holds for the same data, settings and model are loaded, not trained.
         """
         import keras
         import keras_tuner
@@ -107,21 +120,30 @@ class DensityEvaluator:
         self.hypermodel.configure(data.input_shape, data.num_classes, data.value_range, data.one_hot)
         self._value_range = data.value_range
         self._models, self._held, self.fold_indices, self._predict_fns = [], [], [], {}
+        hp = keras_tuner.HyperParameters()
+        self.hypermodel.declare_hyperparameters(hp)  # the space's default values: the identity policy
+        cache = _FoldCache(cache_dir, self._cache_material(data, hp)) if cache_dir is not None else None
+        self.cached_folds = 0
         start = time.perf_counter()
         for fold, (kept, held) in enumerate(stratified_folds(data.y, self.folds, self.seed)):
             keras.utils.set_random_seed(derive_call_seed(self.seed, fold))
-            hp = keras_tuner.HyperParameters()
-            self.hypermodel.declare_hyperparameters(hp)
-            model = self.hypermodel.build(hp)  # the space's default values: the identity policy
-            history = self.hypermodel.fit(hp, model, data.x[kept], labels_for_fit[kept], epochs=self.epochs,
-                                          batch_size=self.batch_size, verbose=0)
+            model = self.hypermodel.build(hp)
+            if cache is not None and cache.load(fold, model):
+                self.cached_folds += 1
+                line = "loaded from the cache"
+            else:
+                history = self.hypermodel.fit(hp, model, data.x[kept], labels_for_fit[kept], epochs=self.epochs,
+                                              batch_size=self.batch_size, verbose=0)
+                if cache is not None:
+                    cache.save(fold, model)
+                accuracy = getattr(history, "history", history or {}).get("accuracy", [float("nan")])[-1]
+                line = f"train accuracy {accuracy:.4f}"
             self._models.append(model)
             self._held.append((data.x[held], data.y[held]))
             self.fold_indices.append(held)
             if self.verbose:
-                accuracy = getattr(history, "history", history or {}).get("accuracy", [float("nan")])[-1]
-                print(f"density fold {fold + 1}/{self.folds}: {len(kept)} train / {len(held)} held out, "
-                      f"train accuracy {accuracy:.4f}", flush=True)
+                print(f"density fold {fold + 1}/{self.folds}: {len(kept)} train / {len(held)} held out, {line}",
+                      flush=True)
         self.fit_seconds = time.perf_counter() - start
         clean = [[self._predict(fold, images)] for fold, (images, _) in enumerate(self._held)]
         self.clean_details = self._summarise(clean)
@@ -140,12 +162,12 @@ class DensityEvaluator:
     def clean_score(self) -> float:
         """The score of no augmentation (the fold models on their clean held-out images)."""
         self._require_fitted()
-        return self._pick(self.clean_details)
+        return self.value_of(self.clean_details)
 
     # ------------------------------------------------------------------ scoring
     def score(self, policy: Any) -> float:
         """The policy's score (higher is better): see the module docstring for the number."""
-        return self._pick(self.score_details(policy))
+        return self.value_of(self.score_details(policy))
 
     def score_details(self, policy: Any) -> dict[str, Any]:
         """Every variant of the score from one set of predictions.
@@ -168,6 +190,21 @@ class DensityEvaluator:
         return details
 
     # ------------------------------------------------------------------ helpers
+    def _cache_material(self, data: Any, hp: Any) -> dict[str, Any]:
+        """What the fold models depend on: the data, the training settings and the architecture."""
+        from keras_augtune.runs import data_fingerprint
+        from keras_augtune.warm_start import architecture_signature
+
+        child = self.hypermodel.build_child(hp)
+        return {
+            "data": data_fingerprint(data.x, data.y, [])["sample_sha256"], "value_range": list(data.value_range),
+            "input_shape": list(data.input_shape), "classes": int(data.num_classes),
+            "architecture": architecture_signature(child, data.input_shape),
+            "folds": self.folds, "epochs": self.epochs, "batch_size": self.batch_size, "seed": self.seed,
+            "learning_rate": self.hypermodel.learning_rate,
+            "learning_rate_schedule": self.hypermodel.learning_rate_schedule,
+        }
+
     def _draw_seed(self, fold: int, draw: int) -> int:
         # calls 0..folds-1 seeded the fold models' training; the draws come after
         return derive_call_seed(self.seed, self.folds + fold * self.draws + draw)
@@ -203,7 +240,8 @@ class DensityEvaluator:
             "fold_accuracy_mean": [float(c.mean()) for c in correct],
         }
 
-    def _pick(self, details: dict[str, Any]) -> float:
+    def value_of(self, details: dict[str, Any]) -> float:
+        """The score (the chosen ``metric`` and ``reduction``) among the numbers of ``score_details``."""
         return details[f"{'accuracy' if self.metric == 'accuracy' else 'neg_loss'}_{self.reduction}"]
 
     def _require_fitted(self) -> None:
@@ -211,10 +249,35 @@ class DensityEvaluator:
             raise RuntimeError("The DensityEvaluator is not fitted: call fit(x, y) before scoring policies.")
 
 
-def _choice(name: str, value: Any, options: tuple[str, ...]) -> str:
-    if value in options:
-        return value
-    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}.{hint}")
+class _FoldCache:
+    """The fold models' weights in a folder: ``fold_<k>.weights.h5`` and ``density.json`` (the key
+    and the folds done). Files made under another key are trained again, never loaded."""
 
+    def __init__(self, directory: str, material: dict[str, Any]):
+        self.directory = os.fspath(directory)
+        self.key = hashlib.sha1(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.material = material
+        self.manifest = os.path.join(self.directory, "density.json")
+        try:
+            with open(self.manifest, encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = {}
+        same = isinstance(state, dict) and state.get("key") == self.key
+        self.done = set(state.get("folds_done", [])) if same else set()
+
+    def _path(self, fold: int) -> str:
+        return os.path.join(self.directory, f"fold_{fold}.weights.h5")
+
+    def load(self, fold: int, model: Any) -> bool:
+        """Load fold ``fold``'s weights into ``model`` when the cache holds them (same key)."""
+        if fold not in self.done or not os.path.exists(self._path(fold)):
+            return False
+        load_weights(model, self._path(fold))
+        return True
+
+    def save(self, fold: int, model: Any) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        model.save_weights(self._path(fold))
+        self.done.add(fold)
+        atomic_write_json(self.manifest, {"key": self.key, "folds_done": sorted(self.done), "material": self.material})
