@@ -82,6 +82,9 @@ class RandomForestOracle(oracle_module.Oracle):
         pool_policies: Add exchangeable-slot features for policy hyperparameters
             (named as by ``PolicySpace``): per op, its probability-weighted count and
             mean magnitude over all slots, so every trial informs every slot.
+        slot_features: With ``pool_policies``, also keep the slot-specific features
+            of the pooled policy hyperparameters (False: the forest sees the policy
+            only as the pooled bag of ops).
         initial_design: ``"random"`` or ``"space_filling"`` (a Latin hypercube in
             which policy slots cover every op as early as possible).
         maximiser: How candidates are generated: ``"mutation"`` (random samples,
@@ -120,6 +123,7 @@ class RandomForestOracle(oracle_module.Oracle):
         constant_liar="mean",
         failed_trials="ignore",
         pool_policies=False,
+        slot_features=True,
         initial_design="random",
         maximiser="mutation",
         random_share=0.0,
@@ -157,6 +161,7 @@ class RandomForestOracle(oracle_module.Oracle):
         self.constant_liar = constant_liar
         self.failed_trials = failed_trials
         self.pool_policies = pool_policies
+        self.slot_features = slot_features
         self.initial_design = initial_design
         self.maximiser = maximiser
         self.random_share = random_share
@@ -179,7 +184,7 @@ class RandomForestOracle(oracle_module.Oracle):
     _OPTIONS = (
         "num_initial_points", "acquisition", "n_estimators", "forest", "min_samples_leaf",
         "max_features", "max_samples", "xi", "kappa", "num_candidates", "num_parents", "constant_liar",
-        "failed_trials", "pool_policies", "initial_design", "maximiser", "random_share", "target", "initial_values",
+        "failed_trials", "pool_policies", "slot_features", "initial_design", "maximiser", "random_share", "target", "initial_values",
     )
 
     def _validate_options(self):
@@ -213,8 +218,9 @@ class RandomForestOracle(oracle_module.Oracle):
         ):
             if value not in choices:
                 raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
-        if not isinstance(self.pool_policies, bool):
-            raise ValueError(f"`pool_policies` must be True or False, got {self.pool_policies!r}.")
+        for name in ("pool_policies", "slot_features"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
         share = self.random_share
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
             raise ValueError(f"`random_share` must be a number in [0, 1), got {share!r}.")
@@ -255,7 +261,7 @@ class RandomForestOracle(oracle_module.Oracle):
         if queued is not None:
             return {"status": trial_module.TrialStatus.RUNNING, "values": queued}
         rng = np.random.default_rng([int(self.seed), index])
-        encoder = SpaceEncoder(self.hyperparameters.space, pool_policies=self.pool_policies)
+        encoder = SpaceEncoder(self.hyperparameters.space, self.pool_policies, self.slot_features)
         trials = self._trials_in_order()
         rows = self._encode_trials(encoder, trials)
         tried = set(encoder.keys(rows.codes, rows.active))
