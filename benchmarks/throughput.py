@@ -158,7 +158,7 @@ def measure(args: argparse.Namespace) -> dict:
         runners["randaugment"] = pipeline(lambda b: rand_augment(b, training=True), cast=True)
 
     if "layer_eager" in methods:
-        layer = PolicyAugmentation(policy)
+        layer = PolicyAugmentation(policy, value_range=(0, 255))
         float_batches = [tf.constant(b.astype(np.float32)) for b in batches]
         layer(float_batches[0], training=True)
 
@@ -173,7 +173,7 @@ def measure(args: argparse.Namespace) -> dict:
         keras.utils.set_random_seed(0)
         model = keras.Sequential(
             [keras.Input((SIZE, SIZE, 3))]
-            + ([PolicyAugmentation(policy)] if with_layer else [])
+            + ([PolicyAugmentation(policy, value_range=(0, 255))] if with_layer else [])
             + [
                 keras.layers.Rescaling(1 / 255.0),
                 keras.layers.Conv2D(16, 3, strides=2, activation="relu"),

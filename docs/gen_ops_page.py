@@ -35,7 +35,7 @@ on an image with its probability, at its magnitude.
 
 ## Magnitude semantics
 
-- **Magnitude 0 is (near) identity, and the effect grows monotonically with the magnitude.**
+- **Magnitude 0 is the identity, exactly, and the effect grows monotonically with the magnitude.**
   The ranges are AutoAugment-like (rotation up to ±30°, shear up to ±17°, translation up to
   30 % of the side, PIL enhance factors 1 ± 0.9, ...), which fixes DeepAugment's mapping bugs
   (blur sigma up to 25, rotation up to ±180°, an inverted coarse-dropout range).
@@ -55,8 +55,21 @@ on an image with its probability, at its magnitude.
 - **Fixed-size ops:** `cutout` erases one grey square whose side is the value (a fraction of
   the image side); `solarize` inverts pixels above 256 − value; `posterize` removes that many
   low bits of 8.
-- `identity` ignores its magnitude. `add-to-hue-and-saturation` needs colour: grayscale
-  images are expanded to RGB for it and averaged back.
+- `identity` ignores its magnitude. **Colour-only ops** (`color`, `add-to-hue-and-saturation`)
+  change hue or saturation only: grayscale images (one channel, or three equal channels) come
+  back unchanged, and `PolicySpace().for_channels(1)` leaves them out of a grayscale search.
+
+## No-op policies
+
+An op is the identity exactly where its parameter is 0 (`keras_augtune.ops.is_identity_at`):
+at magnitude 0 for every op, and up to the *identity up to* column where the parameter is
+rounded (`posterize` removes `round(4 m)` bits, so it does nothing below m = 0.125).
+`invert` and `solarize` at magnitude 1 invert every image and the flips at magnitude 1 flip
+every image, so two of the same in a row cancel. `Policy.is_noop(channels)` combines these
+(with probability-0 steps): a policy that cannot change an image is the no-augmentation
+baseline in disguise, and `PolicySpace.canonical_values` maps its trial values onto the
+baseline's. `Policy.effective(channels)` shows a policy without its do-nothing steps. All of
+this is checked against imgaug on random RGB and grayscale images (`tests/test_noop.py`).
 - Pixel amounts (`brighten`, `additive-gaussian-noise`, `add-to-hue-and-saturation`) are on
   the 0–255 scale whatever the input's dtype: images are converted to uint8 for imgaug and back.
 
@@ -68,8 +81,10 @@ Names are matched ignoring case, spaces, `-` and `_`, so DeepAugment's spellings
 
 ## The table
 
-The last three columns are the op's own parameter (`keras_augtune.ops.op_strength(op, m)`)
-at magnitude 0, 0.5 and 1.
+*Identity up to* is the largest magnitude at which the op changes nothing
+(`keras_augtune.ops.identity_limit`); *gray* says ✗ for the colour-only ops, which do nothing
+on grayscale images. The last three columns are the op's own parameter
+(`keras_augtune.ops.op_strength(op, m)`) at magnitude 0, 0.5 and 1.
 
 """
 
@@ -109,19 +124,19 @@ def fmt(value) -> str:
 
 
 def table() -> str:
-    from keras_augtune.ops import ALIASES, DEEPAUGMENT_OPS, OPS, RANDAUGMENT_OPS, op_strength
+    from keras_augtune.ops import ALIASES, DEEPAUGMENT_OPS, OPS, RANDAUGMENT_OPS, identity_limit, op_strength
 
     aliases: dict[str, list[str]] = {}
     for alias, target in ALIASES.items():
         aliases.setdefault(target, []).append(f"`{alias}`")
-    head = "| op | aliases | sets | the magnitude controls | m = 0 | m = 0.5 | m = 1 |"
-    rows = [head, "|---|---|---|---|---:|---:|---:|"]
+    head = "| op | aliases | sets | the magnitude controls | identity up to | gray | m = 0 | m = 0.5 | m = 1 |"
+    rows = [head, "|---|---|---|---|---:|:-:|---:|---:|---:|"]
     for name, op in OPS.items():
         sets = "/".join(s for s, members in (("DA", DEEPAUGMENT_OPS), ("RA", RANDAUGMENT_OPS)) if name in members)
         values = " | ".join(fmt(op_strength(name, m)) for m in MAGNITUDES)
         parameter = op.parameter.replace("|", r"\|")  # a bare | would split the table cell
         rows.append(f"| `{name}` | {', '.join(aliases.get(name, [])) or '–'} | {sets or '–'} | "
-                    f"{parameter} | {values} |")
+                    f"{parameter} | {identity_limit(name):g} | {'✗' if op.color_only else '✓'} | {values} |")
     return "\n".join(rows) + "\n"
 
 

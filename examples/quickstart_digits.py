@@ -45,14 +45,16 @@ def main():
         "simple", max_trials=trials, child_epochs=epochs, train_set_size=n_train,
         directory=out, project_name="quickstart", overwrite=True, seed=0,
     )
+    #    Then the best policies and the baseline are re-measured on paired executions.
     tuner.search(x, y)
     tuner.results_summary(3)
-    best = tuner.get_best_policies(1)[0]
-    print("Best policy:", best, "gain over no augmentation:", best.metadata["gain"])
+    verdict = tuner.results().verdict()  # better than no augmentation only beyond the noise
+    best = verdict.recommended  # the winner, or no augmentation (Policy.identity())
+    print("Verdict:", verdict.text)
     tuner.export_policies(os.path.join(out, "best_policies.json"))
     write_report(tuner, os.path.join(out, "report.html"))
 
-    # 3. Final training: the best policy in the tf.data pipeline (training set only).
+    # 3. Final training: the recommended policy in the tf.data pipeline (training set only).
     ds = (tf.data.Dataset.from_tensor_slices((x, y))  # uint8: the policy's default value range
           .shuffle(len(y), seed=0)
           .batch(64)

@@ -5,6 +5,20 @@
     best = tuner.get_best_policies(1)[0]
     ds = ds.map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
 
+The package, in the order a search runs through it:
+
+* ``ops`` (the op table) -> ``policy`` (a policy's value and JSON) -> ``execution``
+  (running a policy: imgaug, tf.data; the Keras layer in ``layer``) -> ``space`` (policies as
+  hyperparameters) -> ``oracle/`` (random-forest proposals) -> ``evaluation/`` (the reward)
+  -> ``hypermodel`` (child model + policy layer; ``models``, ``schedule``, ``warm_start``)
+  -> ``tuner`` (the trial lifecycle; ``distributed``) -> ``results`` (baseline, ranking,
+  gains, the policies file) -> ``effects`` (which ops help) -> ``report``, ``plot``, ``cli``,
+  ``deepaugment``;
+* shared underneath: ``data`` and ``images`` (input checks and loaders), ``files`` (atomic
+  writes, lock, notebook), ``trials`` (status names, order), ``seeds``, ``checks``, ``lazy``
+  (modules imported on first use), ``registration`` (the layer known to Keras's loader,
+  without importing Keras early), and ``compat`` (the private Keras Tuner internals used, with why).
+
 The public names below are imported on first use, so ``import keras_augtune`` (and the
 command line's ``--help``) does not start TensorFlow.
 """
@@ -28,10 +42,10 @@ _EXPORTS = {
     "PolicySpace": "keras_augtune.space",
     "RandomForestOracle": "keras_augtune.oracle",
     "declare_policy_space": "keras_augtune.space",
-    "load_policies": "keras_augtune.tuner",
-    "overfit_filtered_reward": "keras_augtune.objective",
+    "load_policies": "keras_augtune.results",
+    "overfit_filtered_reward": "keras_augtune.evaluation.reward",
     "resolve_op": "keras_augtune.ops",
-    "reward_objective": "keras_augtune.objective",
+    "reward_objective": "keras_augtune.evaluation.reward",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -54,9 +68,17 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_augtune.deepaugment import DeepAugment
     from keras_augtune.hypermodel import AugmentHyperModel
     from keras_augtune.layer import PolicyAugmentation
-    from keras_augtune.objective import overfit_filtered_reward, reward_objective
+    from keras_augtune.evaluation.reward import overfit_filtered_reward, reward_objective
     from keras_augtune.ops import OP_NAMES, resolve_op
     from keras_augtune.oracle import RandomForestOracle
     from keras_augtune.policy import Policy, PolicyOp
     from keras_augtune.space import PolicySpace, declare_policy_space
-    from keras_augtune.tuner import AugmentTuner, load_policies
+    from keras_augtune.results import load_policies
+    from keras_augtune.tuner import AugmentTuner
+
+
+# A .keras file holding PolicyAugmentation loads after a plain `import keras_augtune`, yet this
+# import stays free of TensorFlow: see keras_augtune.registration for why it is done this way.
+from keras_augtune import registration as _registration  # noqa: E402
+
+_registration.register_when_keras_loads()

@@ -5,19 +5,24 @@
     keras-augtune show augtune_runs/best_policies.json --data digits
     keras-augtune report augtune_runs
 
-User errors (a missing folder, an unreadable image, an unknown model, ...) end with a
-one-line message and exit status 1 (2 for malformed command lines), never a traceback;
-``--debug`` shows the traceback. TensorFlow is imported inside the commands only.
+User errors (a missing folder, an unreadable image, an unknown model, a full disk, ...) end
+with a one-line message and exit status 1 (2 for malformed command lines), never a traceback;
+``--debug`` shows the traceback. The input checks run before TensorFlow is imported (an input
+mistake is reported in well under 2 s), and TensorFlow's start-up log lines are hidden unless
+``--verbose``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
 from typing import Any, Sequence
+
+from keras_augtune.checks import integer_kind
 
 PROG = "keras-augtune"
 DEFAULT_OUT = "augtune_runs"
@@ -30,7 +35,7 @@ NOTEBOOK_FILE = "notebook.csv"
 #: well under 10 minutes (about 20 s per trial there).
 SEARCH_DEFAULTS: dict[str, Any] = {
     "data": "digits",
-    "image_size": None,  # digits: 32; a folder: the size of its first image; .npz: as stored
+    "image_size": None,  # digits: 32; a folder: its most common image size; .npz: as stored
     "trials": 16,
     "model": "simple",
     "method": "bayesian",
@@ -42,9 +47,13 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "ops_per_sub_policy": 2,
     "ops": None,
     "seed": 0,
+    "confirm_top_k": 3,
+    "confirm_executions": 3,
 }
+#: Settings a resumed run may change: the total, and how much the confirmation step measures.
+_CHANGEABLE_ON_RESUME = ("trials", "confirm_top_k", "confirm_executions")
 #: Settings that define a run: ``--resume`` takes them from the run's ``run.json``.
-_FIXED_ON_RESUME = [k for k in SEARCH_DEFAULTS if k != "trials"]
+_FIXED_ON_RESUME = [k for k in SEARCH_DEFAULTS if k not in _CHANGEABLE_ON_RESUME]
 
 
 class UserError(Exception):
@@ -54,7 +63,7 @@ class UserError(Exception):
 # ----------------------------------------------------------------------------- parsing
 def _int_at_least(minimum: int):
     """An argparse type: an integer >= ``minimum``, with a one-line error otherwise."""
-    kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    kind = integer_kind(minimum)
 
     def parse(text: str) -> int:
         try:
@@ -79,6 +88,16 @@ def _op_list(text: str) -> list[str]:
     return ops
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default once: not when its help already states it, nor a default of None or False."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
 DATA_HELP = ("'digits' (scikit-learn's 1,797 handwritten digits, offline), an .npz file holding arrays "
              "'x' (N, H, W[, C]) and 'y' (N,), or a folder with one sub-folder of images per class")
 
@@ -99,13 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a policy search: trial 0 trains the child model without augmentation (the "
                     "baseline), every later trial with a policy proposed by the oracle. Writes into "
                     "--out the Keras Tuner directory, notebook.csv (one row per trial and epoch), "
-                    "best_policies.json and report.html, and prints the best policies with their gain "
-                    "over no augmentation. The defaults finish in a few minutes on 2 CPU cores.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                    "best_policies.json and report.html. The best policies and the baseline are then re-measured "
+                    "on paired executions (the confirmation, an extra cost shown in the log), and the search "
+                    "prints their gains over no augmentation with 95% intervals and its verdict: better than "
+                    "no augmentation only when the interval lies above 0. The defaults finish in a few "
+                    "minutes on 2 CPU cores.",
+        formatter_class=_HelpFormatter,
     )
     search.add_argument("--data", default=None, metavar="DATA", help=f"{DATA_HELP} (default: digits)")
     search.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
-                        help="resize images to PX x PX (default: 32 for digits, the first image's size for "
+                        help="resize images to PX x PX (default: 32 for digits, the most common size for "
                              "a folder, unchanged for .npz)")
     search.add_argument("--trials", type=_positive_int, default=None,
                         help=f"total trials, the baseline included and across resumed runs (default: {d['trials']})")
@@ -120,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--train-set-size", type=_positive_int, default=None, metavar="N",
                         help=f"training images per trial, a stratified subsample (default: {d['train_set_size']}, "
                              "or all when fewer)")
-    search.add_argument("--batch-size", type=_positive_int, default=None, help=f"(default: {d['batch_size']})")
+    search.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                        help=f"training batch size of each child model (default: {d['batch_size']})")
     search.add_argument("--initial-points", type=_positive_int, default=None, metavar="N",
                         help=f"random trials before the forest proposes (default: {d['initial_points']})")
     search.add_argument("--sub-policies", type=_positive_int, default=None, metavar="N",
@@ -130,20 +153,30 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--ops", type=_op_list, default=None, metavar="OP,OP,...",
                         help="the ops to search over, comma-separated (default: all; see the docs' op table)")
     search.add_argument("--seed", type=_non_negative_int, default=None, help=f"random seed (default: {d['seed']})")
+    search.add_argument("--confirm-top-k", type=_non_negative_int, default=None, metavar="K",
+                        help="after the trials, re-measure the K best policies and the baseline on paired "
+                             f"executions before naming a winner; 0: off (default: {d['confirm_top_k']})")
+    search.add_argument("--confirm-executions", type=_non_negative_int, default=None, metavar="N",
+                        help="executions each confirmed policy and the baseline reach (an extra cost of about "
+                             f"(K + 1) x (N - 1) trainings); 0 or 1: off (default: {d['confirm_executions']})")
     search.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder")
     search.add_argument("--resume", action="store_true",
                         help="continue the search in --out (its settings are kept; --trials sets the new total) "
                              "instead of starting a fresh one")
+    search.add_argument("--overwrite", action="store_true",
+                        help="start afresh in an --out that already holds a search (or other files): replaces "
+                             "the search's files there, keeps every other file")
     search.add_argument("--top", type=_positive_int, default=5, help="policies printed and written to best_policies.json")
     search.add_argument("--no-report", action="store_true", help="do not write report.html")
     search.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines or progress bar")
     search.add_argument("--debug", action="store_true", help="show tracebacks")
+    search.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
 
     show = commands.add_parser(
         "show", help="draw images beside random augmentations by a policy (a PNG grid)",
         description="Draw a grid PNG: each row an original image beside several random augmentations by the "
                     "policy. POLICY is best_policies.json (written by 'search') or a single policy JSON.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     show.add_argument("policy", metavar="POLICY.json", help="policy file")
     show.add_argument("--data", default="digits", help=DATA_HELP)
@@ -154,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--seed", type=_non_negative_int, default=0, help="random seed of the images and augmentations")
     show.add_argument("--out", default=None, metavar="PNG", help="output image (default: POLICY_grid.png beside POLICY)")
     show.add_argument("--debug", action="store_true", help="show tracebacks")
+    show.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
 
     report = commands.add_parser(
         "report", help="write the report of a search (HTML, or PNG)",
@@ -161,16 +195,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "baseline, the top policies, augmentation grids of the best ones and the hyperparameter "
                     "importances the random forest learned. DIR is a 'search' output folder or a Keras Tuner "
                     "project directory of an AugmentTuner.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     report.add_argument("dir", metavar="DIR", help="search folder")
-    report.add_argument("--out", default=None, metavar="FILE",
+    report.add_argument("--out", default=None, metavar="FILE.html|FILE.png",
                         help="report file, .html (self-contained) or .png (default: DIR/report.html)")
     report.add_argument("--top", type=_positive_int, default=5, help="policies in the table")
     report.add_argument("--data", default=None,
                         help="images for the augmentation grids when DIR has no sample_images.npz: " + DATA_HELP)
     report.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize those images")
     report.add_argument("--debug", action="store_true", help="show tracebacks")
+    report.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
+    for command in (search, show, report):  # so that a command's mistakes show the command's usage
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -187,36 +224,122 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # with the command's own usage, not the top-level one
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help()
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     command = {"search": cmd_search, "show": cmd_show, "report": cmd_report}[args.command]
+    resume = f"{PROG} search --resume --out {args.out}" if args.command == "search" else ""
     try:
         return command(args)
     except KeyboardInterrupt:
-        hint = f" Continue with: {PROG} search --resume --out {args.out}" if args.command == "search" else ""
-        print(f"\n{PROG}: interrupted.{hint}", file=sys.stderr)
+        print(f"\n{PROG}: interrupted." + (f" Continue with: {resume}" if resume else ""), file=sys.stderr)
         return 130
     except (UserError, ValueError, TypeError, FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         if getattr(args, "debug", False):
             raise
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from keras_augtune.runs import disk_error
+
+        reason = disk_error(exc)
+        if reason is None or getattr(args, "debug", False):
+            raise
+        kept = f" Every finished trial is kept: free some space, then continue with: {resume}" if resume else ""
+        print(f"{PROG} {args.command}: error: {reason}.{kept}", file=sys.stderr, flush=True)
+        if argv is None:
+            # The program itself (not a caller of main): after a failed write HDF5 crashes the
+            # interpreter's shutdown (exit 139); nothing is left to clean up, so leave at once.
+            sys.stdout.flush()
+            os._exit(1)
+        return 1
+
+
+#: TensorFlow's start-up lines, written to the process's stderr before its logging is set up
+#: (so TF_CPP_MIN_LOG_LEVEL does not silence them), some of them twice.
+_TENSORFLOW_NOISE = (
+    "All log messages before absl::InitializeLog() is called", "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized", "To enable the following instructions", "cpu_feature_guard",
+    "Unable to register cuDNN factory", "Unable to register cuFFT factory", "Unable to register cuBLAS factory",
+    "computation_placer", "TF-TRT Warning", "Could not find cuda drivers", "could not find cuda drivers",
+)
+
+
+def _import_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow (and Keras) now, dropping its start-up log lines unless ``verbose``.
+
+    They are written by C++ straight to file descriptor 2, so Python's ``sys.stderr`` cannot
+    catch them: the descriptor is pointed at a temporary file during the import, and every
+    line that is not known start-up noise is written back to stderr afterwards.
+    """
+    if verbose or "tensorflow" in sys.modules:
+        import keras  # noqa: F401
+
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+            import keras  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", "replace")
+    kept = [line for line in text.splitlines() if line.strip() and not any(n in line for n in _TENSORFLOW_NOISE)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr, flush=True)
+
+
+def _plural(count: int, word: str) -> str:
+    """``1 epoch``, ``2 epochs``."""
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 # ----------------------------------------------------------------------------- data
-def _load_data(spec: str, image_size: int | None):
-    """Images, labels and class names from --data, with the CLI's own messages."""
-    from keras_augtune.data import load_data
+@contextlib.contextmanager
+def _notes(category: type[Warning]):
+    """Print the ``category`` warnings raised inside as ``keras-augtune: note: ...`` lines."""
+    import warnings
 
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", category)
+        yield
+    for warning in caught:
+        if issubclass(warning.category, category):
+            print(f"{PROG}: note: {warning.message}", file=sys.stderr, flush=True)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+
+
+def _check_data_spec(spec: str) -> None:
+    """Refuse a --data that names nothing loadable (before anything is imported or created)."""
     if spec != "digits" and not os.path.exists(spec):
         raise UserError(f"--data {spec!r}: no such file or folder. --data takes {DATA_HELP}.")
     if os.path.isfile(spec) and not spec.endswith(".npz"):
         raise UserError(f"--data {spec!r} is a file but not an .npz archive. --data takes {DATA_HELP}.")
-    x, y, names = load_data(spec, image_size=image_size)
+
+
+def _load_data(spec: str, image_size: int | None):
+    """Images, labels and class names from --data, with the CLI's own messages."""
+    from keras_augtune.data import load_data
+
+    _check_data_spec(spec)
+    from keras_augtune.data import DataWarning
+
+    with _notes(DataWarning):
+        x, y, names = load_data(spec, image_size=image_size)
     if spec.endswith(".npz") and image_size is not None:
         import numpy as np
 
@@ -235,34 +358,54 @@ def _load_data(spec: str, image_size: int | None):
 
 
 # ----------------------------------------------------------------------------- search
+def _data_spec(spec: str) -> str:
+    """--data as stored in run.json: an absolute path (a resume from elsewhere finds the same data)."""
+    return spec if spec == "digits" else os.path.abspath(spec)
+
+
 def _settings(args: argparse.Namespace, out: str) -> dict[str, Any]:
+    from keras_augtune.runs import read_run_file
+
     explicit = {k: getattr(args, k) for k in SEARCH_DEFAULTS if getattr(args, k) is not None}
-    run_file = os.path.join(out, "run.json")
+    if "data" in explicit:
+        explicit["data"] = _data_spec(explicit["data"])
     if args.resume:
-        if not os.path.isfile(run_file) or not os.path.isfile(os.path.join(out, PROJECT_NAME, "oracle.json")):
+        run = read_run_file(out)
+        if run is None or not os.path.isfile(os.path.join(out, run.get("project_name", PROJECT_NAME), "oracle.json")):
             raise UserError(f"--resume: no search to continue in {out} (no run.json and {PROJECT_NAME}/oracle.json). "
                             "Start one without --resume, or point --out at an earlier search folder.")
-        with open(run_file, encoding="utf-8") as f:
-            stored = json.load(f).get("settings", {})
-        settings = {**SEARCH_DEFAULTS, **stored}
+        settings = {**SEARCH_DEFAULTS, **run.get("settings", {})}
         changed = [k for k in _FIXED_ON_RESUME if k in explicit and explicit[k] != settings.get(k)]
         if changed:
             flags = ", ".join("--" + k.replace("_", "-") for k in changed)
             raise UserError(f"--resume keeps the run's settings; {flags} differ from the run in {out}. "
                             "Drop them, or start a fresh search with another --out.")
-        if "trials" in explicit:
-            settings["trials"] = explicit["trials"]
+        settings.update({k: explicit[k] for k in _CHANGEABLE_ON_RESUME if k in explicit})
         return settings
     return {**SEARCH_DEFAULTS, **explicit}
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    out = args.out
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out!r} is a file; give a folder.")
-    settings = _settings(args, out)
-    started = time.time()
+    from keras_augtune import runs
 
+    out = args.out
+    if args.resume and args.overwrite:
+        raise UserError("--resume continues the search in --out and --overwrite replaces it: give one of them.")
+    settings = _settings(args, out)
+    _check_search_inputs(settings, args.data)
+    lock = runs.claim_output_folder(out, resume=args.resume, overwrite=args.overwrite)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_disk_errors(previous_hook)
+    try:
+        return _search(args, out, settings)
+    finally:
+        sys.unraisablehook = previous_hook
+        lock.release()
+
+
+def _check_search_inputs(settings: dict[str, Any], data: str | None) -> None:
+    """Check (and normalise) the model name, the ops and --data (``data``: as typed, when given),
+    before TensorFlow is imported."""
     from keras_augtune.models import check_model_name
 
     settings["model"] = check_model_name(settings["model"])
@@ -270,25 +413,59 @@ def cmd_search(args: argparse.Namespace) -> int:
         from keras_augtune.ops import resolve_op
 
         settings["ops"] = [resolve_op(o) for o in settings["ops"]]
+    _check_data_spec(settings["data"] if data is None else data)
+
+
+def _quiet_disk_errors(hook):
+    """An unraisable hook that drops the errors a full disk raises while objects are freed (HDF5's
+    file handles): the search ends with one line about the disk instead."""
+    from keras_augtune.runs import disk_error
+
+    def quiet(unraisable):
+        if unraisable.exc_value is None or disk_error(unraisable.exc_value) is None:
+            hook(unraisable)
+
+    return quiet
+
+
+def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int:
+    from keras_augtune import runs
+
+    started = time.time()
     say = (lambda *a, **k: None) if args.quiet else (lambda *a, **k: print(*a, **k, flush=True))
     say(f"Loading data: {settings['data']}")
-    x, y, _names = _load_data(settings["data"], settings["image_size"])
+    x, y, names = _load_data(settings["data"], settings["image_size"])
 
     import numpy as np
 
-    from keras_augtune.data import check_dataset
+    _import_tensorflow(args.verbose)
+    from keras_augtune.data import VALIDATION_SPLIT, check_dataset, split_sizes
+    from keras_augtune.files import atomic_write_json
     from keras_augtune.report import SAMPLE_FILE, _spread, write_report
+    from keras_augtune.trials import COMPLETED, FINISHED
     from keras_augtune.tuner import AugmentTuner
 
     data = check_dataset(x, y)
-    n_train = len(data.y) - int(np.ceil(0.2 * len(data.y)))
+    fingerprint = runs.data_fingerprint(data.x, data.y, names or data.class_names)
+    if args.resume:
+        run = runs.read_run_file(out) or {}
+        if "data_fingerprint" not in run:
+            print(f"{PROG}: note: {out}/run.json predates data fingerprints: the data cannot be checked against "
+                  "the one the run started with.", file=sys.stderr)
+        else:
+            changes = runs.fingerprint_changes(run["data_fingerprint"], fingerprint)
+            if changes:
+                raise UserError(f"--resume: the data in {settings['data']} is not the data this search ran on: now "
+                                + "; ".join(changes) + ". Restore that data, or start a new search with another --out.")
+        for line in runs.repair_damaged_trials(os.path.join(out, run.get("project_name", PROJECT_NAME))):
+            print(f"{PROG}: note: {line}", file=sys.stderr)
+    n_train, _ = split_sizes(len(data.y), VALIDATION_SPLIT)
     train_set_size = settings["train_set_size"]
     if train_set_size >= n_train:
         if args.train_set_size is not None and train_set_size > n_train and not args.resume:
             raise UserError(f"--train-set-size {train_set_size} is larger than the {n_train} training images "
-                            f"left after the 20% validation split ({len(data.y)} images in all).")
+                            f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
         train_set_size = None  # all of them
-    os.makedirs(out, exist_ok=True)
     notebook = os.path.join(out, NOTEBOOK_FILE)
     if not args.resume:
         for stale in (notebook, os.path.join(out, POLICIES_FILE), os.path.join(out, REPORT_FILE)):
@@ -300,19 +477,21 @@ def cmd_search(args: argparse.Namespace) -> int:
         ops_per_sub_policy=settings["ops_per_sub_policy"], ops=settings["ops"],
         train_set_size=train_set_size, child_epochs=settings["epochs"], batch_size=settings["batch_size"],
         directory=out, project_name=PROJECT_NAME, overwrite=not args.resume, seed=settings["seed"],
+        confirm_top_k=settings["confirm_top_k"], confirm_executions=settings["confirm_executions"],
         notebook_path=notebook, verbose=0 if args.quiet else 1,
     )
-    done_before = len([t for t in tuner.oracle.trials.values() if t.status in ("COMPLETED", "FAILED", "INVALID")])
-    _atomic_json(os.path.join(out, "run.json"), {
-        "format": "keras_augtune.run", "version": 1, "project_name": PROJECT_NAME, "settings": settings,
+    done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
+    atomic_write_json(os.path.join(out, runs.RUN_FILE), {
+        "format": runs.RUN_FORMAT, "version": 1, "project_name": PROJECT_NAME, "settings": settings,
         "command": " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None,
+        "data_fingerprint": fingerprint,
     })
     np.savez_compressed(os.path.join(out, SAMPLE_FILE), x=_spread(data.x, data.y, 8),
                         value_range=np.asarray(data.value_range, dtype=np.float64))
     remaining = max(settings["trials"] - done_before, 0)
     shape = "x".join(str(s) for s in data.input_shape)
-    say(f"Searching: {remaining} trial(s) of {settings['trials']} on {len(data.y)} images ({shape}, "
-        f"{data.num_classes} classes), model {settings['model']}, {settings['epochs']} epochs per trial, "
+    say(f"Searching: {remaining} of {_plural(settings['trials'], 'trial')} on {len(data.y)} images ({shape}, "
+        f"{data.num_classes} classes), model {settings['model']}, {_plural(settings['epochs'], 'epoch')} per trial, "
         f"output in {out}/" + (f" (resuming after {done_before} trials)" if args.resume else ""))
     bar = None
     if not args.quiet and remaining:
@@ -324,14 +503,15 @@ def cmd_search(args: argparse.Namespace) -> int:
             bar.write(line)
             bar.update(1)
 
-        tuner.log = log
+        tuner.display.write = log
+        tuner.display.notes = bar.write  # the confirmation's lines: no trial of the bar
     try:
         tuner.search(data.x, data.y, value_range=data.value_range)
     finally:
         if bar is not None:
             bar.close()
 
-    completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    completed = [t for t in tuner.oracle.trials.values() if t.status == COMPLETED]
     if not completed:
         raise UserError("every trial failed; see the messages above (or the trial_*/trial.json files in "
                         f"{os.path.join(out, PROJECT_NAME)}).")
@@ -340,32 +520,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     say("")
     say(tuner.summary_text(args.top))
     say("")
-    baseline = tuner.baseline_reward()
-    best = next((p for p in policies if not p.is_identity), None)
-    if baseline is not None and best is not None:
-        gain = best.metadata["gain"]
-        verdict = "better than" if gain > 0 else "no better than"
-        say(f"Best augmentation policy (trial {best.metadata['trial_id']}): reward {best.metadata['reward']:.4f}, "
-            f"{gain:+.4f} vs no augmentation ({baseline:.4f}): {verdict} no augmentation.")
-        if policies[0].is_identity:
-            say("No policy beat the no-augmentation baseline in this search: try more trials (--trials, "
-                "--resume), more epochs, or fewer ops (--ops).")
+    say(tuner.op_effects().table(limit=12))
+    say("")
+    if not tuner.results().verdict().better:
+        say("To tell smaller gains from the noise: more paired executions (--confirm-executions, with --resume), "
+            "more trials (--trials), more epochs, or fewer ops (--ops).")
     say(f"Best policies: {policies_path}")
     if not args.no_report:
-        report_path = write_report(tuner, os.path.join(out, REPORT_FILE), num_policies=args.top)
+        # from the folder, as 'keras-augtune report DIR' writes it (with the run's settings)
+        report_path = write_report(out, os.path.join(out, REPORT_FILE), num_policies=args.top)
         say(f"Report:        {report_path}")
     say(f"Notebook:      {notebook}")
     say(f"Try it:        {PROG} show {policies_path} --data {settings['data']}")
     say(f"Done in {time.time() - started:.0f} s.")
     return 0
-
-
-def _atomic_json(path: str, payload: Any) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
 
 
 # ----------------------------------------------------------------------------- show
@@ -376,7 +544,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UserError(f"--images must be at most 32, got {args.images}.")
     if args.augmentations > 20:
         raise UserError(f"--augmentations must be at most 20, got {args.augmentations}.")
-    from keras_augtune.tuner import load_policies
+    from keras_augtune.results import load_policies
 
     policies = load_policies(args.policy)
     if not policies:
@@ -384,6 +552,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.rank > len(policies):
         raise UserError(f"--rank {args.rank}: {args.policy} holds only {len(policies)} policies.")
     policy = policies[args.rank - 1]
+    if args.out is not None:
+        _check_output_file(args.out, "--out")
     x, y, _ = _load_data(args.data, args.image_size)
 
     import numpy as np
@@ -401,9 +571,10 @@ def cmd_show(args: argparse.Namespace) -> int:
         out = f"{stem}_grid.png" if args.rank == 1 else f"{stem}_rank{args.rank}_grid.png"
     meta = policy.metadata
     if "name" not in meta and meta.get("reward") is not None:
-        gain = meta.get("gain")
+        gain, interval = meta.get("gain"), meta.get("gain_interval")
+        shown = "" if interval is None else f", 95% interval {interval[0]:+.4f} to {interval[1]:+.4f}"
         meta["name"] = f"rank {args.rank}, trial {meta.get('trial_id')}: reward {meta['reward']:.4f}" + (
-            "" if gain is None else f" ({gain:+.4f} vs no augmentation)")
+            "" if gain is None else f" ({gain:+.4f} vs no augmentation{shown})")
     plot_policy_examples(policy, data.x[picked], num_augmentations=args.augmentations, seed=args.seed,
                          value_range=data.value_range, path=out)
     print(f"Wrote {out}: {len(picked)} images x {args.augmentations} augmentations")
@@ -423,10 +594,28 @@ def _first_per_class(order, y, n: int) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- report
+def _check_output_file(path: str, flag: str, suffixes: tuple[str, ...] = ()) -> None:
+    """Refuse an output file that is a folder, lies under a file, or has a suffix not in ``suffixes``."""
+    kinds = " or ".join(suffixes)
+    if os.path.isdir(path):
+        raise UserError(f"{flag} {path!r} is a folder; give a file name" + (f" ending in {kinds}." if kinds else "."))
+    if suffixes and not path.lower().endswith(suffixes):
+        raise UserError(f"{flag} {path!r}: the report is written as {kinds}; give a file name ending in one of them.")
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise UserError(f"{flag} {path!r}: {parent} is a file, not a folder.")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.dir):
         raise UserError(f"no such search folder: {args.dir}")
-    from keras_augtune.report import load_search, write_report
+    if args.out is not None:
+        _check_output_file(args.out, "--out", (".html", ".htm", ".png"))
+    _import_tensorflow(args.verbose)
+    from keras_augtune.report import load_search, op_effects, write_report
+    from keras_augtune.runs import DamagedFileWarning
 
     images = value_range = None
     if args.data is not None:
@@ -436,11 +625,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         x, y, _ = _load_data(args.data, args.image_size)
         data = check_dataset(x, y)
         images, value_range = _spread(data.x, data.y, 8), data.value_range
-    results = load_search(args.dir, images=images, value_range=value_range)
+    with _notes(DamagedFileWarning):
+        results = load_search(args.dir, images=images, value_range=value_range)
     out = args.out or os.path.join(args.dir, REPORT_FILE)
     write_report(results, out, num_policies=args.top)
     done = len(results.completed)
-    print(f"Wrote {out}: {len(results.trials)} trials ({done} completed)")
+    print(f"Wrote {out}: {_plural(len(results.trials), 'trial')} ({done} completed)")
+    print(op_effects(results).table())
     return 0
 
 

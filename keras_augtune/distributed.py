@@ -8,7 +8,7 @@ worker: a worker killed mid-trial leaves its trial ``RUNNING`` in the chief's
 oracle forever, and the chief, which exits only when no trial is running and no
 worker is registered, then waits forever (it also polls only every 20 s).
 
-:class:`AugmentTuner` replaces the chief's server loop with :func:`serve`, which
+[`AugmentTuner`][keras_augtune.AugmentTuner] replaces the chief's server loop with `serve()`, which
 adds a bounded recovery:
 
 * workers send a heartbeat (a ``GetTrial`` call) every ``heartbeat_interval``
@@ -22,7 +22,13 @@ adds a bounded recovery:
   to do is told ``IDLE`` (it waits and asks again) instead of ``STOPPED``;
 * a late result from a worker declared lost is accepted once; duplicates are ignored;
 * the chief exits once every trial has finished and every worker has been stopped
-  or declared lost, polling every ``poll_interval`` seconds.
+  or declared lost, polling every ``poll_interval`` seconds;
+* a request about a trial the chief does not know (a stale worker of another run) is
+  answered ``NOT_FOUND`` and the chief keeps serving; no failed request can leave
+  the oracle's lock held (Keras Tuner's ``@synchronized`` does not release it on an
+  exception, which hung the chief for good);
+* a chief whose port is already in use fails at once (gRPC's default
+  ``SO_REUSEPORT`` let a second chief share the port silently).
 
 A worker restarted with the same ``KERASTUNER_TUNER_ID`` before the timeout is
 handed its unfinished trial again (Keras Tuner's own behaviour).
@@ -30,6 +36,7 @@ handed its unfinished trial again (Keras Tuner's own behaviour).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -39,23 +46,13 @@ from typing import Any, Callable
 import keras_tuner
 from keras_tuner.engine import trial as trial_module
 
+from keras_augtune import compat
+
 TrialStatus = trial_module.TrialStatus
 
 #: Defaults (seconds).
 WORKER_TIMEOUT = 120.0
 POLL_INTERVAL = 0.5
-
-
-def is_chief() -> bool:
-    from keras_tuner.src.distribute import utils
-
-    return utils.is_chief_oracle()
-
-
-def is_worker() -> bool:
-    from keras_tuner.src.distribute import utils
-
-    return utils.has_chief_oracle() and not utils.is_chief_oracle()
 
 
 def heartbeat_interval(worker_timeout: float) -> float:
@@ -83,10 +80,10 @@ def _reap(oracle, servicer: Any, now: float) -> list[str]:
             lines.append(f"[chief] trial {trial.trial_id} FAILED: lost its worker {losses} times ({why})")
         else:
             trial.message = f"re-queued: {why}"
-            if trial.trial_id not in oracle._retry_queue:
-                oracle._retry_queue.append(trial.trial_id)
+            if trial.trial_id not in compat.retry_queue(oracle):
+                compat.retry_queue(oracle).append(trial.trial_id)
             lines.append(f"[chief] trial {trial.trial_id} re-queued: {why}")
-        oracle._save_trial(trial)
+        compat.save_trial(oracle, trial)
         oracle.save()
     return lines
 
@@ -94,7 +91,7 @@ def _reap(oracle, servicer: Any, now: float) -> list[str]:
 @keras_tuner.synchronized
 def _nothing_to_hand_out(oracle, tuner_id: str) -> bool:
     """True when no new trial may start but other workers' trials are still running (and may come back)."""
-    if tuner_id in oracle.ongoing_trials or oracle._retry_queue:
+    if tuner_id in oracle.ongoing_trials or compat.retry_queue(oracle):
         return False
     full = oracle.max_trials is not None and len(oracle.trials) >= oracle.max_trials
     return full and any(t != tuner_id for t in oracle.ongoing_trials)
@@ -105,11 +102,57 @@ def _finished(oracle) -> bool:
     return not oracle.ongoing_trials and not oracle.tuner_ids
 
 
-def _servicer_class():
-    from keras_tuner.src import protos
-    from keras_tuner.src.distribute import oracle_chief
+class UnknownTrialError(KeyError):
+    """A worker's request names a trial this chief does not know (answered ``NOT_FOUND``)."""
 
-    class Servicer(oracle_chief.OracleServicer):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _release_if_held(oracle) -> None:
+    """Release the oracle's ``@synchronized`` lock if this thread still holds it.
+
+    Keras Tuner's ``synchronized`` releases its lock only when the method returns: an
+    exception inside ``create_trial``/``update_trial``/``end_trial`` leaves it held and
+    every later request (and the chief's own loop) waits forever.
+    """
+    compat.release_lock_if_held(oracle)
+
+
+def _rpc(method):
+    """Wrap a servicer method: a failure never leaves the oracle locked, and an unknown
+    trial id is answered with gRPC's ``NOT_FOUND`` (the chief keeps serving)."""
+
+    @functools.wraps(method)
+    def wrapped(self, request, context):
+        try:
+            return method(self, request, context)
+        except Exception as exc:
+            _release_if_held(self.oracle)
+            if isinstance(exc, UnknownTrialError) and context is not None:
+                import grpc
+
+                context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            raise
+
+    return wrapped
+
+
+def _check_known(oracle, trial_id: str, request: str) -> None:
+    if trial_id not in oracle.trials:
+        known = sorted(oracle.trials, key=lambda t: (len(t), t))
+        span = f"{known[0]}..{known[-1]}" if known else "none yet"
+        raise UnknownTrialError(
+            f"{request}: unknown trial id {trial_id!r} (this chief's trials: {span}); "
+            "is this worker from another search? Restart it against this chief."
+        )
+
+
+def _servicer_class():
+    protos = compat.protos()
+    base = compat.oracle_servicer_class()
+
+    class Servicer(base):
         def __init__(self, oracle, worker_timeout, max_worker_losses):
             super().__init__(oracle)
             self.worker_timeout = float(worker_timeout)
@@ -121,6 +164,7 @@ def _servicer_class():
         def beat(self, trial_id):
             self.last_seen[trial_id] = time.monotonic()
 
+        @_rpc
         def CreateTrial(self, request, context):
             oracle = self.oracle
             if self.fatal is not None:
@@ -140,7 +184,9 @@ def _servicer_class():
             trial = trial_module.Trial(oracle.get_space(), trial_id=status.lower(), status=status)
             return protos.get_service().CreateTrialResponse(trial=trial.to_proto())
 
+        @_rpc
         def GetTrial(self, request, context):
+            _check_known(self.oracle, request.trial_id, "GetTrial")
             if any(t.trial_id == request.trial_id for t in self.oracle.ongoing_trials.values()):
                 self.beat(request.trial_id)  # a worker's heartbeat
             return super().GetTrial(request, context)
@@ -148,20 +194,24 @@ def _servicer_class():
         def _already_ended(self, trial_id) -> bool:
             return trial_id in self.oracle.end_order
 
+        @_rpc
         def UpdateTrial(self, request, context):
+            _check_known(self.oracle, request.trial_id, "UpdateTrial")
             if self._already_ended(request.trial_id):  # a late duplicate from a worker declared lost
                 trial = self.oracle.get_trial(request.trial_id)
                 return protos.get_service().UpdateTrialResponse(trial=trial.to_proto())
             return super().UpdateTrial(request, context)
 
+        @_rpc
         def EndTrial(self, request, context):
             trial = trial_module.Trial.from_proto(request.trial)
             oracle = self.oracle
+            _check_known(oracle, trial.trial_id, "EndTrial")
             if self._already_ended(trial.trial_id):
                 print(f"[chief] ignoring a second result for trial {trial.trial_id}", flush=True)
                 return protos.get_service().EndTrialResponse()
-            if trial.trial_id in oracle._retry_queue:  # its worker was declared lost, but it finished after all
-                oracle._retry_queue.remove(trial.trial_id)
+            if trial.trial_id in compat.retry_queue(oracle):  # its worker was declared lost, but it finished after all
+                compat.retry_queue(oracle).remove(trial.trial_id)
             try:
                 oracle.end_trial(trial)
             except RuntimeError as exc:  # max_consecutive_failed_trials reached: stop every worker
@@ -170,13 +220,17 @@ def _servicer_class():
             self.last_seen.pop(trial.trial_id, None)
             return protos.get_service().EndTrialResponse()
 
+        GetSpace = _rpc(base.GetSpace)
+        UpdateSpace = _rpc(base.UpdateSpace)
+        GetBestTrials = _rpc(base.GetBestTrials)
+
     return Servicer
 
 
 @keras_tuner.synchronized
 def _finish_after_error(oracle, trial_id):
     # Oracle.end_trial raised after recording the trial: save it and free its worker.
-    oracle._save_trial(oracle.trials[trial_id])
+    compat.save_trial(oracle, oracle.trials[trial_id])
     oracle.save()
     for tuner_id, trial in list(oracle.ongoing_trials.items()):
         if trial.trial_id == trial_id:
@@ -192,14 +246,25 @@ def serve(oracle, worker_timeout: float = WORKER_TIMEOUT, max_worker_losses: int
           poll_interval: float = POLL_INTERVAL, log: Callable[[str], Any] = print) -> None:
     """Serve ``oracle`` to the workers until the search is over (the chief's side of ``search``)."""
     import grpc
-    from keras_tuner.src import protos
+
+    protos = compat.protos()
 
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     servicer = make_servicer(oracle, worker_timeout, max_worker_losses)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    # gRPC sets SO_REUSEPORT by default: a second chief on a busy port would bind too and
+    # share the workers' requests with the first. Exclusive, so it fails at once instead.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
-    if server.add_insecure_port(address) == 0:
-        raise RuntimeError(f"The chief cannot listen on {address}: is the port already in use?")
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpc >= 1.5x raises "Failed to bind" instead of returning 0
+        bound = 0
+    if bound == 0:
+        raise RuntimeError(
+            f"The chief cannot listen on {address}: the port is already in use (another chief still "
+            "running?) or the address is not this machine's. Stop the other process or choose another "
+            "KERASTUNER_ORACLE_PORT."
+        )
     server.start()
     log(f"[chief] serving the oracle on {address} (worker_timeout={worker_timeout:g}s)")
     try:
@@ -229,9 +294,7 @@ class Heartbeat:
         while not self._stop.wait(interval):
             try:
                 if stub is not None:  # an OracleClient: a short timeout, not its one-hour default
-                    from keras_tuner.src import protos
-
-                    stub.GetTrial(protos.get_service().GetTrialRequest(trial_id=trial_id), timeout=2 * interval)
+                    stub.GetTrial(compat.protos().get_service().GetTrialRequest(trial_id=trial_id), timeout=2 * interval)
                 else:
                     oracle.get_trial(trial_id)
             except Exception:  # the chief is gone or busy: the next beat retries

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import keras_tuner
@@ -10,11 +10,12 @@ import keras_tuner
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.models import DEFAULT_MODEL, build_model, check_model_name
 from keras_augtune.policy import Policy
-from keras_augtune.space import PolicySpace
+from keras_augtune.schedule import DEFAULT_LEARNING_RATES, WarmupCosineDecay, check_schedule
+from keras_augtune.space import PolicySpace, baseline_values, is_baseline, policy_of  # noqa: F401 (kept importable here)
 
 
 class AugmentHyperModel(keras_tuner.HyperModel):
-    """Wrap a child model with the :class:`PolicyAugmentation` layer of the trial's policy.
+    """Wrap a child model with the [`PolicyAugmentation`][keras_augtune.PolicyAugmentation] layer of the trial's policy.
 
     Args:
         model: the child: a ``keras_tuner.HyperModel`` or ``build(hp)`` function (its
@@ -22,9 +23,17 @@ class AugmentHyperModel(keras_tuner.HyperModel):
             (cloned with fresh weights for every trial; compiled or not), or the name
             of a built-in model (``"simple"``, ``"basiccnn"``, ``"wrn_16_2"``,
             ``"mobilenetv2"``, ``"inceptionv3"``). Default: ``"simple"``.
-        policy_space: the :class:`~keras_augtune.space.PolicySpace` searched
+        policy_space: the [`PolicySpace`][keras_augtune.space.PolicySpace] searched
             (its hyperparameters live under the ``augment/`` name scope).
-        learning_rate: Adam's learning rate when the tuner compiles the model itself.
+        learning_rate: Adam's (peak) learning rate when the hypermodel compiles the model
+            itself; default 3e-3 with the ``"cosine"`` schedule, 1e-3 with ``"constant"``
+            (``keras_augtune.schedule.DEFAULT_LEARNING_RATES``).
+        learning_rate_schedule: for a model the hypermodel compiles itself (the built-in
+            ones, an uncompiled user model): ``"cosine"`` (default) warms the rate up over
+            the first epoch (at most 10 % of the steps), then decays it along a cosine to ~0
+            by the last step of every ``fit`` ([`WarmupCosineDecay`][keras_augtune.schedule.WarmupCosineDecay]),
+            so the child ends training settled; ``"constant"`` or ``None`` keeps it constant.
+            A model the user compiled keeps its own optimizer and schedule.
 
     The policy hyperparameters are declared up front (``declare_hyperparameters``),
     so the oracle sees the whole space before the first trial. Validation data is
@@ -33,11 +42,17 @@ class AugmentHyperModel(keras_tuner.HyperModel):
     """
 
     def __init__(self, model: Any = None, policy_space: PolicySpace | None = None,
-                 learning_rate: float = 1e-3, name: str | None = None, tunable: bool = True):
+                 learning_rate: float | None = None, name: str | None = None, tunable: bool = True,
+                 learning_rate_schedule: str | None = "cosine"):
         super().__init__(name=name, tunable=tunable)
         self.policy_space = policy_space if policy_space is not None else PolicySpace()
         if not isinstance(self.policy_space, PolicySpace):
             raise TypeError(f"policy_space must be a PolicySpace, got {type(self.policy_space).__name__}.")
+        self.learning_rate_schedule = check_schedule(learning_rate_schedule)
+        if learning_rate is None:
+            learning_rate = DEFAULT_LEARNING_RATES[self.learning_rate_schedule]
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}.")
         self.learning_rate = float(learning_rate)
         self.child_name: str | None = None
         self.child_hypermodel: keras_tuner.HyperModel | None = None
@@ -62,8 +77,9 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         self.num_classes: int | None = None
         self.value_range: tuple[float, float] = (0.0, 255.0)
         self.one_hot = False
-        #: Called with (hp, child model) after each build (the tuner's warm start uses it).
-        self.on_child_built: Callable[[Any, keras.Model], None] | None = None
+        #: A `WarmStart` giving each new child its starting
+        #: weights (the tuner sets it when ``child_first_train_epochs > 0``), or None.
+        self.warm_start: Any = None
 
     # ------------------------------------------------------------------ set-up
     def configure(self, input_shape, num_classes: int, value_range=(0.0, 255.0), one_hot: bool = False) -> None:
@@ -98,17 +114,23 @@ class AugmentHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         self.policy_space.declare(hp)
-        policy = self.policy(hp)
+        self.policy(hp)  # invalid policy values fail here, before any model is built
         if not self.configured:
             # Keras Tuner explores the space before search() has shown us the data:
             # only a user hypermodel can declare more hyperparameters.
             return self.build_child(hp) if self.child_hypermodel is not None else None
         child = self.build_child(hp)
-        if self.on_child_built is not None:
-            self.on_child_built(hp, child)
+        if self.warm_start is not None:
+            self.warm_start.load(self, hp, child)
+        return self.wrap(hp, child)
+
+    def wrap(self, hp: keras_tuner.HyperParameters, child: keras.Model) -> keras.Model:
+        """The trial's model: ``child`` behind the policy layer of ``hp`` (and the rescaling
+        of built-in models), compiled."""
+        policy = self.policy(hp)
         inputs = keras.Input(self.input_shape, name="images")
         x = inputs
-        if not policy.is_identity:
+        if not policy.is_noop(self.input_shape[-1]):  # a no-op policy trains exactly as the baseline
             x = PolicyAugmentation(policy, value_range=self.value_range, name="policy_augmentation")(x)
         if self.child_name is not None:
             low, high = self.value_range
@@ -119,6 +141,16 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         return model
 
     def fit(self, hp, model, *args, **kwargs):
+        """Train ``model``: the user hypermodel's ``fit`` when there is one, else ``model.fit``.
+
+        A model this hypermodel compiled itself gets the ``learning_rate_schedule`` callback.
+        """
+        if getattr(model, "_keras_augtune_compiled", False) and self.learning_rate_schedule == "cosine":
+            schedule = WarmupCosineDecay(self.learning_rate)
+            if len(args) > 5:  # model.fit(x, y, batch_size, epochs, verbose, callbacks, ...)
+                args = (*args[:5], list(args[5] or []) + [schedule], *args[6:])
+            else:
+                kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [schedule]
         if self.child_hypermodel is not None:
             return self.child_hypermodel.fit(hp, model, *args, **kwargs)
         return model.fit(*args, **kwargs)
@@ -138,6 +170,7 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         loss = (keras.losses.CategoricalCrossentropy(from_logits=from_logits) if self.one_hot
                 else keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=loss, metrics=["accuracy"])
+        model._keras_augtune_compiled = True  # our optimizer: `fit` may schedule its learning rate
 
     def _require_configured(self) -> None:
         if not self.configured:
@@ -149,40 +182,4 @@ class AugmentHyperModel(keras_tuner.HyperModel):
     def policy(self, hp_or_values: Any) -> Policy:
         """The policy a trial's hyperparameters (or values dict) describe; the baseline
         values give ``Policy.identity()``."""
-        values = getattr(hp_or_values, "values", hp_or_values)
-        if is_baseline(self.policy_space, values):
-            return Policy.identity()
-        return self.policy_space.to_policy(values)
-
-
-def baseline_values(space: PolicySpace) -> dict[str, Any]:
-    """The values of the no-augmentation baseline trial in ``space``.
-
-    Every op is ``identity`` when the space has it; otherwise probabilities (or
-    magnitudes) sit at the low end of their range, which must then be 0.
-    """
-    has_identity = "identity" in space.ops
-    zero_probability = space.search_probabilities and space.probability_range[0] == 0.0
-    if not (has_identity or zero_probability or space.magnitude_range[0] == 0.0):
-        raise ValueError(
-            "The no-augmentation baseline cannot be expressed in this policy space: add 'identity' "
-            "to ops, let the probability or magnitude range start at 0, or pass baseline_trial=False."
-        )
-    values: dict[str, Any] = {}
-    for i in range(space.num_sub_policies):
-        for j in range(space.ops_per_sub_policy):
-            values[space.name(i, j, "op")] = "identity" if has_identity else space.ops[0]
-            values[space.name(i, j, "magnitude")] = space.magnitude_range[0]
-            values[space.name(i, j, "probability")] = (
-                space.probability_range[0] if space.search_probabilities else space.fixed_probability
-            )
-    return values
-
-
-def is_baseline(space: PolicySpace, values: Any) -> bool:
-    """Whether trial ``values`` are the no-augmentation baseline of ``space``."""
-    try:
-        baseline = baseline_values(space)
-    except ValueError:
-        return False
-    return all(values.get(name) == value for name, value in baseline.items())
+        return policy_of(self.policy_space, getattr(hp_or_values, "values", hp_or_values))

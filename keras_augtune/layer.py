@@ -8,18 +8,26 @@ from typing import Any
 import keras
 import numpy as np
 
+from keras_augtune.checks import check_seed
+from keras_augtune.execution import numpy_function
 from keras_augtune.images import check_value_range
-from keras_augtune.policy import as_policy, derive_call_seed
+from keras_augtune.policy import as_policy
+from keras_augtune.seeds import derive_call_seed
 
 
 @keras.saving.register_keras_serializable(package="keras_augtune")
 class PolicyAugmentation(keras.layers.Layer):
-    """Augment images with a :class:`Policy` when ``training=True``; identity otherwise.
+    """Augment images with a [`Policy`][keras_augtune.Policy] when ``training=True``; identity otherwise.
 
     Args:
         policy: a ``Policy`` (or its dict / JSON form).
-        value_range: the range of the layer's (float) inputs, default ``(0, 255)`` as
-            Keras's own image augmentation layers.
+        value_range: the range of the layer's inputs. Default: the package's one rule
+            (`keras_augtune.images`), as for ``Policy.augment`` and ``Policy.tf_map``:
+            (0, 255) for integer inputs, (0, 1) for float inputs. A Keras model's inputs are
+            float, so declare ``value_range=(0, 255)`` when they hold 0-255 pixels (Keras's own
+            augmentation layers assume that range); inputs outside the range raise a
+            ``ValueError`` saying so, and float inputs all within [0, 1] under a 0-255 range
+            warn (they would be rounded to two levels).
         seed: optional int for reproducible augmentation (call k uses seed (seed, k)).
 
     The layer runs imgaug on the CPU through ``tf.numpy_function`` and therefore
@@ -27,14 +35,12 @@ class PolicyAugmentation(keras.layers.Layer):
     backends, augment in the ``tf.data`` pipeline with ``policy.tf_map()`` instead.
     """
 
-    def __init__(self, policy: Any, value_range: Any = (0, 255), seed: int | None = None, **kwargs):
+    def __init__(self, policy: Any, value_range: Any = None, seed: int | None = None, **kwargs):
         kwargs.setdefault("trainable", False)
         super().__init__(**kwargs)
         self.policy = as_policy(policy)
-        self.value_range = check_value_range(value_range)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
-        self.seed = None if seed is None else int(seed)
+        self.value_range = None if value_range is None else check_value_range(value_range)
+        self.seed = check_seed(seed)
         self._calls = itertools.count()
 
     def _augment(self, images: np.ndarray) -> np.ndarray:
@@ -46,13 +52,7 @@ class PolicyAugmentation(keras.layers.Layer):
             return inputs
         backend = keras.backend.backend()
         if backend == "tensorflow":
-            import tensorflow as tf
-
-            out = tf.numpy_function(
-                self._augment, [inputs], Tout=inputs.dtype, stateful=True, name="policy_augmentation",
-            )
-            out.set_shape(inputs.shape)
-            return out
+            return numpy_function(self._augment, inputs, name="policy_augmentation")
         try:
             array = np.asarray(keras.ops.convert_to_numpy(inputs))
         except Exception as exc:  # traced (jit) tensors cannot leave the graph
@@ -70,7 +70,8 @@ class PolicyAugmentation(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(policy=self.policy.to_dict(), value_range=list(self.value_range), seed=self.seed)
+        config.update(policy=self.policy.to_dict(), seed=self.seed,
+                      value_range=None if self.value_range is None else list(self.value_range))
         return config
 
     @classmethod

@@ -12,8 +12,12 @@ import difflib
 import re
 from typing import Callable
 
-import keras
-from keras import layers
+from keras_augtune.lazy import lazy_module
+
+# Keras (and TensorFlow under it) is imported when the first model is built: checking a
+# model's name stays instant.
+keras = lazy_module("keras")
+layers = lazy_module("keras.layers")
 
 #: The default child model's name.
 DEFAULT_MODEL = "simple"
@@ -112,8 +116,8 @@ def _application(factory: Callable, min_size: int) -> Callable:
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "simple": simple_cnn,
     "basiccnn": basic_cnn,
-    "mobilenetv2": _application(keras.applications.MobileNetV2, 32),
-    "inceptionv3": _application(keras.applications.InceptionV3, 75),
+    "mobilenetv2": _application(lambda **options: keras.applications.MobileNetV2(**options), 32),
+    "inceptionv3": _application(lambda **options: keras.applications.InceptionV3(**options), 75),
 }
 
 _WRN = re.compile(r"^wrn_(\d+)_(\d+)$")

@@ -1,10 +1,12 @@
 """The augmentation op registry: one table mapping a magnitude in [0, 1] to an imgaug augmenter.
 
-Every op is a row of :data:`OPS`: ``name -> Op(parameter, strength, build)``.
+Every op is a row of `OPS`: ``name -> Op(parameter, strength, build)``.
 ``strength(m)`` turns the magnitude ``m`` into the op's own parameter (degrees,
 pixels fraction, factor, ...), ``build(value)`` makes the imgaug augmenter.
-Magnitude 0 is (near) identity and the effect grows monotonically with the
-magnitude; the ranges are AutoAugment-like (rotation up to ±30°, shear up to
+The effect grows monotonically with the magnitude, and an op is the identity
+exactly where its parameter is 0 ([`is_identity_at()`][keras_augtune.effects.is_identity_at]: magnitude 0 for every op,
+and a little above it where the parameter is rounded, e.g. ``posterize`` below 0.125);
+the ranges are AutoAugment-like (rotation up to ±30°, shear up to
 ±17°, translation up to 30 % of the side, ...), which fixes DeepAugment's
 mapping bugs (blur sigma up to 25, rotation up to ±180°, an inverted
 coarse-dropout range).
@@ -13,24 +15,77 @@ Ops that have no natural strength (flips, invert) use the magnitude as the
 chance of applying the transform, as DeepAugment did for flips; colour-free
 ops with a fixed effect (equalize, auto-contrast, fog, clouds) are blended
 with the original image by the magnitude.
+
+The table also records what a policy needs to recognise a no-op: ``color_only`` ops
+change hue or saturation only and leave grayscale images (one channel, or three equal
+channels) unchanged; ``involution`` names the self-inverse transform an op applies to
+every image at magnitude 1 (``invert`` and ``solarize`` invert, the flips flip), so two
+of the same in a row cancel. All of this is checked against imgaug on random images in
+``tests/test_noop.py``.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
+import math
 import re
 from typing import Any, Callable, NamedTuple
 
-import imgaug.augmenters as iaa
-from imgaug.augmenters import pillike
+from keras_augtune.lazy import lazy_module
+
+# imgaug is imported when the first augmenter is built: naming and checking ops stays instant.
+iaa = lazy_module("imgaug.augmenters")
+pillike = lazy_module("imgaug.augmenters.pillike")
 
 
 class Op(NamedTuple):
     """One row of the op registry."""
 
     parameter: str  # what the magnitude controls, for the docs table
-    strength: Callable[[float], Any]  # magnitude in [0, 1] -> the op's parameter
+    strength: Callable[[float], Any]  # magnitude in [0, 1] -> the op's parameter (0: identity)
     build: Callable[[Any], iaa.Augmenter]  # parameter -> imgaug augmenter
+    color_only: bool = False  # acts on hue/saturation only: grayscale images come back unchanged
+    involution: str | None = None  # self-inverse transform applied to every image at magnitude 1
+
+
+@functools.cache
+def _color_images_only_class() -> type:
+    """The `ColorImagesOnly` augmenter class (built on imgaug's, so defined on first use)."""
+
+    class ColorImagesOnly(iaa.Sometimes):
+        """Apply ``child`` to colour images only; grayscale ones (one channel, or three equal
+        channels) pass unchanged. A hue or saturation shift has no hue to act on there: imgaug's
+        HSV shift would tint gray pixels red and the channel mean back to grayscale darken them."""
+
+        def __init__(self, child: iaa.Augmenter, seed: Any = None, name: str | None = None):
+            super().__init__(1.0, then_list=[child], seed=seed, name=name)
+
+        def _augment_batch_(self, batch, random_state, parents, hooks):
+            with batch.propagation_hooks_ctx(self, hooks, parents):
+                if batch.images is None:
+                    return batch
+                indices = [i for i, image in enumerate(batch.images) if _has_color(image)]
+                if indices:
+                    sub = batch.subselect_rows_by_indices(indices)
+                    sub = self.then_list.augment_batch_(sub, parents=parents + [self], hooks=hooks)
+                    batch = batch.invert_subselect_rows_by_indices_(indices, sub)
+                return batch
+
+    ColorImagesOnly.__qualname__ = "ColorImagesOnly"  # pickled by reference as keras_augtune.ops.ColorImagesOnly
+    return ColorImagesOnly
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: ``ops.ColorImagesOnly`` is built on first access
+    if name == "ColorImagesOnly":
+        return _color_images_only_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _has_color(image: Any) -> bool:
+    return image.ndim == 3 and image.shape[-1] >= 3 and not (
+        (image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all()
+    )
 
 
 def _sym(limit: float) -> Callable[[float], float]:
@@ -80,31 +135,32 @@ OPS: dict[str, Op] = {
                           _unless_zero(lambda v: iaa.CoarseDropout(p=(0.0, v), size_percent=(0.1, 0.3)))),
     "gamma-contrast":  Op("max |log2 gamma|", _sym(1.0),
                           lambda v: iaa.GammaContrast(gamma=(2.0 ** -v, 2.0 ** v))),
-    "brighten":        Op("max |added value| (of 255)", _sym(64.0),
-                          lambda v: iaa.Add((-int(round(v)), int(round(v))))),
+    "brighten":        Op("max |added value| (of 255)", lambda m: int(round(64.0 * m)),
+                          lambda v: iaa.Add((-v, v))),
     "invert":          Op("chance of inverting", _sym(1.0),
-                          lambda v: iaa.Invert(v)),
-    "fog":             Op("fog blend alpha", _sym(1.0), _blend(iaa.Fog)),
-    "clouds":          Op("clouds blend alpha", _sym(1.0), _blend(iaa.Clouds)),
-    "add-to-hue-and-saturation": Op("max |hue/sat shift| (of 255)", _sym(45.0),
-                          lambda v: iaa.AddToHueAndSaturation((-int(round(v)), int(round(v))))),
+                          lambda v: iaa.Invert(v), involution="invert"),
+    "fog":             Op("fog blend alpha", _sym(1.0), _blend(lambda: iaa.Fog())),
+    "clouds":          Op("clouds blend alpha", _sym(1.0), _blend(lambda: iaa.Clouds())),
+    "add-to-hue-and-saturation": Op("max |hue/sat shift| (of 255)", lambda m: int(round(45.0 * m)),
+                          _unless_zero(lambda v: _color_images_only_class()(iaa.AddToHueAndSaturation((-v, v)))),
+                          color_only=True),
     "coarse-salt-pepper": Op("max fraction of area replaced", _sym(0.2),
                           _unless_zero(lambda v: iaa.CoarseSaltAndPepper(p=(0.0, v), size_percent=(0.1, 0.3)))),
-    "horizontal-flip": Op("chance of flipping", _sym(1.0), lambda v: iaa.Fliplr(v)),
-    "vertical-flip":   Op("chance of flipping", _sym(1.0), lambda v: iaa.Flipud(v)),
+    "horizontal-flip": Op("chance of flipping", _sym(1.0), lambda v: iaa.Fliplr(v), involution="flip-x"),
+    "vertical-flip":   Op("chance of flipping", _sym(1.0), lambda v: iaa.Flipud(v), involution="flip-y"),
     # -- the AutoAugment / RandAugment set -----------------------------------------------
     "identity":        Op("(none)", lambda m: None, lambda v: iaa.Identity()),
     "auto-contrast":   Op("auto-contrast blend alpha", _sym(1.0),
                           _blend(lambda: pillike.Autocontrast(cutoff=0))),
-    "equalize":        Op("equalize blend alpha", _sym(1.0), _blend(pillike.Equalize)),
+    "equalize":        Op("equalize blend alpha", _sym(1.0), _blend(lambda: pillike.Equalize())),
     "solarize":        Op("threshold lowered from 256 by", lambda m: int(round(256 * m)),
-                          lambda v: iaa.Solarize(p=1.0, threshold=256 - v)),
+                          lambda v: iaa.Solarize(p=1.0, threshold=256 - v), involution="invert"),
     "posterize":       Op("bits removed (of 8)", lambda m: int(round(4 * m)),
                           lambda v: pillike.Posterize(nb_bits=8 - v)),
     "contrast":        Op("max |factor - 1|", _enhance,
                           lambda v: pillike.EnhanceContrast(factor=(1 - v, 1 + v))),
     "color":           Op("max |saturation factor - 1|", _enhance,
-                          lambda v: pillike.EnhanceColor(factor=(1 - v, 1 + v))),
+                          lambda v: pillike.EnhanceColor(factor=(1 - v, 1 + v)), color_only=True),
     "brightness":      Op("max |brightness factor - 1|", _enhance,
                           lambda v: pillike.EnhanceBrightness(factor=(1 - v, 1 + v))),
     "sharpness":       Op("max |sharpness factor - 1|", _enhance,
@@ -145,8 +201,11 @@ ALIASES: dict[str, str] = {
     "none": "identity",
 }
 
-#: Ops that change colour and need three channels (grayscale images are expanded to RGB).
+#: Ops that need three channels (grayscale images are expanded to RGB for them).
 COLOR_OPS: frozenset[str] = frozenset({"add-to-hue-and-saturation"})
+
+#: Ops that act on colour only: the identity on grayscale images (``Op.color_only``).
+COLOR_ONLY_OPS: frozenset[str] = frozenset(name for name, op in OPS.items() if op.color_only)
 
 
 def _key(name: str) -> str:
@@ -210,3 +269,64 @@ def check_unit(what: str, value: Any) -> float:
     if not 0.0 <= number <= 1.0:  # also rejects NaN
         raise ValueError(f"The {what} must be in [0, 1], got {value!r}.")
     return number
+
+
+def is_identity_at(name: str, magnitude: float, channels: int = 3) -> bool:
+    """Whether op ``name`` at ``magnitude`` leaves every image with ``channels`` channels unchanged.
+
+    True for ``identity``, wherever the op's parameter (``op_strength``) is 0, and for
+    colour-only ops on grayscale (``channels == 1``). Exact, not approximate: an op whose
+    parameter is tiny but not 0 (e.g. ``rotate`` at 1e-6) counts as changing images.
+    """
+    name = resolve_op(name)
+    op, magnitude = OPS[name], check_unit("magnitude", magnitude)
+    if name == "identity" or (op.color_only and _check_channels(channels) == 1):
+        return True
+    return not op.strength(magnitude)
+
+
+def involution_at(name: str, magnitude: float) -> str | None:
+    """The self-inverse transform op ``name`` applies to *every* image at ``magnitude``, or None.
+
+    ``"invert"`` for ``invert`` and ``solarize`` at magnitude 1, ``"flip-x"``/``"flip-y"`` for
+    the flips at magnitude 1: two of the same transform in a row cancel out. (The three
+    transforms also commute with each other.)
+    """
+    op = OPS[resolve_op(name)]
+    return op.involution if check_unit("magnitude", magnitude) == 1.0 else None
+
+
+def identity_limit(name: str) -> float:
+    """The largest magnitude at which op ``name`` is the identity (on colour images), to 1e-6.
+
+    0 for most ops; more where the parameter is rounded (``posterize``: 0.125); 1 for ``identity``.
+    """
+    name = resolve_op(name)
+    if is_identity_at(name, 1.0):
+        return 1.0
+    low, high = 0.0, 1.0  # is_identity_at(low) holds (every op is the identity at 0), high fails
+    while high - low > 1e-7:
+        middle = (low + high) / 2
+        low, high = (middle, high) if is_identity_at(name, middle) else (low, middle)
+    return math.floor(low * 1e6) / 1e6
+
+
+def ops_for_channels(ops: Any, channels: int) -> list[str]:
+    """The ops (names or ``None`` for all) that can change images with ``channels`` channels:
+    colour-only ops are left out for grayscale (1 channel). ValueError when none is left."""
+    names = resolve_op_list(ops)
+    if _check_channels(channels) == 3:
+        return names
+    kept = [name for name in names if not OPS[name].color_only]
+    if not kept:
+        raise ValueError(
+            f"Every op of {', '.join(names)} acts on colour only and does nothing on grayscale images; "
+            "choose ops that change grayscale images."
+        )
+    return kept
+
+
+def _check_channels(channels: Any) -> int:
+    if isinstance(channels, bool) or channels not in (1, 3):
+        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}.")
+    return int(channels)

@@ -1,15 +1,15 @@
 """Matplotlib helpers for notebooks and the docs.
 
-* :func:`plot_op_grid`: every op (or a chosen few) at a few magnitudes on one image;
-* :func:`plot_policy_examples`: images beside several random augmentations by a policy.
+* [`plot_op_grid()`][keras_augtune.plot.plot_op_grid]: every op (or a chosen few) at a few magnitudes on one image;
+* [`plot_policy_examples()`][keras_augtune.plot.plot_policy_examples]: images beside several random augmentations by a policy.
 
-Each function returns a :class:`matplotlib.figure.Figure` and saves it to ``path``
+Each function returns a `matplotlib.figure.Figure` and saves it to ``path``
 when one is given. Figures are built with matplotlib's object API on the Agg
 canvas, so no display is needed (servers, CI) and nothing is left open in
 ``pyplot``'s global state; in Jupyter the returned figure renders inline.
 
-Search-report plots belong in this module too; add them in a section of their own
-and reuse the private helpers below (figure creation, image display, saving).
+The search report ([`keras_augtune.report`][keras_augtune.report]) draws its figures with the same
+helpers (`new_figure()`, `save_figure()`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ MAX_MAGNITUDES = 11
 
 
 # ---------------------------------------------------------------------- shared helpers
-def _new_figure(width: float, height: float):
-    """A Figure on the Agg canvas (no display, no pyplot state)."""
+def new_figure(width: float, height: float):
+    """A Figure on the Agg canvas (no display, no pyplot state), with a constrained layout."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -54,7 +54,8 @@ def _check_path(path: Any) -> str | None:
     return path
 
 
-def _save(fig, path: str | None, dpi: int = 90) -> None:
+def save_figure(fig, path: Any, dpi: int = 90) -> None:
+    """Save ``fig`` to ``path`` (its folder created), unless ``path`` is None."""
     if path is None:
         return
     folder = os.path.dirname(path)
@@ -145,7 +146,7 @@ def plot_op_grid(
 
     rows = -(-len(names) // ops_per_row)
     cols = ops_per_row * len(mags)
-    fig = _new_figure(1.15 * cols + 0.2, 1.35 * rows + 0.2)
+    fig = new_figure(1.15 * cols + 0.2, 1.35 * rows + 0.2)
     grid = fig.subplots(rows, cols, squeeze=False)
     for k, name in enumerate(names):
         row, first = divmod(k, ops_per_row)
@@ -158,7 +159,7 @@ def plot_op_grid(
         row, first = divmod(k, ops_per_row)
         for j in range(len(mags)):
             grid[row, first * len(mags) + j].set_axis_off()
-    _save(fig, path)
+    save_figure(fig, path)
     return fig
 
 
@@ -199,11 +200,12 @@ def plot_policy_examples(
     seed: int | None = 0,
     value_range: tuple[float, float] | None = None,
     path: Any = None,
+    title: str | None = None,
 ):
     """Each image (a row) beside ``num_augmentations`` random augmentations by ``policy``.
 
     Args:
-        policy: a :class:`Policy`, or its dict / JSON form.
+        policy: a [`Policy`][keras_augtune.Policy], or its dict / JSON form.
         images: a batch ``(N, H, W)``, ``(N, H, W, 1)`` or ``(N, H, W, 3)``, uint8 or float,
             at most 32 images.
         num_augmentations: augmented copies per image (columns), 1 to 20.
@@ -211,6 +213,8 @@ def plot_policy_examples(
             randomness.
         value_range: range of float pixels; default (0, 255) for integers, (0, 1) for floats.
         path: save the figure there too (format from the extension).
+        title: the figure's title; default the policy's ``metadata["name"]`` and its number
+            of sub-policies; ``""`` for none (e.g. under a heading of its own).
 
     Returns the matplotlib ``Figure``.
     """
@@ -229,14 +233,17 @@ def plot_policy_examples(
         policy.augment(batch.array, seed=None if seed is None else seed + k, value_range=batch.value_range)
         for k in range(count)
     ]
-    fig = _new_figure(1.2 * (count + 1) + 0.2, 1.2 * n + 0.5)
+    fig = new_figure(1.2 * (count + 1) + 0.2, 1.2 * n + (0.5 if title != "" else 0.3))
     grid = fig.subplots(n, count + 1, squeeze=False)
     for j, column in enumerate(columns):
         shown = _as_display(column, batch.value_range)
         for i in range(n):
-            title = ("original" if j == 0 else f"augmented {j}") if i == 0 else None
-            _show(grid[i, j], shown[i], title)
-    name = policy.metadata.get("name") if isinstance(policy.metadata, dict) else None
-    fig.suptitle(f"{name or 'Policy'}: {len(policy)} sub-policies", fontsize=9)
-    _save(fig, path)
+            header = ("original" if j == 0 else f"augmented {j}") if i == 0 else None
+            _show(grid[i, j], shown[i], header)
+    if title is None:
+        name = policy.metadata.get("name") if isinstance(policy.metadata, dict) else None
+        title = f"{name or 'Policy'}: {len(policy)} sub-policies"
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, path)
     return fig

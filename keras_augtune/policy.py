@@ -1,46 +1,45 @@
-"""`Policy`: an AutoAugment-style augmentation policy and the three ways to apply it.
+"""`Policy`: the value of an AutoAugment-style augmentation policy, and its JSON form.
 
 A policy is a list of sub-policies; each sub-policy is a short sequence of
 ``(op, probability, magnitude)``. For every image one sub-policy is drawn at
 random and each of its ops fires with its own probability (randomness per image,
-never per batch). The policy compiles to one imgaug augmenter
-(``OneOf([Sequential([Sometimes(p, op), ...]), ...])``).
+never per batch).
 
-Apply it with :meth:`Policy.augment` (NumPy), :meth:`Policy.tf_map` (a
-``tf.data`` map function) or the Keras layer :class:`keras_augtune.PolicyAugmentation`.
+Apply it with [`Policy.augment()`][keras_augtune.Policy.augment] (NumPy), [`Policy.tf_map()`][keras_augtune.Policy.tf_map] (a
+``tf.data`` map function) or the Keras layer [`keras_augtune.PolicyAugmentation`][keras_augtune.PolicyAugmentation];
+all three run in `keras_augtune.execution`.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import string
-import threading
+import os
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
-import imgaug.augmenters as iaa
 import numpy as np
 
-from keras_augtune import images as image_utils
+from keras_augtune import execution
+from keras_augtune.checks import check_int
+from keras_augtune.files import atomic_write
 from keras_augtune.ops import (
     COLOR_OPS,
     RANDAUGMENT_OPS,
-    build_augmenter,
     check_unit,
+    involution_at,
+    is_identity_at,
     resolve_op,
     resolve_op_list,
 )
 
-#: Version of the JSON format written by :meth:`Policy.to_json`.
+#: Version of the JSON format written by [`Policy.to_json()`][keras_augtune.Policy.to_json].
 FORMAT_VERSION = 1
 FORMAT_NAME = "keras_augtune.Policy"
-
-# One imgaug call at a time from tf.data's threads. imgaug is Python-bound (it holds the
-# GIL nearly throughout), so parallel map calls cannot overlap anyway; left to fight over
-# the GIL they ran slower than one call at a time (measured: benchmarks/throughput.py).
-# Waiting on this lock releases the GIL, so TensorFlow's own work (batching, prefetching,
-# the training step) still runs in parallel with the augmentation.
-_TF_MAP_LOCK = threading.Lock()
+#: Limits on what a policy file may hold (AutoAugment's policies have 25 sub-policies of 2 ops;
+#: a search writes a few kilobytes): beyond them a file is refused, not built.
+MAX_JSON_BYTES = 10_000_000
+MAX_SUB_POLICIES = 1_000
+MAX_OPS_PER_SUB_POLICY = 100
 
 
 class PolicyOp(NamedTuple):
@@ -81,11 +80,6 @@ class Policy:
             raise ValueError("A Policy needs at least one sub-policy; use Policy.identity() for no augmentation.")
         self.sub_policies: tuple[tuple[PolicyOp, ...], ...] = tuple(parsed)
         self.metadata: dict[str, Any] = dict(metadata or {})
-        # Compiled augmenters not in use, reused across calls. A pool rather than a
-        # threading.local: tf.data runs tf.numpy_function in TensorFlow's own threads,
-        # whose Python thread state (and every threading.local with it) is dropped after
-        # each call, so a thread-local augmenter was rebuilt on every batch.
-        self._idle_augmenters: list[iaa.Augmenter] = []
 
     # ------------------------------------------------------------------ factories
     @classmethod
@@ -99,8 +93,7 @@ class Policy:
 
         ``magnitude`` is on this package's [0, 1] scale (RandAugment's M=9 of 30 is 0.3).
         """
-        if isinstance(num_ops, bool) or not isinstance(num_ops, (int, np.integer)) or num_ops < 1:
-            raise ValueError(f"num_ops must be a positive integer, got {num_ops!r}.")
+        num_ops = check_int("num_ops", num_ops)
         magnitude = check_unit("magnitude", magnitude)
         names = resolve_op_list(ops, RANDAUGMENT_OPS)
         subs = [[(op, 1.0, magnitude) for op in combo] for combo in itertools.product(names, repeat=int(num_ops))]
@@ -109,9 +102,7 @@ class Policy:
     @classmethod
     def trivial_augment(cls, ops: Sequence[str] | None = None, num_magnitude_bins: int = 31) -> "Policy":
         """TrivialAugment: one op per image at a magnitude drawn uniformly from the bins."""
-        if isinstance(num_magnitude_bins, bool) or not isinstance(num_magnitude_bins, (int, np.integer)) \
-                or num_magnitude_bins < 2:
-            raise ValueError(f"num_magnitude_bins must be an integer >= 2, got {num_magnitude_bins!r}.")
+        num_magnitude_bins = check_int("num_magnitude_bins", num_magnitude_bins, minimum=2)
         names = resolve_op_list(ops, RANDAUGMENT_OPS)
         levels = np.linspace(0.0, 1.0, int(num_magnitude_bins))
         subs = [[(op, 1.0, float(m))] for op in names for m in levels]
@@ -142,9 +133,32 @@ class Policy:
         ]
         return "Policy([\n" + "\n".join(lines) + "\n])"
 
+    # ------------------------------------------------------------------ transforms
+    def scaled(self, factor: float) -> "Policy":
+        """A copy with every magnitude multiplied by ``factor`` and clipped to [0, 1].
+
+        Probabilities and ops are unchanged; ``metadata["magnitude_scale"]`` records the
+        factor (multiplied into any earlier scale). Policies searched on a small child tend to
+        under-regularise a larger or longer-trained final model (RandAugment's finding):
+        ``policy.scaled(1.5)`` is the stronger version of the same policy, ``scaled(0)``
+        keeps only the ops that do something at magnitude 0 (flips, equalize, ...).
+        """
+        if isinstance(factor, (bool, str)) or factor is None:
+            raise TypeError(f"The scale factor must be a finite number >= 0, got {factor!r}.")
+        try:
+            number = float(factor)
+        except (TypeError, ValueError):
+            raise TypeError(f"The scale factor must be a finite number >= 0, got {factor!r}.") from None
+        if not (np.isfinite(number) and number >= 0.0):
+            raise ValueError(f"The scale factor must be a finite number >= 0, got {factor!r}.")
+        subs = [[(s.op, s.probability, min(1.0, s.magnitude * number)) for s in sub] for sub in self.sub_policies]
+        metadata = dict(self.metadata)
+        metadata["magnitude_scale"] = float(metadata.get("magnitude_scale", 1.0)) * number
+        return Policy(subs, metadata=metadata)
+
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict (the format of :meth:`to_json`)."""
+        """A JSON-able dict (the format of [`to_json()`][keras_augtune.Policy.to_json])."""
         return {
             "format": FORMAT_NAME,
             "version": FORMAT_VERSION,
@@ -159,13 +173,12 @@ class Policy:
         """The policy as JSON text; also written to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=indent)
         if path is not None:
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
+            atomic_write(path, text + "\n")
         return text
 
     @classmethod
     def from_dict(cls, data: Any) -> "Policy":
-        """Inverse of :meth:`to_dict`; a malformed dict raises a ``ValueError`` naming the field."""
+        """Inverse of [`to_dict()`][keras_augtune.Policy.to_dict]; a malformed dict raises a ``ValueError`` naming the field."""
         if not isinstance(data, Mapping):
             raise ValueError(f"A policy must be a JSON object, got {type(data).__name__}.")
         fmt = data.get("format", FORMAT_NAME)
@@ -173,22 +186,19 @@ class Policy:
             raise ValueError(f"Field 'format' must be {FORMAT_NAME!r}, got {fmt!r}.")
         version = data.get("version", FORMAT_VERSION)
         if isinstance(version, bool) or not isinstance(version, int):
-            raise ValueError(f"Field 'version' must be an integer, got {version!r}.")
+            raise ValueError(f"Field 'version' must be an integer, got {_short(version)}.")
         if version > FORMAT_VERSION:
             raise ValueError(
-                f"This policy was written by a newer keras_augtune (format version {version}); "
+                f"This policy was written by a newer keras_augtune (format version {_short(version)}); "
                 f"this version reads format {FORMAT_VERSION}. Upgrade keras_augtune to read it."
             )
         if "sub_policies" not in data:
             raise ValueError("Field 'sub_policies' is missing: expected a list of lists of "
                              "{'op', 'probability', 'magnitude'} objects.")
-        subs = data["sub_policies"]
-        if not isinstance(subs, list):
-            raise ValueError(f"Field 'sub_policies' must be a list, got {type(subs).__name__}.")
+        subs = _bounded_list(data["sub_policies"], "sub_policies", MAX_SUB_POLICIES, "sub-policies", "a policy")
         steps = []
         for i, sub in enumerate(subs):
-            if not isinstance(sub, list):
-                raise ValueError(f"Field 'sub_policies[{i}]' must be a list, got {type(sub).__name__}.")
+            _bounded_list(sub, f"sub_policies[{i}]", MAX_OPS_PER_SUB_POLICY, "ops", "a sub-policy")
             row = []
             for j, step in enumerate(sub):
                 where = f"sub_policies[{i}][{j}]"
@@ -197,6 +207,10 @@ class Policy:
                 missing = [k for k in ("op", "probability", "magnitude") if k not in step]
                 if missing:
                     raise ValueError(f"Field '{where}' is missing {', '.join(repr(k) for k in missing)}.")
+                for key in ("probability", "magnitude"):
+                    value = step[key]
+                    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**6:
+                        raise ValueError(f"Field '{where}.{key}' must be a number in [0, 1], got {_short(value)}.")
                 row.append((step["op"], step["probability"], step["magnitude"]))
             steps.append(row)
         metadata = data.get("metadata") or {}
@@ -207,93 +221,12 @@ class Policy:
     @classmethod
     def from_json(cls, text_or_path: str) -> "Policy":
         """Read a policy from JSON text or from a ``.json`` file path."""
-        if not isinstance(text_or_path, str):
-            raise TypeError(f"from_json takes JSON text or a file path, got {type(text_or_path).__name__}.")
-        text = text_or_path
-        if not text.lstrip().startswith(("{", "[")):
-            try:
-                with open(text_or_path, encoding="utf-8") as f:
-                    text = f.read()
-            except OSError as exc:
-                raise ValueError(f"Not JSON text and not a readable file: {text_or_path!r} ({exc}).") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"Malformed policy JSON: {exc}.") from None
-        return cls.from_dict(data)
-
-    # ------------------------------------------------------------------ DeepAugment formats
-    def to_deepaugment_list(self) -> list[Any]:
-        """DeepAugment's flat list ``[A_aug1_type, A_aug1_magnitude, A_aug2_type, ...]``.
-
-        DeepAugment had no per-op probability (all ops fire); probabilities are dropped.
-        """
-        return [value for sub in self.sub_policies for step in sub for value in (step.op, step.magnitude)]
-
-    def to_deepaugment_row(self) -> dict[str, Any]:
-        """DeepAugment's top-policies row: ``{"A_aug1_type": ..., "A_aug1_magnitude": ..., ...}``.
-
-        Probabilities other than 1 are kept in extra ``*_probability`` columns.
-        """
-        if len(self.sub_policies) > len(string.ascii_uppercase):
-            raise ValueError("DeepAugment's row format has at most 26 sub-policies (A-Z).")
-        row: dict[str, Any] = {}
-        for letter, sub in zip(string.ascii_uppercase, self.sub_policies):
-            for j, step in enumerate(sub, start=1):
-                row[f"{letter}_aug{j}_type"] = step.op
-                row[f"{letter}_aug{j}_magnitude"] = step.magnitude
-                if step.probability != 1.0:
-                    row[f"{letter}_aug{j}_probability"] = step.probability
-        return row
-
-    @classmethod
-    def from_deepaugment(cls, flat_or_row: Sequence[Any] | Mapping[str, Any], ops_per_sub_policy: int = 2) -> "Policy":
-        """Build a policy from DeepAugment's flat list or its top-policies row (dict/Series)."""
-        if isinstance(flat_or_row, Mapping) or hasattr(flat_or_row, "to_dict"):
-            row = dict(flat_or_row.to_dict() if hasattr(flat_or_row, "to_dict") else flat_or_row)
-            subs = []
-            for letter in string.ascii_uppercase:
-                steps, j = [], 1
-                while f"{letter}_aug{j}_type" in row:
-                    mag_key = f"{letter}_aug{j}_magnitude"
-                    if mag_key not in row:
-                        raise ValueError(f"DeepAugment row has {letter}_aug{j}_type but no {mag_key!r}.")
-                    steps.append((row[f"{letter}_aug{j}_type"], row.get(f"{letter}_aug{j}_probability", 1.0),
-                                  row[mag_key]))
-                    j += 1
-                if not steps:
-                    break
-                subs.append(steps)
-            if not subs:
-                raise ValueError("Not a DeepAugment policy row: no 'A_aug1_type' column.")
-            return cls(subs)
-        flat = list(flat_or_row)
-        width = 2 * ops_per_sub_policy
-        if not flat or len(flat) % width:
-            raise ValueError(
-                f"DeepAugment's flat policy list alternates op type and magnitude, {ops_per_sub_policy} ops "
-                f"per sub-policy: its length must be a positive multiple of {width}, got {len(flat)}."
-            )
-        pairs = [(flat[k], 1.0, flat[k + 1]) for k in range(0, len(flat), 2)]
-        return cls([pairs[k:k + ops_per_sub_policy] for k in range(0, len(pairs), ops_per_sub_policy)])
+        return cls.from_dict(read_policy_json(text_or_path))
 
     # ------------------------------------------------------------------ applying
-    def to_imgaug(self) -> iaa.Augmenter:
+    def to_imgaug(self):
         """The policy as one imgaug augmenter (expects uint8 RGB images)."""
-        branches = [
-            iaa.Sequential([iaa.Sometimes(s.probability, build_augmenter(s.op, s.magnitude)) for s in sub])
-            for sub in self.sub_policies
-        ]
-        return branches[0] if len(branches) == 1 else iaa.OneOf(branches)
-
-    def _take_augmenter(self) -> iaa.Augmenter:
-        """An idle compiled augmenter, or a new randomly seeded one; give it back when done."""
-        try:
-            return self._idle_augmenters.pop()  # list.pop/append are atomic: thread-safe
-        except IndexError:
-            aug = self.to_imgaug()
-            aug.seed_(int(np.random.SeedSequence().generate_state(1)[0]))
-            return aug
+        return execution.to_imgaug(self)
 
     @property
     def is_identity(self) -> bool:
@@ -304,6 +237,43 @@ class Policy:
     def needs_color(self) -> bool:
         return any(op in COLOR_OPS for op in self.ops)
 
+    def is_noop(self, channels: int = 3) -> bool:
+        """True when the policy cannot change any image with ``channels`` channels (1 or 3).
+
+        A step does nothing when its op is ``identity``, its probability is 0, its
+        magnitude is one at which the op is the identity (``ops.is_identity_at``), or
+        its op acts on colour only and the images are grayscale. A sub-policy whose other
+        steps all apply the same self-inverse transform to every image an even number of
+        times (``invert`` twice, ``horizontal-flip`` twice at magnitude and probability 1)
+        does nothing either. Such a policy is the no-augmentation baseline in disguise.
+        """
+        return not any(self._acting_steps(channels))
+
+    def effective(self, channels: int = 3) -> "Policy":
+        """The same augmentation without the steps that do nothing (see [`is_noop()`][keras_augtune.Policy.is_noop]), for display.
+
+        A sub-policy left empty becomes an ``identity`` step (it is still drawn as often);
+        a policy left empty is [`Policy.identity()`][keras_augtune.Policy.identity]. The metadata is kept. The outputs
+        follow the same distribution, though not the same random stream for a given seed.
+        """
+        acting = self._acting_steps(channels)
+        if not any(acting):
+            return Policy(Policy.identity().sub_policies, metadata=self.metadata)
+        return Policy([steps or [("identity", 1.0, 0.0)] for steps in acting], metadata=self.metadata)
+
+    def _acting_steps(self, channels: int) -> list[list[PolicyOp]]:
+        """For each sub-policy, the steps that can change an image with ``channels`` channels."""
+        result = []
+        for sub in self.sub_policies:
+            steps = [s for s in sub if s.probability > 0.0 and not is_identity_at(s.op, s.magnitude, channels)]
+            transforms = [involution_at(s.op, s.magnitude) if s.probability == 1.0 else None for s in steps]
+            if steps and all(transforms):
+                # only commuting self-inverse transforms: each one applied an even number of times cancels
+                odd = [t for t in dict.fromkeys(transforms) if transforms.count(t) % 2]
+                steps = [steps[transforms.index(t)] for t in odd]
+            result.append(steps)
+        return result
+
     def augment(self, images: Any, seed: int | None = None, value_range: tuple[float, float] | None = None) -> np.ndarray:
         """Augment a batch ``(N,H,W)``, ``(N,H,W,1)`` or ``(N,H,W,3)`` of uint8 or float images.
 
@@ -311,26 +281,17 @@ class Policy:
         float pixels (default (0, 255) for uint8, (0, 1) for floats). The same
         ``seed`` gives the same output.
         """
-        batch = image_utils.check_images(images, value_range=value_range)
-        if len(batch.array) == 0:
-            return batch.array.copy()
-        before = batch.to_uint8(color=self.needs_color)
-        aug = self._take_augmenter()
-        try:
-            if seed is not None:
-                aug.seed_(_seed_int(seed))
-            out = aug.augment_images(before)
-        finally:
-            self._idle_augmenters.append(aug)
-        return batch.from_uint8(out, before=before)
+        return execution.augment(self, images, seed=seed, value_range=value_range)
 
     def tf_map(self, batched: bool | None = None, seed: int | None = None,
-               value_range: tuple[float, float] | None = None, num_workers: int = 0):
+               value_range: tuple[float, float] | None = None, num_workers: int = 0, image_key: str = "image"):
         """A ``tf.data`` map function: ``ds.map(policy.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)``.
 
-        Elements may be an image or a tuple ``(image, label, ...)``; only the image
-        is augmented. ``batched=None`` decides from the rank: 4 is a batch; 3 is one
-        image when the last axis is 1 or 3, else a batch of grayscale images; 2 is
+        Elements may be an image, a tuple ``(image, label, ...)``, a dict of features
+        (``{"image": ..., "label": ...}``, as tfds gives) or a tuple ``(features, label)``;
+        only the image (the feature named ``image_key``) is augmented. ``batched=None``
+        decides from the rank: 4 is a batch; 3 is one image when the last axis is 1, 3
+        or 4 (RGBA, refused with a clear error), else a batch of grayscale images; 2 is
         one grayscale image. With a ``seed``, call k uses the derived seed (seed, k):
         bit-exact only when calls run in order (``num_parallel_calls=None``).
 
@@ -339,45 +300,47 @@ class Policy:
         (same outputs for the same seeds), which uses N cores; map batched elements
         with ``num_parallel_calls >= N`` so that N batches are in flight.
         """
-        import tensorflow as tf
+        return execution.tf_map(self, batched=batched, seed=seed, value_range=value_range, num_workers=num_workers,
+                                image_key=image_key)
 
-        if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
-            raise ValueError(f"num_workers must be an integer >= 0, got {num_workers!r}.")
-        calls = itertools.count()
-        pool = _worker_pool(int(num_workers)) if num_workers else None
 
-        def augment_array(images: np.ndarray) -> np.ndarray:
-            call_seed = derive_call_seed(seed, next(calls))
-            single = _is_single_image(images, batched)
-            batch = images[None] if single else images
-            if pool is not None:
-                out = pool.submit(_augment_in_worker, self, batch, call_seed, value_range).result()
-            else:
-                with _TF_MAP_LOCK:
-                    out = self.augment(batch, seed=call_seed, value_range=value_range)
-            return out[0] if single else out
+def read_policy_json(text_or_path: str) -> Any:
+    """The parsed JSON of a policy file (or of JSON text), within `MAX_JSON_BYTES`;
+    a malformed, too large or too deeply nested document raises a one-line ``ValueError``."""
+    if not isinstance(text_or_path, str):
+        raise TypeError(f"from_json takes JSON text or a file path, got {type(text_or_path).__name__}.")
+    text, source = text_or_path, ""
+    if not text.lstrip().startswith(("{", "[")) or os.path.isfile(text):
+        source = f" in {text_or_path}"
+        try:
+            with open(text_or_path, encoding="utf-8") as f:
+                text = f.read(MAX_JSON_BYTES + 1)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"Not JSON text and not a readable file: {text_or_path!r} ({exc}).") from None
+    if len(text) > MAX_JSON_BYTES:
+        raise ValueError(f"The policy JSON{source} is larger than {MAX_JSON_BYTES:,} characters, the limit for a "
+                         "policy file.")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Malformed policy JSON{source}: {exc}.") from None
+    except RecursionError:
+        raise ValueError(f"The policy JSON{source} is nested too deeply (a policy is a list of lists of ops).") from None
 
-        def augment_tensor(image):
-            out = tf.numpy_function(augment_array, [image], Tout=image.dtype, stateful=True,
-                                    name="keras_augtune_policy")
-            out.set_shape(image.shape)
-            return out
 
-        @tf.autograph.experimental.do_not_convert  # plain Python, nothing for autograph to convert
-        def map_fn(image, *rest):
-            image = augment_tensor(image)
-            return (image, *rest) if rest else image
+def _short(value: Any) -> str:
+    """``repr(value)``, with a huge number written as its number of digits."""
+    text = repr(value)
+    return f"a {len(text.lstrip('-'))}-digit number" if isinstance(value, int) and len(text) > 20 else text[:80]
 
-        return map_fn
 
-    # pickling (tf.data / multiprocessing) must not carry the compiled augmenters
-    def __getstate__(self):
-        return {"sub_policies": self.sub_policies, "metadata": self.metadata}
-
-    def __setstate__(self, state):
-        self.sub_policies = state["sub_policies"]
-        self.metadata = state["metadata"]
-        self._idle_augmenters = []
+def _bounded_list(value: Any, field: str, limit: int, items: str, holder: str) -> list:
+    """``value`` when it is a list of at most ``limit`` items, else a one-line ``ValueError``."""
+    if not isinstance(value, list):
+        raise ValueError(f"Field '{field}' must be a list, got {type(value).__name__}.")
+    if len(value) > limit:
+        raise ValueError(f"Field '{field}' holds {len(value):,} {items}; {holder} may have at most {limit:,}.")
+    return value
 
 
 def _parse_step(step: Any, where: str) -> PolicyOp:
@@ -394,7 +357,7 @@ def _parse_step(step: Any, where: str) -> PolicyOp:
 
 
 def as_policy(policy: Any) -> "Policy":
-    """A :class:`Policy` from a Policy, its dict form, JSON text or a JSON file path."""
+    """A [`Policy`][keras_augtune.Policy] from a Policy, its dict form, JSON text or a JSON file path."""
     if isinstance(policy, Policy):
         return policy
     if isinstance(policy, dict):
@@ -402,47 +365,3 @@ def as_policy(policy: Any) -> "Policy":
     if isinstance(policy, str):
         return Policy.from_json(policy)
     raise TypeError(f"policy must be a Policy, a policy dict or JSON, got {type(policy).__name__}.")
-
-
-_POOLS: dict[int, Any] = {}
-
-
-def _worker_pool(num_workers: int):
-    """A process pool shared by every ``tf_map(num_workers=N)`` of this process (spawned:
-    TensorFlow's threads make forking unsafe; the workers import imgaug, not TensorFlow)."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = _POOLS.get(num_workers)
-    if pool is None:
-        pool = _POOLS[num_workers] = ProcessPoolExecutor(num_workers, mp_context=multiprocessing.get_context("spawn"))
-    return pool
-
-
-_WORKER_POLICIES: dict[Any, "Policy"] = {}
-
-
-def _augment_in_worker(policy: "Policy", images: np.ndarray, seed: int | None, value_range) -> np.ndarray:
-    # keep one Policy (and its compiled augmenters) per distinct policy in each worker
-    cached = _WORKER_POLICIES.setdefault(policy.sub_policies, policy)
-    return cached.augment(images, seed=seed, value_range=value_range)
-
-
-def derive_call_seed(seed: int | None, call: int) -> int | None:
-    """The seed of call ``call`` of a stateful path (tf.data map, layer): call 0 uses ``seed``."""
-    if seed is None:
-        return None
-    return seed if call == 0 else _seed_int((seed, call))
-
-
-def _seed_int(seed: Any) -> int:
-    """A 31-bit imgaug seed from an int or a tuple of ints."""
-    return int(np.random.SeedSequence(seed).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def _is_single_image(images: np.ndarray, batched: bool | None) -> bool:
-    if batched is not None:
-        return not batched
-    if images.ndim == 2:
-        return True
-    return images.ndim == 3 and images.shape[-1] in (1, 3)

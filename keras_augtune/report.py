@@ -1,15 +1,17 @@
 """Search reports: the pictures of a finished (or running) search, for notebooks and files.
 
-* :func:`load_search`: the trials of an :class:`~keras_augtune.AugmentTuner`, or of a
-  search directory on disk (no tuner object needed), as a :class:`SearchResults`;
-* :func:`plot_rewards`: reward per trial, the best so far, and the no-augmentation
+* [`load_search()`][keras_augtune.report.load_search]: the trials of an [`AugmentTuner`][keras_augtune.AugmentTuner], or of a
+  search directory on disk (no tuner object needed), as a [`SearchResults`][keras_augtune.confirmation.SearchResults];
+* [`plot_rewards()`][keras_augtune.report.plot_rewards]: reward per trial, the best so far, and the no-augmentation
   baseline as a line;
-* :func:`plot_importances`: how much each hyperparameter explains the rewards,
+* [`op_effects()`][keras_augtune.AugmentTuner.op_effects] and [`plot_op_effects()`][keras_augtune.report.plot_op_effects]: which ops help the reward and how much,
+  pooled over the policy's slots ([`keras_augtune.effects`][keras_augtune.effects]);
+* [`plot_importances()`][keras_augtune.report.plot_importances]: how much each hyperparameter explains the rewards,
   per the oracle's random forest;
-* :func:`policies_table`: the top policies as rows (reward, gain, accuracy, ops);
-* :func:`plot_best_policy_examples`: augmentation grids of the best policies
-  (:func:`keras_augtune.plot.plot_policy_examples`);
-* :func:`write_report`: all of the above in one self-contained HTML file (images
+* [`policies_table()`][keras_augtune.report.policies_table]: the top policies as rows (reward, gain, accuracy, ops);
+* [`plot_best_policy_examples()`][keras_augtune.report.plot_best_policy_examples]: augmentation grids of the best policies
+  ([`keras_augtune.plot.plot_policy_examples()`][keras_augtune.plot.plot_policy_examples]);
+* [`write_report()`][keras_augtune.report.write_report]: all of the above in one self-contained HTML file (images
   embedded as base64 PNG), or a one-page PNG.
 
     from keras_augtune import report
@@ -17,89 +19,50 @@
     report.write_report(tuner, "report.html")
     report.write_report("augtune_runs", "report.html")   # from disk alone
 
-Every plotting function returns a :class:`matplotlib.figure.Figure` built on the
+Every plotting function returns a `matplotlib.figure.Figure` built on the
 Agg canvas (no display needed) and saves it to ``path`` when one is given.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime
 import html
 import io
 import json
 import math
 import os
-import re
+import textwrap
+import warnings
 from typing import Any
 
 import numpy as np
 
+from keras_augtune import compat
+from keras_augtune.effects import MIN_OP_TRIALS, OpEffects, estimate_op_effects
+from keras_augtune.files import atomic_write
+from keras_augtune.plot import new_figure, save_figure
 from keras_augtune.policy import Policy
+from keras_augtune.results import SearchResults, describe_policy, format_interval, format_value
+from keras_augtune.space import parse_name
+from keras_augtune.trials import RUNNING
+from keras_augtune import runs
+from keras_augtune.runs import RUN_FILE, read_run_file
 
 __all__ = [
-    "SearchResults", "TrialRecord", "load_search", "plot_rewards", "plot_importances",
-    "policies_table", "plot_best_policy_examples", "plot_summary", "write_report", "RUN_FILE",
-    "SAMPLE_FILE",
+    "SearchResults", "load_search", "plot_rewards", "op_effects", "plot_op_effects", "plot_importances", "policies_table",
+    "plot_best_policy_examples", "plot_summary", "write_report", "RUN_FILE", "SAMPLE_FILE",
 ]
 
-#: Written by ``keras-augtune search`` next to the tuner directory: how the run was made.
-RUN_FILE = "run.json"
 #: A few images of the searched data (uint8), so a report can draw grids from disk alone.
 SAMPLE_FILE = "sample_images.npz"
 
-_HP_NAME = re.compile(r"^(?P<prefix>.+)/sub_policy_(?P<i>\d+)/op_(?P<j>\d+)/(?P<field>op|magnitude|probability)$")
-
 
 # ----------------------------------------------------------------------------- loading
-@dataclasses.dataclass
-class TrialRecord:
-    """One trial of a search, as the report sees it."""
-
-    trial_id: str
-    number: int  #: 1-based position in the search
-    status: str
-    reward: float | None
-    val_accuracy: float | None
-    policy: Policy | None
-    hyperparameters: dict[str, Any]  #: the non-policy (architecture) values
-    message: str | None = None
-
-    @property
-    def completed(self) -> bool:
-        return self.status == "COMPLETED" and self.reward is not None and math.isfinite(self.reward)
-
-
-@dataclasses.dataclass
-class SearchResults:
-    """Everything a report shows, loaded from a tuner or from disk by :func:`load_search`."""
-
-    project_dir: str
-    trials: list[TrialRecord]
-    baseline_reward: float | None
-    importances: dict[str, float]
-    images: np.ndarray | None = None
-    value_range: tuple[float, float] | None = None
-    run: dict[str, Any] | None = None  #: the CLI's run.json, when there is one
-
-    @property
-    def completed(self) -> list[TrialRecord]:
-        return [t for t in self.trials if t.completed]
-
-    def best(self, n: int = 5) -> list[TrialRecord]:
-        """The ``n`` completed trials with the highest reward, best first (ties: earlier first)."""
-        return sorted(self.completed, key=lambda t: (-t.reward, t.number))[:n]
-
-    def gain(self, trial: TrialRecord) -> float | None:
-        if self.baseline_reward is None or trial.reward is None:
-            return None
-        return trial.reward - self.baseline_reward
-
-
 def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) -> SearchResults:
-    """The results of a search, from an ``AugmentTuner`` (or any Keras Tuner tuner whose
-    trials hold a policy) or from a directory on disk.
+    """The results of a search ([`SearchResults`][keras_augtune.results.SearchResults]), from an
+    ``AugmentTuner`` (or any Keras Tuner tuner whose trials hold a policy) or from a
+    directory on disk.
 
     A directory may be the output folder of ``keras-augtune search`` (holding ``run.json``),
     a Keras Tuner project directory (holding ``oracle.json`` and ``trial_*/``), or a folder
@@ -107,15 +70,16 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
     default to the tuner's data or to the run's ``sample_images.npz``.
     """
     run = None
+    space = None
     if isinstance(tuner_or_dir, (str, os.PathLike)):
         project_dir, run = _find_project(os.fspath(tuner_or_dir))
         oracle = _reload_oracle(project_dir)
-        tuner = None
         if images is None:
             images, value_range = _sample_images(os.fspath(tuner_or_dir), project_dir, value_range)
     elif hasattr(tuner_or_dir, "oracle"):
         tuner = tuner_or_dir
         oracle = tuner.oracle
+        space = getattr(tuner, "policy_space", None)
         project_dir = str(getattr(tuner, "project_dir", ""))
         data = getattr(tuner, "dataset", None)
         if images is None and data is not None:
@@ -125,33 +89,32 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
         raise TypeError(
             f"load_search needs an AugmentTuner or a search directory, got {type(tuner_or_dir).__name__}."
         )
-    trials = _records(oracle, tuner)
-    baseline = next((t.reward for t in trials if t.completed and t.policy is not None and t.policy.is_identity), None)
-    importances: dict[str, float] = {}
+    channels = getattr(tuner_or_dir, "_channels", None)
+    if channels is None and images is not None:
+        channels = 1 if np.ndim(images) == 3 else int(np.shape(images)[-1])
+    results = SearchResults.from_oracle(oracle, space, project_dir, channels=channels)
     if hasattr(oracle, "hyperparameter_importances"):
         try:
-            importances = dict(oracle.hyperparameter_importances())
-            if sum(importances.values()) <= 1e-12:  # too few trials: the forest made no split
-                importances = {}
+            results.importances = dict(oracle.hyperparameter_importances())
+            if sum(results.importances.values()) <= 1e-12:  # too few trials: the forest made no split
+                results.importances = {}
         except Exception:  # a report must not fail on the insight panel
-            importances = {}
+            results.importances = {}
     if images is not None:
         images = np.asarray(images)
-        if images.ndim == 3 and (images.shape[-1] not in (1, 3) or len(images) > 4):
+        if images.ndim == 3:  # a batch of (H, W) grayscale images
             images = images[..., None]
-        images = images[:8]
-    return SearchResults(project_dir, trials, baseline, importances, images,
-                         None if value_range is None else tuple(value_range), run)
+        results.images = images[:8]
+    results.value_range = None if value_range is None else tuple(value_range)
+    results.run = run
+    return results
 
 
 def _find_project(path: str) -> tuple[str, dict | None]:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"No such search directory: {path}")
-    run = None
-    run_file = os.path.join(path, RUN_FILE)
-    if os.path.isfile(run_file):
-        with open(run_file, encoding="utf-8") as f:
-            run = json.load(f)
+    run = read_run_file(path)
+    if run is not None:
         project = os.path.join(path, run.get("project_name", "tuner"))
         if os.path.isfile(os.path.join(project, "oracle.json")):
             return project, run
@@ -169,13 +132,19 @@ def _find_project(path: str) -> tuple[str, dict | None]:
 
 
 def _reload_oracle(project_dir: str):
-    from keras_augtune.objective import reward_objective
+    from keras_augtune.evaluation.reward import reward_objective
     from keras_augtune.oracle import RandomForestOracle
 
     oracle = RandomForestOracle(objective=reward_objective(), max_trials=10**6)
-    oracle._set_project_dir(os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
+    compat.set_project_dir(oracle, os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
+    damaged = runs.damaged_files(compat.project_dir(oracle))
+    for path, reason in damaged.items():  # skipped, so that every readable trial is still shown
+        warnings.warn(runs.DamagedFileWarning(f"skipped the damaged file {path} ({reason})"), stacklevel=3)
     try:
-        oracle.reload()
+        if damaged:
+            runs.reload_skipping_damaged(oracle, compat.project_dir(oracle), damaged)
+        else:
+            oracle.reload()
     except Exception as exc:
         raise ValueError(f"Cannot read the search in {project_dir}: {type(exc).__name__}: {exc}") from None
     return oracle
@@ -203,141 +172,85 @@ def _spread(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     return np.asarray(x)[sorted(picked)]
 
 
-def _trial_sort_key(trial_id: str):
-    return (0, int(trial_id), "") if str(trial_id).isdigit() else (1, 0, str(trial_id))
-
-
-def _records(oracle, tuner) -> list[TrialRecord]:
-    from keras_augtune.objective import REWARD
-
-    records = []
-    trials = sorted(oracle.trials.values(), key=lambda t: _trial_sort_key(t.trial_id))
-    for number, t in enumerate(trials, start=1):
-        metrics = t.metrics.metrics
-        reward = t.metrics.get_best_value(REWARD) if REWARD in metrics else t.score
-        reward = None if reward is None else float(reward)
-        val = t.metrics.get_best_value("val_accuracy") if "val_accuracy" in metrics else None
-        values = dict(t.hyperparameters.values)
-        policy = None
-        if tuner is not None and hasattr(getattr(tuner, "hypermodel", None), "policy"):
-            try:
-                policy = tuner.hypermodel.policy(t.hyperparameters)
-            except Exception:
-                policy = None
-        if policy is None:
-            policy = policy_from_values(values)
-        arch = {k: v for k, v in values.items() if not _HP_NAME.match(k)}
-        records.append(TrialRecord(str(t.trial_id), number, str(t.status), reward,
-                                   None if val is None else float(val), policy, arch, t.message))
-    return records
-
-
-def policy_from_values(values: dict[str, Any]) -> Policy | None:
-    """The policy held by a trial's hyperparameter values (``<prefix>/sub_policy_i/op_j/field``
-    names), whatever the space's options; ``None`` when the values hold no policy."""
-    slots: dict[tuple[int, int], dict[str, Any]] = {}
-    for name, value in values.items():
-        match = _HP_NAME.match(name)
-        if match:
-            slots.setdefault((int(match["i"]), int(match["j"])), {})[match["field"]] = value
-    if not slots:
-        return None
-    subs: dict[int, list] = {}
-    for (i, j) in sorted(slots):
-        slot = slots[(i, j)]
-        subs.setdefault(i, []).append((slot.get("op", "identity"), float(slot.get("probability", 1.0)),
-                                        float(slot.get("magnitude", 0.0))))
-    try:
-        return Policy([subs[i] for i in sorted(subs)])
-    except (TypeError, ValueError):
-        return None
-
-
 # ----------------------------------------------------------------------------- figures
-def _new_figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: Any, dpi: int = 100) -> None:
-    if path is None:
-        return
-    path = os.fspath(path)
-    if os.path.dirname(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-
-
 def _results(results: Any) -> SearchResults:
     return results if isinstance(results, SearchResults) else load_search(results)
 
 
 def plot_rewards(results: Any, path: Any = None, ax: Any = None):
-    """Reward per trial (dots), the best reward so far (a step line) and the
-    no-augmentation baseline (a dashed line); failed trials are marked with an ``x``.
+    """Reward per trial (dots; the no-augmentation trial grey), the best reward so far (a step
+    line) and the no-augmentation baseline (a dashed line, with a band spanning its runs'
+    rewards when it was trained more than once); failed trials are marked with an ``x``.
+    The x-axis shows the trial ids, as the tables do.
 
-    ``results``: a :class:`SearchResults`, a tuner or a search directory.
+    ``results``: a [`SearchResults`][keras_augtune.confirmation.SearchResults], a tuner or a search directory.
     """
     results = _results(results)
     fig = None
     if ax is None:
-        fig = _new_figure(7.0, 3.6)
+        fig = new_figure(7.0, 3.4)
         ax = fig.subplots()
+    x_of = {t.trial_id: t.number - 1 for t in results.trials}  # positions 0, 1, ...: KT's ids "00", "01", ...
     done = results.completed
     if done:
-        xs = [t.number for t in done]
-        ys = [t.reward for t in done]
-        colors = ["#7f7f7f" if (t.policy is not None and t.policy.is_identity) else "#1f77b4" for t in done]
-        ax.scatter(xs, ys, c=colors, s=22, zorder=3, label="trial reward")
+        for is_base, color, label in ((False, "#1f77b4", "trial reward"), (True, "#7f7f7f", "no-augmentation trial")):
+            group = [t for t in done if t.is_noop == is_base]
+            if group:
+                ax.scatter([x_of[t.trial_id] for t in group], [t.reward for t in group], color=color, s=22,
+                           zorder=3, label=label)
         best, best_x, best_y = -math.inf, [], []
         for t in done:
             best = max(best, t.reward)
-            best_x.append(t.number)
+            best_x.append(x_of[t.trial_id])
             best_y.append(best)
         ax.step(best_x, best_y, where="post", color="#2ca02c", lw=1.8, label="best so far")
-    failed = [t for t in results.trials if not t.completed and t.status != "RUNNING"]
+    failed = [t for t in results.trials if not t.completed and t.status != RUNNING]
     if failed:
         low = min((t.reward for t in done), default=0.0)
-        ax.scatter([t.number for t in failed], [low] * len(failed), marker="x", color="#d62728",
+        ax.scatter([x_of[t.trial_id] for t in failed], [low] * len(failed), marker="x", color="#d62728",
                    zorder=3, label="failed trial")
-    if results.baseline_reward is not None:
-        ax.axhline(results.baseline_reward, color="#ff7f0e", ls="--", lw=1.2, label="no augmentation")
+    baseline = results.baseline
+    if baseline is not None:
+        runs = [r for r in (baseline.execution_rewards or []) if r is not None]
+        ax.axhline(baseline.reward, color="#ff7f0e", ls="--", lw=1.2, label="no augmentation")
+        if len(runs) > 1:
+            ax.axhspan(min(runs), max(runs), color="#ff7f0e", alpha=0.15, lw=0,
+                       label=f"no augmentation, {len(runs)} runs (range)")
     ax.set_xlabel("trial")
     ax.set_ylabel("reward")
     ax.set_title("Reward per trial", fontsize=10)
     ax.grid(alpha=0.3)
     if results.trials:
-        from matplotlib.ticker import MaxNLocator
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-        ax.set_xlim(0.5, len(results.trials) + 0.5)
+        ids = {x: trial_id for trial_id, x in x_of.items()}
+        ax.set_xlim(-0.5, len(results.trials) - 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: ids.get(int(round(x)), "")))
     if done or failed:
         ax.legend(fontsize=7, loc="best")
     else:
         ax.text(0.5, 0.5, "no completed trial yet", ha="center", va="center", transform=ax.transAxes)
     if fig is not None:
-        _save(fig, path)
+        save_figure(fig, path, dpi=100)
     return fig if fig is not None else ax.figure
 
 
 def short_name(name: str) -> str:
     """``augment/sub_policy_0/op_1/magnitude`` -> ``sub-policy 0, op 1: magnitude``."""
-    match = _HP_NAME.match(name)
-    if not match:
+    parsed = parse_name(name)
+    if parsed is None:
         return name
-    return f"sub-policy {match['i']}, op {match['j']}: {match['field']}"
+    _, i, j, field = parsed
+    return f"sub-policy {i}, op {j}: {field}"
 
 
 def importances_by_kind(importances: dict[str, float]) -> dict[str, float]:
     """Importances summed per kind: op type, magnitude, probability, and each other hyperparameter."""
     totals: dict[str, float] = {}
     for name, value in importances.items():
-        match = _HP_NAME.match(name)
-        kind = {"op": "op type"}.get(match["field"], match["field"]) if match else name
+        parsed = parse_name(name)
+        kind = {"op": "op type"}.get(parsed[3], parsed[3]) if parsed else name
         totals[kind] = totals.get(kind, 0.0) + value
     return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
 
@@ -348,7 +261,7 @@ def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = No
     fig = None
     items = list(results.importances.items())[:top]
     if ax is None:
-        fig = _new_figure(7.0, 0.8 + 0.28 * max(len(items), 3))
+        fig = new_figure(7.0, 0.8 + 0.28 * max(len(items), 3))
         ax = fig.subplots()
     if items:
         names = [short_name(k) for k, _ in items][::-1]
@@ -361,55 +274,88 @@ def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = No
         ax.set_yticks([])
     ax.set_title("Hyperparameter importances (random forest)", fontsize=10)
     if fig is not None:
-        _save(fig, path)
+        save_figure(fig, path, dpi=100)
     return fig if fig is not None else ax.figure
 
 
-def describe_policy(policy: Policy | None) -> str:
-    """A one-line text form: ``rotate(p=0.80, m=0.50) + invert(...) | ...``."""
-    if policy is None:
-        return "?"
-    if policy.is_identity:
-        return "no augmentation"
-    subs = []
-    for sub in policy.sub_policies:
-        steps = [f"{s.op}(p={s.probability:.2f}, m={s.magnitude:.2f})" for s in sub
-                 if s.op != "identity" and s.probability > 0]
-        subs.append(" + ".join(steps) or "identity")
-    return " | ".join(subs)
+def op_effects(results: Any, **options: Any) -> OpEffects:
+    """Every op's estimated effect on the reward, best first ([`keras_augtune.effects.estimate_op_effects()`][keras_augtune.effects.estimate_op_effects],
+    ``options`` as it takes them). ``results``: a [`SearchResults`][keras_augtune.confirmation.SearchResults], a tuner or a search directory."""
+    return estimate_op_effects(_results(results), **options)
+
+
+_VERDICT_COLORS = {"helps": "#2ca02c", "hurts": "#d62728", "unclear": "#7f7f7f"}
+
+
+def plot_op_effects(results: Any, top: int | None = None, path: Any = None, ax: Any = None):
+    """Each op's effect on the reward with its interval (best at the top), the number of trials
+    behind it (in brackets) and the magnitudes where it helps (right); green: the interval is
+    above 0, red: below, grey: unclear. Ops used by too few trials are left out.
+
+    ``results``: an [`OpEffects`][keras_augtune.effects.OpEffects], a [`SearchResults`][keras_augtune.confirmation.SearchResults], a
+    tuner or a search directory; ``top``: at most that many ops (the best and the worst halves).
+    """
+    effects = results if isinstance(results, OpEffects) else op_effects(results)
+    rows = effects.estimated
+    if top is not None and len(rows) > top:
+        rows = rows[: (top + 1) // 2] + rows[len(rows) - top // 2:]
+    fig = None
+    if ax is None:
+        fig = new_figure(8.0, 0.95 + 0.2 * max(len(rows), 3))
+        ax = fig.subplots()
+    if rows:
+        ys = np.arange(len(rows))[::-1]
+        for y, e in zip(ys, rows):
+            color = _VERDICT_COLORS[e.verdict]
+            ax.plot([e.low, e.high], [y, y], color=color, lw=2, solid_capstyle="butt")
+            ax.plot([e.effect], [y], "o", color=color, ms=4.5)
+        ax.axvline(0.0, color="#444", lw=0.8)
+        ax.set_yticks(ys, [f"{e.op} ({e.trials})" for e in rows], fontsize=7)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(ys, ["" if e.helps_at is None else f"m {e.helps_at[0]:.2f}-{e.helps_at[1]:.2f}" for e in rows],
+                         fontsize=7)
+        right.tick_params(length=0)
+        ax.set_xlabel(f"reward change per sub-policy applying the op, {effects.confidence:.0%} interval\n"
+                      "(in brackets: trials using it; right: magnitudes where it helps)", fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    else:
+        ax.text(0.5, 0.5, effects.note or "no op used by enough completed trials yet", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.set_title("Which augmentations help (op effects, pooled over slots)", fontsize=10)
+    if fig is not None:
+        save_figure(fig, path, dpi=100)
+    return fig if fig is not None else ax.figure
 
 
 def policies_table(results: Any, n: int = 5) -> list[dict[str, Any]]:
-    """The ``n`` best policies as rows: rank, trial, reward, gain, val_accuracy, policy, hyperparameters."""
+    """The ``n`` best policies as rows: rank, trial, reward, gain, gain_interval, executions, val_accuracy,
+    policy, hyperparameters."""
     results = _results(results)
-    rows = []
-    for rank, t in enumerate(results.best(n), start=1):
-        rows.append({"rank": rank, "trial": t.trial_id, "reward": t.reward, "gain": results.gain(t),
-                     "val_accuracy": t.val_accuracy, "policy": describe_policy(t.policy),
-                     "hyperparameters": t.hyperparameters})
-    return rows
+    return [{"rank": rank, "trial": t.trial_id, "reward": t.reward, "gain": t.gain, "gain_interval": t.gain_interval,
+             "executions": t.executions, "val_accuracy": t.val_accuracy,
+             "policy": describe_policy(t.policy), "hyperparameters": t.hyperparameters}
+            for rank, t in enumerate(results.best(n), start=1)]
 
 
-def best_policies(results: Any, n: int = 3, skip_identity: bool = True) -> list[Policy]:
-    """The best policies with their reward and gain in ``metadata`` (the baseline skipped)."""
+def best_policies(results: Any, n: int = 3) -> list[Policy]:
+    """The ``n`` best augmentation policies (no-augmentation trials skipped), each named
+    by its trial, reward and gain in ``metadata["name"]`` (the title of its grid)."""
     results = _results(results)
     out = []
-    for t in results.best(len(results.trials)):
-        if t.policy is None or (skip_identity and t.policy.is_identity):
-            continue
-        policy = Policy(t.policy.sub_policies, metadata={
-            "name": f"trial {t.trial_id}: reward {t.reward:.4f}"
-                    + ("" if results.gain(t) is None else f" ({results.gain(t):+.4f})"),
-            "trial_id": t.trial_id, "reward": t.reward, "gain": results.gain(t)})
+    for t in results.best(n, skip_identity=True):
+        policy = t.to_policy()
+        policy.metadata["name"] = f"trial {t.trial_id}: reward {t.reward:.4f}" + (
+            "" if t.gain is None else f" ({t.gain:+.4f})")
         out.append(policy)
-        if len(out) == n:
-            break
     return out
 
 
 def plot_best_policy_examples(results: Any, n: int = 3, images: Any = None, num_images: int = 4,
                               num_augmentations: int = 5, seed: int = 0, path_pattern: str | None = None):
-    """Augmentation grids (:func:`keras_augtune.plot.plot_policy_examples`) of the ``n`` best
+    """Augmentation grids ([`keras_augtune.plot.plot_policy_examples()`][keras_augtune.plot.plot_policy_examples]) of the ``n`` best
     policies (the no-augmentation baseline skipped). Returns a list of figures; with
     ``path_pattern`` (e.g. ``"best_{rank}.png"``) each is saved too."""
     from keras_augtune.plot import plot_policy_examples
@@ -428,29 +374,39 @@ def plot_best_policy_examples(results: Any, n: int = 3, images: Any = None, num_
 
 
 def plot_summary(results: Any, path: Any = None, n: int = 5):
-    """One page: rewards, importances and the top-policies table (the PNG report)."""
+    """One page: rewards, op effects and the top-policies table (the PNG report), sized to its content."""
     results = _results(results)
-    fig = _new_figure(11.0, 9.0)
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.1, 1.0])
-    left, right = top.subplots(1, 2, width_ratios=[1.2, 1.0])
+    rows = policies_table(results, n)
+    cells = [[r["rank"], r["trial"], format_value(r["reward"]), format_value(r["gain"], "+.4f"),
+              format_value(r["val_accuracy"]), _wrap(r["policy"], 95)] for r in rows]
+    lines = sum(1 + c[5].count("\n") for c in cells)
+    effects = estimate_op_effects(results)
+    shown = min(len(effects.estimated), 14)
+    top_height = max(3.6, 0.9 + 0.24 * shown)
+    table_height = 0.6 + 0.135 * (lines + 1)
+    fig = new_figure(11.0, top_height + table_height)
+    top, bottom = fig.subfigures(2, 1, height_ratios=[top_height, table_height])
+    left, right = top.subplots(1, 2, width_ratios=[1.0, 1.1])
     plot_rewards(results, ax=left)
-    plot_importances(results, top=10, ax=right)
+    plot_op_effects(effects, top=14, ax=right)
     ax = bottom.subplots()
     ax.set_axis_off()
-    rows = policies_table(results, n)
-    if rows:
-        cells = [[r["rank"], r["trial"], _fmt(r["reward"]), _fmt(r["gain"], "+.4f"), _fmt(r["val_accuracy"]),
-                  _wrap(r["policy"], 95)] for r in rows]
+    if cells:
         table = ax.table(cellText=cells, colLabels=["rank", "trial", "reward", "gain", "val acc", "policy"],
-                         loc="upper center", cellLoc="left", colWidths=[0.05, 0.06, 0.07, 0.08, 0.07, 0.67])
+                         loc="upper center", cellLoc="left", colWidths=[0.05, 0.06, 0.07, 0.08, 0.07, 0.67],
+                         bbox=[0.0, 0.0, 1.0, 1.0])
         table.auto_set_font_size(False)
         table.set_fontsize(6.5)
+        heights = [1] + [1 + c[5].count("\n") for c in cells]
         for (r, _), cell in table.get_celld().items():
-            if r > 0:
-                cell.set_height(cell.get_height() * (1 + cells[r - 1][5].count("\n")))
-    ax.set_title(f"Top policies ({_baseline_text(results)})", fontsize=10)
-    fig.suptitle(f"keras_augtune search: {results.project_dir}", fontsize=11)
-    _save(fig, path)
+            cell.set_height(heights[r] / sum(heights))
+            cell.PAD = 0.02
+    else:
+        ax.text(0.5, 0.5, "No completed trial yet.", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(f"Top policies ({_baseline_text(results)})\n{textwrap.fill(results.verdict().text, 150)}",
+                 fontsize=9)
+    fig.suptitle(f"keras_augtune search: {_folder(results)}", fontsize=11)
+    save_figure(fig, path, dpi=100)
     return fig
 
 
@@ -461,10 +417,11 @@ def write_report(tuner_or_dir: Any, out_path: Any, num_policies: int = 5, num_gr
 
     ``.html`` (default for any other extension): a self-contained page, images embedded
     as base64 PNG: reward per trial with the best so far and the baseline, the top
-    ``num_policies`` policies as a table, augmentation grids of the best ``num_grids``,
-    and the hyperparameter importances. ``.png``: one page with the plots and the table.
+    ``num_policies`` policies as a table, which ops help (op effects), augmentation grids
+    of the best ``num_grids``, and the hyperparameter importances. ``.png``: one page with
+    the rewards, the op effects and the table.
 
-    ``tuner_or_dir``: an ``AugmentTuner``, a search directory, or a :class:`SearchResults`.
+    ``tuner_or_dir``: an ``AugmentTuner``, a search directory, or a [`SearchResults`][keras_augtune.confirmation.SearchResults].
     """
     if isinstance(tuner_or_dir, SearchResults):
         results = tuner_or_dir
@@ -476,11 +433,7 @@ def write_report(tuner_or_dir: Any, out_path: Any, num_policies: int = 5, num_gr
     if out_path.lower().endswith(".png"):
         plot_summary(results, out_path, n=num_policies)
         return out_path
-    page = _html(results, num_policies, num_grids)
-    tmp = f"{out_path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(page)
-    os.replace(tmp, out_path)
+    atomic_write(out_path, _html(results, num_policies, num_grids))
     return out_path
 
 
@@ -490,12 +443,15 @@ def _png_base64(fig, dpi: int = 100) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _img(fig, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png_base64(fig)}">'
+def _untitled(fig):
+    """``fig`` without its axes' titles: in the HTML report a section heading names the plot."""
+    for ax in fig.axes:
+        ax.set_title("")
+    return fig
 
 
-def _fmt(value: Any, spec: str = ".4f") -> str:
-    return "" if value is None else format(value, spec)
+def _img(fig, alt: str, dpi: int = 100) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{_png_base64(fig, dpi)}">'
 
 
 def _wrap(text: str, width: int) -> str:
@@ -511,6 +467,14 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(parts)
 
 
+def _folder(results: SearchResults) -> str:
+    """Where the search lives: the output folder of ``keras-augtune search`` (not its Keras
+    Tuner project inside), else the project directory."""
+    if results.run is not None and results.project_dir:
+        return os.path.dirname(os.path.normpath(results.project_dir))
+    return results.project_dir
+
+
 def _baseline_text(results: SearchResults) -> str:
     if results.baseline_reward is None:
         return "no baseline trial"
@@ -523,28 +487,54 @@ h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #
 table{border-collapse:collapse;font-size:.85em;width:100%}th,td{border:1px solid #ddd;padding:4px 6px;text-align:left;vertical-align:top}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pos{color:#16794a}.neg{color:#b3261e}img{max-width:100%}code{font-size:.9em}.muted{color:#666}
+.grids{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:.5em 1.5em}
+figure{margin:0}figcaption{font-weight:600;font-size:.9em;margin:.4em 0}
+details{margin:.5em 0}summary{cursor:pointer;color:#444}
 """
+
+
+def _effects_section(results: SearchResults) -> list[str]:
+    """The report's answer to "which augmentations help?": the op-effects plot, its numbers
+    (folded), the ops left out, and how the numbers were made."""
+    esc = html.escape
+    parts = ["<h2>Which augmentations help</h2>"]
+    effects = estimate_op_effects(results)
+    if effects.note or not effects.estimated:
+        why = effects.note or f"need ops used by at least {MIN_OP_TRIALS} completed trials"
+        return parts + [f"<p class='muted'>Op effects {esc(why)}</p>"]
+    parts.append(_img(_untitled(plot_op_effects(effects)), "op effects"))
+    parts.append("<details><summary>The numbers</summary><table><tr><th>op</th><th>effect</th>"
+                 f"<th>{effects.confidence:.0%} interval</th><th>helps at magnitude</th><th>trials</th><th>verdict</th></tr>")
+    for e in effects.estimated:
+        cls = {"helps": "pos", "hurts": "neg"}.get(e.verdict, "")
+        helps = "" if e.helps_at is None else f"{e.helps_at[0]:.2f}&ndash;{e.helps_at[1]:.2f}"
+        parts.append(f"<tr><td>{esc(e.op)}</td><td class='num {cls}'>{e.effect:+.4f}</td>"
+                     f"<td class='num'>[{e.low:+.4f}, {e.high:+.4f}]</td><td>{helps}</td>"
+                     f"<td class='num'>{e.trials}</td><td class='{cls}'>{e.verdict}</td></tr>")
+    parts.append("</table></details>")
+    parts.extend(f"<p>{esc(line)}</p>" for line in effects.footnotes())
+    parts.append(f"<p class='muted'>{esc(effects.method())}</p>")
+    return parts
 
 
 def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     esc = html.escape
     done, trials = results.completed, results.trials
-    failed = [t for t in trials if t.status in ("FAILED", "INVALID")]
-    best = results.best(1)
+    failed = results.unsuccessful
+    verdict = results.verdict()
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         "<title>keras_augtune search report</title>", f"<style>{_CSS}</style></head><body>",
         "<h1>keras_augtune search report</h1>",
-        f"<p class='muted'>{esc(results.project_dir)} &middot; written "
+        f"<p class='muted'>{esc(_folder(results))} &middot; written "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}</p>",
+        f"<p class='verdict {'pos' if verdict.better else 'neg'}'><strong>{esc(verdict.text)}</strong></p>",
         "<ul>",
         f"<li>{len(trials)} trials: {len(done)} completed, {len(failed)} failed</li>",
         f"<li>{esc(_baseline_text(results))}</li>",
     ]
-    if best:
-        gain = results.gain(best[0])
-        parts.append(f"<li>best reward {best[0].reward:.4f} (trial {esc(best[0].trial_id)})"
-                     + ("" if gain is None else f", {gain:+.4f} over no augmentation") + "</li>")
+    if results.confirmation_text():
+        parts.append(f"<li>{esc(results.confirmation_text())}</li>")
     if results.run:
         settings = ", ".join(f"{k}={v}" for k, v in results.run.get("settings", {}).items())
         if settings:
@@ -552,48 +542,62 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     parts.append("</ul>")
 
     parts.append("<h2>Reward per trial</h2>")
-    parts.append(_img(plot_rewards(results), "reward per trial"))
-    parts.append("<p class='muted'>Grey dot: the no-augmentation baseline trial; dashed line: its reward; "
-                 "green: best reward so far. The reward is the mean of the best validation accuracies "
-                 "among epochs that did not overfit.</p>")
+    parts.append(_img(_untitled(plot_rewards(results)), "reward per trial"))
+    parts.append("<p class='muted'>Grey dot: the no-augmentation baseline trial; dashed line: its reward "
+                 "(a band: the range of its runs' rewards, when it ran more than once); green: best reward so "
+                 "far. The reward is the mean of the best validation accuracies among epochs that did not "
+                 "overfit.</p>")
 
     parts.append("<h2>Top policies</h2>")
     rows = policies_table(results, num_policies)
     if rows:
         arch = any(r["hyperparameters"] for r in rows)
-        parts.append("<table><tr><th>rank</th><th>trial</th><th>reward</th><th>gain</th><th>val acc</th>"
+        parts.append("<table><tr><th>rank</th><th>trial</th><th>reward</th><th>gain</th><th>95% interval</th>"
+                     "<th>runs</th><th>val acc</th>"
                      "<th>policy (sub-policies separated by |; op(probability, magnitude))</th>"
                      + ("<th>other hyperparameters</th>" if arch else "") + "</tr>")
         for r in rows:
-            cls = "" if r["gain"] is None else ("pos" if r["gain"] > 0 else "neg" if r["gain"] < 0 else "")
+            interval = r["gain_interval"]
+            cls = "" if interval is None else ("pos" if interval[0] > 0 else "neg" if interval[1] < 0 else "")
             policy = "<br>".join(esc(p) for p in r["policy"].split(" | "))
             parts.append(
-                f"<tr><td class='num'>{r['rank']}</td><td>{esc(r['trial'])}</td><td class='num'>{_fmt(r['reward'])}</td>"
-                f"<td class='num {cls}'>{_fmt(r['gain'], '+.4f')}</td><td class='num'>{_fmt(r['val_accuracy'])}</td>"
+                f"<tr><td class='num'>{r['rank']}</td><td>{esc(r['trial'])}</td><td class='num'>{format_value(r['reward'])}</td>"
+                f"<td class='num {cls}'>{format_value(r['gain'], '+.4f')}</td>"
+                f"<td class='num {cls}'>{format_interval(interval)}</td><td class='num'>{r['executions'] or ''}</td>"
+                f"<td class='num'>{format_value(r['val_accuracy'])}</td>"
                 f"<td>{policy}</td>"
                 + (f"<td><code>{esc(json.dumps(r['hyperparameters']))}</code></td>" if arch else "") + "</tr>")
         parts.append("</table>")
+        parts.append("<p class='muted'>reward: the mean over the policy's executions (runs); gain: the mean paired "
+                     "difference to no augmentation of the same model, on the same execution seeds, with its 95% "
+                     "t-interval (two runs or more); green only when the whole interval lies above 0. The "
+                     "confirmed policies (re-measured after the search) come first, by their mean.</p>")
     else:
         parts.append("<p>No completed trial yet.</p>")
+
+    parts.extend(_effects_section(results))
 
     parts.append("<h2>The best policies on your images</h2>")
     if results.images is None:
         parts.append("<p class='muted'>No images available: pass <code>images=</code> to write_report.</p>")
     else:
         grids = 0
+        parts.append("<div class='grids'>")
         for rank, policy in enumerate(best_policies(results, num_grids), start=1):
             from keras_augtune.plot import plot_policy_examples
 
-            fig = plot_policy_examples(policy, results.images[:4], num_augmentations=5, seed=rank,
-                                       value_range=results.value_range)
-            parts.append(f"<h3>{esc(policy.metadata['name'])}</h3>" + _img(fig, f"policy {rank} examples"))
+            fig = plot_policy_examples(policy, results.images[:3], num_augmentations=5, seed=rank,
+                                       value_range=results.value_range, title="")
+            parts.append(f"<figure><figcaption>{esc(policy.metadata['name'])}</figcaption>"
+                         f"{_img(fig, f'policy {rank} examples', dpi=70)}</figure>")
             grids += 1
+        parts.append("</div>")
         if not grids:
             parts.append("<p>No augmentation policy has completed yet.</p>")
 
     parts.append("<h2>Hyperparameter importances</h2>")
     if results.importances:
-        parts.append(_img(plot_importances(results), "hyperparameter importances"))
+        parts.append(_img(_untitled(plot_importances(results)), "hyperparameter importances"))
         kinds = importances_by_kind(results.importances)
         parts.append("<p>By kind: " + ", ".join(f"{esc(k)} {v:.0%}" for k, v in kinds.items()) + ".</p>")
         parts.append("<p class='muted'>Impurity-based importances of the oracle's random forest fitted to the "
@@ -603,8 +607,7 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     if failed:
         parts.append("<h2>Failed trials</h2><ul>")
         for t in failed:
-            reason = (t.message or "").strip().splitlines()[-1:] or ["no message"]
-            parts.append(f"<li>trial {esc(t.trial_id)}: {esc(reason[0])}</li>")
+            parts.append(f"<li>trial {esc(t.trial_id)}: {esc(t.reason)}</li>")
         parts.append("</ul>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

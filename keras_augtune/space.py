@@ -15,8 +15,8 @@ first trial)::
         policy = declare_policy_space(hp)          # -> keras_augtune.Policy
         ...
 
-or keep a :class:`PolicySpace` to convert between a trial's values and a
-:class:`~keras_augtune.policy.Policy` both ways.
+or keep a [`PolicySpace`][keras_augtune.PolicySpace] to convert between a trial's values and a
+[`Policy`][keras_augtune.policy.Policy] both ways.
 
 The defaults (5 sub-policies x 2 ops) are DeepAugment's shape. DeepAugment did
 not search probabilities (every op applied with probability 1);
@@ -28,18 +28,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping, Sequence
+import re
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import keras_tuner as kt
-
-from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, resolve_op
+from keras_augtune.checks import check_int
+from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, is_identity_at, ops_for_channels, resolve_op
 from keras_augtune.policy import Policy
 
-__all__ = ["PolicySpace", "declare_policy_space", "DEFAULT_PREFIX"]
+if TYPE_CHECKING:  # Keras Tuner (and TensorFlow under it) is imported where a space is declared
+    import keras_tuner as kt
+
+__all__ = ["PolicySpace", "declare_policy_space", "baseline_values", "is_baseline", "policy_of", "parse_name",
+           "architecture_values", "DEFAULT_PREFIX"]
 
 #: Name scope of the policy hyperparameters.
 DEFAULT_PREFIX = "augment"
 _FIELDS = ("op", "magnitude", "probability")
+_NAME = re.compile(rf"^(?P<prefix>.+)/sub_policy_(?P<i>\d+)/op_(?P<j>\d+)/(?P<field>{'|'.join(_FIELDS)})$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +62,8 @@ class PolicySpace:
         probability_range: ``(low, high)`` within [0, 1] when probabilities are searched.
         fixed_probability: The probability used when they are not searched
             (1.0: every op of the drawn sub-policy is applied, as in DeepAugment).
-        magnitude_step, probability_step: Optional grid steps (``None``: continuous).
+        magnitude_step: Optional grid step of the magnitudes (``None``: continuous).
+        probability_step: Optional grid step of the probabilities (``None``: continuous).
         prefix: Name scope of the hyperparameters.
     """
 
@@ -74,9 +80,7 @@ class PolicySpace:
 
     def __post_init__(self):
         for field in ("num_sub_policies", "ops_per_sub_policy"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{field}` must be a positive integer, got {value!r}.")
+            check_int(f"`{field}`", getattr(self, field))
         if self.ops is None:
             ops = tuple(OP_NAMES)
         else:
@@ -107,6 +111,76 @@ class PolicySpace:
         options.update(overrides)
         return cls(**options)
 
+    @classmethod
+    def from_hyperparameters(cls, hp: Any) -> "PolicySpace | None":
+        """The space declared on ``hp`` (a ``keras_tuner.HyperParameters`` or a list of its
+        hyperparameters, e.g. a reloaded oracle's), or ``None`` when ``hp`` holds no policy.
+
+        The options are read back from the declared hyperparameters of the first slot
+        (op choices, magnitude and probability ranges and steps); ``to_policy`` of the
+        result gives the trials' policies.
+        """
+        declared = getattr(hp, "space", hp)
+        slots = {}
+        for h in declared:
+            parsed = parse_name(h.name)
+            if parsed is not None:
+                slots[parsed] = h
+        prefixes = sorted({prefix for prefix, _, _, _ in slots})
+        if len(prefixes) != 1:
+            return None
+        prefix = prefixes[0]
+        first = {field: slots.get((prefix, 0, 0, field)) for field in _FIELDS}
+        if first["op"] is None or first["magnitude"] is None:
+            return None
+        options: dict[str, Any] = {
+            "prefix": prefix,
+            "num_sub_policies": 1 + max(i for _, i, _, _ in slots),
+            "ops_per_sub_policy": 1 + max(j for _, _, j, _ in slots),
+            "ops": list(getattr(first["op"], "values", None) or [first["op"].value]),
+        }
+        magnitude = first["magnitude"]
+        options["magnitude_range"] = _declared_range(magnitude)
+        options["magnitude_step"] = getattr(magnitude, "step", None)
+        probability = first["probability"]
+        if probability is None or not hasattr(probability, "min_value"):
+            options["search_probabilities"] = False
+            if probability is not None:
+                options["fixed_probability"] = probability.value
+        else:
+            options["probability_range"] = _declared_range(probability)
+            options["probability_step"] = probability.step
+        try:
+            return cls(**options)
+        except (TypeError, ValueError):
+            return None
+
+    def for_channels(self, channels: int) -> "PolicySpace":
+        """This space for images with ``channels`` channels (1 or 3).
+
+        For grayscale (1) the ops that act on colour only (``ops.COLOR_ONLY_OPS``: hue,
+        saturation, ``color``) are left out, since they change nothing there; for RGB the
+        space is returned as is. ValueError when every op of the space is colour-only.
+        ``PolicySpace().for_channels(1)`` is the default space for grayscale data.
+        """
+        ops = ops_for_channels(self.ops, channels)
+        return self if len(ops) == len(self.ops) else dataclasses.replace(self, ops=tuple(ops))
+
+    # ------------------------------------------------------------------ the baseline
+    def canonical_values(self, values: Any, channels: int = 3) -> dict[str, Any]:
+        """``values`` with the policy replaced by the no-augmentation baseline's when it is a no-op.
+
+        A trial whose policy cannot change an image with ``channels`` channels
+        ([`Policy.is_noop()`][keras_augtune.Policy.is_noop]) is the baseline in disguise: its policy hyperparameters
+        become [`baseline_values()`][keras_augtune.results.baseline_values]; every other value (e.g. a jointly tuned architecture's)
+        is kept. Any other policy's values come back unchanged (as a new dict). An oracle
+        that de-duplicates on these values never trains a no-op policy twice.
+        """
+        values = dict(_values_of(values))
+        if self.to_policy(values).is_noop(channels):
+            values.update(baseline_values(self))
+        return values
+
     # ------------------------------------------------------------------ names
     def name(self, sub_policy: int, op: int, field: str) -> str:
         """Hyperparameter name, e.g. ``name(0, 1, "magnitude") == "augment/sub_policy_0/op_1/magnitude"``."""
@@ -118,22 +192,6 @@ class PolicySpace:
     def names(self) -> list[str]:
         """All hyperparameter names of the space, in declaration order."""
         return [self.name(i, j, f) for i, j in self._slots() for f in _FIELDS]
-
-    @staticmethod
-    def parse_name(name: str) -> tuple[str, int, int, str] | None:
-        """``(prefix, sub_policy, op, field)`` of a name made by :meth:`name`, or None for any other name.
-
-        The inverse of :meth:`name` for every prefix, e.g.
-        ``parse_name("augment/sub_policy_2/op_1/magnitude") == ("augment", 2, 1, "magnitude")``.
-        """
-        parts = name.rsplit("/", 3)
-        if len(parts) != 4 or parts[3] not in _FIELDS or not parts[0]:
-            return None
-        prefix, sub, op, field = parts
-        sub_index, op_index = _index_after(sub, "sub_policy_"), _index_after(op, "op_")
-        if sub_index is None or op_index is None:
-            return None
-        return prefix, sub_index, op_index, field
 
     def _slots(self):
         return [(i, j) for i in range(self.num_sub_policies) for j in range(self.ops_per_sub_policy)]
@@ -167,6 +225,8 @@ class PolicySpace:
 
     def hyperparameters(self) -> kt.HyperParameters:
         """A new ``keras_tuner.HyperParameters`` holding just this space (e.g. for an oracle's ``hyperparameters=``)."""
+        import keras_tuner as kt
+
         hp = kt.HyperParameters()
         self.declare(hp)
         return hp
@@ -252,7 +312,7 @@ def declare_policy_space(
     """Declare a policy search space on ``hp`` and return the Policy of its current values.
 
     Shorthand for ``PolicySpace(...).declare(hp)``; ``options`` are the other
-    :class:`PolicySpace` fields (``fixed_probability``, ``magnitude_step``,
+    [`PolicySpace`][keras_augtune.PolicySpace] fields (``fixed_probability``, ``magnitude_step``,
     ``probability_step``, ``prefix``).
     """
     space = PolicySpace(
@@ -267,13 +327,73 @@ def declare_policy_space(
     return space.declare(hp)
 
 
-# ----------------------------------------------------------------------------- helpers
-def _index_after(text: str, head: str) -> int | None:
-    """The non-negative integer that follows ``head`` in ``text`` (``"op_3"``, ``"op_"`` -> 3), else None."""
-    if not text.startswith(head):
+def parse_name(name: str) -> tuple[str, int, int, str] | None:
+    """Inverse of [`PolicySpace.name()`][keras_augtune.PolicySpace.name]: ``(prefix, sub_policy, op, field)``, or ``None``
+    for a hyperparameter that is not a policy slot (e.g. an architecture value)."""
+    match = _NAME.match(str(name))
+    if match is None:
         return None
-    digits = text[len(head):]
-    return int(digits) if digits.isdigit() and str(int(digits)) == digits else None
+    return match["prefix"], int(match["i"]), int(match["j"]), match["field"]
+
+
+def architecture_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The values that are not policy slots (a jointly tuned model's own hyperparameters)."""
+    return {name: value for name, value in values.items() if parse_name(name) is None}
+
+
+def baseline_values(space: PolicySpace) -> dict[str, Any]:
+    """The values of the no-augmentation baseline trial in ``space``.
+
+    Every op is ``identity`` when the space has it; otherwise the first op with the
+    probability at the low end of its range when that is 0, else the first op that is
+    the identity at the low end of the magnitude range (e.g. any op at magnitude 0).
+    """
+    has_identity = "identity" in space.ops
+    probability = space.probability_range[0] if space.search_probabilities else space.fixed_probability
+    magnitude = space.magnitude_range[0]
+    if has_identity:
+        op = "identity"
+    elif probability == 0.0:
+        op = space.ops[0]
+    else:
+        op = next((name for name in space.ops if is_identity_at(name, magnitude)), None)
+        if op is None:
+            raise ValueError(
+                "The no-augmentation baseline cannot be expressed in this policy space: add 'identity' "
+                "to ops, let the probability or magnitude range start at 0, or pass baseline_trial=False."
+            )
+    values: dict[str, Any] = {}
+    for i in range(space.num_sub_policies):
+        for j in range(space.ops_per_sub_policy):
+            values[space.name(i, j, "op")] = op
+            values[space.name(i, j, "magnitude")] = magnitude
+            values[space.name(i, j, "probability")] = probability
+    return values
+
+
+def is_baseline(space: PolicySpace, values: Any) -> bool:
+    """Whether trial ``values`` are the no-augmentation baseline of ``space`` (exactly its
+    values; [`PolicySpace.canonical_values()`][keras_augtune.PolicySpace.canonical_values] maps every no-op policy onto them)."""
+    try:
+        baseline = baseline_values(space)
+    except ValueError:
+        return False
+    return all(values.get(name) == value for name, value in baseline.items())
+
+
+def policy_of(space: PolicySpace, values: Any) -> Policy:
+    """The policy trial ``values`` describe in ``space``; the baseline values give ``Policy.identity()``."""
+    values = _values_of(values)
+    if is_baseline(space, values):
+        return Policy.identity()
+    return space.to_policy(values)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _declared_range(hp: Any) -> tuple[float, float]:
+    if hasattr(hp, "min_value"):
+        return (float(hp.min_value), float(hp.max_value))
+    return (float(hp.value), float(hp.value))
 
 
 def _values_of(values: Any) -> Mapping[str, Any]:

@@ -1,34 +1,44 @@
-"""`AugmentTuner`: search the augmentation policy (and architecture) inside ordinary Keras code."""
+"""`AugmentTuner`: the trial lifecycle of a policy (and architecture) search, in ordinary Keras code."""
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
+import copy
+import dataclasses
 import json
 import math
 import os
-import time
-from contextlib import contextmanager
+import traceback
 from typing import Any, Sequence
 
 import keras
 import keras_tuner
 import numpy as np
-from keras_tuner.engine import base_tuner
-from keras_tuner.engine import trial as trial_module
 
-from keras_augtune import distributed
-from keras_augtune.data import Dataset, check_dataset, stratified_split, stratified_subsample
-from keras_augtune.hypermodel import AugmentHyperModel, baseline_values, is_baseline
+from keras_augtune import compat, distributed, runs
+from keras_augtune.checks import check_int, check_seed
+from keras_augtune.data import VALIDATION_SPLIT, Dataset, prepare_search_data
+from keras_augtune.effects import OpEffects, estimate_op_effects
+from keras_augtune.evaluation.reward import (
+    REWARD,
+    ExecutionReward,
+    combine_executions,
+    overfit_filtered_reward,
+    reward_objective,
+)
+from keras_augtune.confirmation import Confirmation, Configuration, plan_confirmation
+from keras_augtune.executions import ExecutionStore
+from keras_augtune.files import Notebook
+from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.layer import PolicyAugmentation
-from keras_augtune.objective import REWARD, ExecutionReward, combine_executions, overfit_filtered_reward, reward_objective
 from keras_augtune.oracle import RandomForestOracle
 from keras_augtune.policy import Policy
-from keras_augtune.space import PolicySpace
+from keras_augtune.results import SearchResults, TrialDisplay
+from keras_augtune.seeds import execution_seed
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name
+from keras_augtune.trials import COMPLETED, FAILED, FINISHED, failure_reason
+from keras_augtune.warm_start import WarmStart
 
 METHODS = ("bayesian", "random")
-POLICIES_FORMAT = "keras_augtune.policies"
 
 
 class AugmentTuner(keras_tuner.Tuner):
@@ -37,36 +47,66 @@ class AugmentTuner(keras_tuner.Tuner):
 
     ``AugmentTuner(hypermodel).search(x, y)`` trains the child model once per trial on
     images augmented by the trial's policy and scores it with the overfit-filtered
-    top-K validation accuracy (:mod:`keras_augtune.objective`). Trial 0 is the
-    no-augmentation baseline, so every result reads as a gain over it.
+    top-K validation accuracy ([`keras_augtune.evaluation.reward`][keras_augtune.evaluation.reward]). Trial 0 is the
+    no-augmentation baseline, so every result reads as a gain over it. Execution ``e`` of every
+    trial trains under the same seed (paired evaluations), policies that change no image are
+    never trained after the baseline, and the best policies are confirmed on more paired
+    executions before the verdict (``results().verdict()``) names a winner.
 
     Args:
         hypermodel: a ``keras_tuner.HyperModel`` or ``build(hp)`` function, a
-            ``keras.Model``, a built-in model name, or an :class:`AugmentHyperModel`;
+            ``keras.Model``, a built-in model name, or an [`AugmentHyperModel`][keras_augtune.AugmentHyperModel];
             ``None`` uses the built-in ``"simple"`` CNN.
         objective: what the oracle maximises; default the ``"reward"``.
         max_trials: total trials, baseline included, across resumed runs.
         method: ``"bayesian"`` (random forest + expected improvement) or ``"random"``.
         num_initial_points: random trials before the forest takes over (default 10).
-        policy_space: a :class:`PolicySpace`; or give ``num_sub_policies``,
+        policy_space: a [`PolicySpace`][keras_augtune.PolicySpace]; or give ``num_sub_policies``,
             ``ops_per_sub_policy``, ``ops`` and ``search_probabilities``.
         executions_per_trial: trainings per trial, rewards averaged (DeepAugment's ``opt_samples``).
-        reward_k, reward_max_gap: the reward's K best epochs and overfitting threshold.
+        reward_k: the reward's K: how many of the best (not overfitting) epochs are averaged.
+        reward_max_gap: the reward's overfitting threshold (train minus validation accuracy).
         train_set_size: stratified subsample of the training images used by the search.
         validation_split: stratified fraction held out when ``validation_data`` is not given.
-        child_epochs, batch_size: training of each child model.
+        child_epochs: epochs of each child model's training.
+        batch_size: batch size of each child model's training.
         child_first_train_epochs: if > 0, pretrain the child once without augmentation
             for this many epochs; each trial starts from those weights with a fresh optimizer.
-        pretrained_weights_path: where the warm-start weights are kept (default in the project dir).
+            One pretraining per architecture (layers and weight shapes, not learning rate,
+            batch size or dropout), input shape, data and pretraining setting: a file made
+            under another is never loaded (`keras_augtune.warm_start`).
+        pretrained_weights_path: where the warm-start weights are kept: a folder (default
+            ``warm_start`` in the project dir) or a ``.weights.h5`` file.
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
+        confirm_top_k: how many of the best policies the confirmation re-evaluates (below).
+        confirm_executions: after the trials, the ``confirm_top_k`` best policies
+            (default 3, no-op policies skipped), the baseline and, under joint architecture tuning,
+            the no-augmentation run of each of their architectures are brought to
+            ``confirm_executions`` paired executions each (default 3) before a winner is named:
+            an extra cost beyond ``max_trials``, shown in the log and the summary. ``0`` for
+            either (or ``confirm_executions=1``) turns it off ([`keras_augtune.confirmation`][keras_augtune.confirmation]).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
-        directory, project_name, overwrite, seed, max_model_size: as in Keras Tuner.
+        directory: as in Keras Tuner: where the project folder is made.
+        project_name: as in Keras Tuner: the project folder's name.
+        overwrite: as in Keras Tuner: start afresh instead of reloading the project.
+        seed: as in Keras Tuner (also seeds the split, the trainings and the oracle).
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
-            many trials in a row fail (default 3); a failed trial is never retried.
+            many trials in a row fail (default 3).
+        max_retries_per_trial: as in Keras Tuner: a trial that raised is run again up to this
+            many times (default 0: a failed trial is never retried; a diverging child never is).
+        hyperparameters: as in Keras Tuner, for the child's own hyperparameters; the
+            policy's (``augment/*``) are always searched.
+        tune_new_entries: as in Keras Tuner, for the child's own hyperparameters.
+        allow_new_entries: as in Keras Tuner, for the child's own hyperparameters.
+        oracle: any Keras Tuner oracle instead of the built-in random forest (then pass the
+            oracle's own arguments to it). Its ``tuner/epochs`` and ``tuner/initial_epoch``
+            (Hyperband) set each trial's epochs, and its first trial is the no-augmentation
+            baseline when ``baseline_trial``.
         worker_timeout: distributed search only (``KERASTUNER_*`` environment variables):
             seconds without a heartbeat after which the chief takes a running trial back from
             its worker and hands it to another one (see ``docs/reliability.md``).
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner's and Keras's progress.
+        **kwargs: passed on to ``keras_tuner.Tuner`` (e.g. ``max_model_size``).
     """
 
     def __init__(
@@ -86,12 +126,14 @@ class AugmentTuner(keras_tuner.Tuner):
         reward_k: int = 3,
         reward_max_gap: float = 0.10,
         train_set_size: int | None = None,
-        validation_split: float = 0.2,
+        validation_split: float = VALIDATION_SPLIT,
         child_epochs: int = 10,
         batch_size: int = 64,
         child_first_train_epochs: int = 0,
         pretrained_weights_path: str | None = None,
         baseline_trial: bool = True,
+        confirm_top_k: int = 3,
+        confirm_executions: int = 3,
         notebook_path: str | None = None,
         directory: str | None = None,
         project_name: str | None = "augtune",
@@ -100,27 +142,34 @@ class AugmentTuner(keras_tuner.Tuner):
         verbose: int = 1,
         oracle: keras_tuner.Oracle | None = None,
         max_consecutive_failed_trials: int = 3,
-        worker_timeout: float = distributed.WORKER_TIMEOUT,
+        worker_timeout: float = 120.0,  # distributed.WORKER_TIMEOUT, written out so the API reference shows it
+        hyperparameters: keras_tuner.HyperParameters | None = None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        max_retries_per_trial: int = 0,
         **kwargs: Any,
     ):
-        _positive_int("max_trials", max_trials)
-        _positive_int("executions_per_trial", executions_per_trial)
-        _positive_int("child_epochs", child_epochs)
-        _positive_int("batch_size", batch_size)
-        _positive_int("reward_k", reward_k)
-        _positive_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
-        _positive_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
+        check_int("max_trials", max_trials)
+        check_int("executions_per_trial", executions_per_trial)
+        check_int("child_epochs", child_epochs)
+        check_int("batch_size", batch_size)
+        check_int("reward_k", reward_k)
+        check_int("child_first_train_epochs", child_first_train_epochs, minimum=0)
+        check_int("max_consecutive_failed_trials", max_consecutive_failed_trials)
+        check_int("max_retries_per_trial", max_retries_per_trial, minimum=0)
+        check_int("confirm_top_k", confirm_top_k, minimum=0)
+        check_int("confirm_executions", confirm_executions, minimum=0)
         if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
             raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
         if train_set_size is not None:
-            _positive_int("train_set_size", train_set_size)
+            check_int("train_set_size", train_set_size)
         if not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
+        check_seed(seed)
 
+        default_ops = policy_space is None and ops is None and not isinstance(hypermodel, AugmentHyperModel)
         if isinstance(hypermodel, AugmentHyperModel):
             if policy_space is not None:
                 hypermodel.policy_space = policy_space
@@ -132,17 +181,36 @@ class AugmentTuner(keras_tuner.Tuner):
                 )
             hypermodel = AugmentHyperModel(hypermodel, policy_space=policy_space)
         self.policy_space = hypermodel.policy_space
+        #: The tuner chose the ops (the user gave none): ``search`` leaves out the colour-only ones on grayscale.
+        self._default_ops = default_ops
+        self._channels: int | None = None  # of the searched images, known in search()
 
         objective = reward_objective() if objective is None else objective
         if oracle is None:
             initial = [baseline_values(self.policy_space)] if baseline_trial else None
+            if hyperparameters is not None:  # the policy is always searched, whatever tune/allow_new_entries say
+                hyperparameters = hyperparameters.copy()
+                self.policy_space.declare(hyperparameters)
             oracle = RandomForestOracle(
                 objective=objective, max_trials=max_trials,
                 num_initial_points=10 if num_initial_points is None else num_initial_points,
                 acquisition="random" if method == "random" else "ei",
-                seed=seed, initial_values=initial,
-                max_retries_per_trial=0, max_consecutive_failed_trials=max_consecutive_failed_trials,
+                seed=seed, initial_values=initial, canonical_values=self._canonical_values,
+                hyperparameters=hyperparameters,
+                tune_new_entries=tune_new_entries, allow_new_entries=allow_new_entries,
+                max_retries_per_trial=max_retries_per_trial,
+                max_consecutive_failed_trials=max_consecutive_failed_trials,
             )
+        else:
+            passed = [name for name, value, default in (
+                ("hyperparameters", hyperparameters, None), ("tune_new_entries", tune_new_entries, True),
+                ("allow_new_entries", allow_new_entries, True), ("max_retries_per_trial", max_retries_per_trial, 0),
+            ) if value is not default and value != default]
+            if passed:
+                raise ValueError(f"{', '.join(passed)} configure the oracle: pass them to the oracle you give "
+                                 f"(oracle={type(oracle).__name__}(...)), not to AugmentTuner.")
+            if baseline_trial:
+                self._baseline_first(oracle)
         self.method = method
         self.seed = seed
         self.reward_k = int(reward_k)
@@ -152,40 +220,72 @@ class AugmentTuner(keras_tuner.Tuner):
         self.child_epochs = int(child_epochs)
         self.batch_size = int(batch_size)
         self.child_first_train_epochs = int(child_first_train_epochs)
+        self.confirm_top_k = int(confirm_top_k)
+        self.confirm_executions = int(confirm_executions)
         self.pretrained_weights_path = pretrained_weights_path
         self.search_verbose = int(verbose)
         self.worker_timeout = float(worker_timeout)
         self._heartbeat: distributed.Heartbeat | None = None
+        self._process_seed = int(np.random.SeedSequence().entropy % (2**31))  # only without any seed
         super().__init__(
             oracle=oracle, hypermodel=hypermodel, directory=directory, project_name=project_name,
             overwrite=overwrite, executions_per_trial=executions_per_trial, **kwargs,
         )
         self.notebook_path = notebook_path or os.path.join(self.project_dir, "notebook.csv")
-        self._trial_started: dict[str, float] = {}
-        self._warm_weights: dict[str, str] = {}
         self.dataset: Dataset | None = None
-        #: Where the one-line trial summaries go (``print``; DeepAugment's ``logging`` config sets a logger).
-        self.log = lambda line: print(line, flush=True)
-        if self._is_worker():
+        #: The one-line trial summaries; set ``display.write`` to send them elsewhere than ``print``.
+        self.display = TrialDisplay()
+        if compat.is_worker():
             distributed.sleep_when_idle(self.oracle)
 
     # ------------------------------------------------------------------ search
-    def _populate_initial_space(self):
+    def _populate_initial_space(self):  # a Keras Tuner hook (see keras_augtune.compat.explore_space)
         # Before search() the data (input shape, classes) is unknown: declare the policy
         # space (and the user hypermodel's declared hyperparameters) now, build later.
         hp = self.oracle.get_space()
         self.hypermodel.declare_hyperparameters(hp)
         self.oracle.update_space(hp)
+        if self.hypermodel.child_hypermodel is not None:
+            # A user's build(hp) can run without the data: explore it now, as Keras Tuner does,
+            # so search_space_summary() lists its hyperparameters before search(). One that
+            # needs the data is explored (and its errors reported) by search().
+            try:
+                compat.explore_space(self)
+            except Exception:
+                pass
+
+    def _baseline_first(self, oracle: keras_tuner.Oracle) -> None:
+        """Make the first trial of ``oracle`` (a user's) the no-augmentation baseline.
+
+        Wraps the instance's ``populate_space`` (the public hook every oracle implements):
+        until the oracle holds a baseline trial, it returns the baseline values (the
+        space's defaults elsewhere), without asking the oracle's own strategy.
+        """
+        populate = oracle.populate_space
+        space = self.policy_space
+
+        def populate_space(trial_id):
+            if not any(is_baseline(space, t.hyperparameters.values) for t in oracle.trials.values()):
+                values = {**oracle.get_space().values, **baseline_values(space)}
+                return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+            return populate(trial_id)
+
+        oracle.populate_space = populate_space
 
     def search(self, x: Any, y: Any = None, validation_data: Any = None, epochs: int | None = None,
                batch_size: int | None = None, callbacks: list | None = None, verbose: int | None = None,
                value_range: Any = None, **fit_kwargs: Any) -> None:
-        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot).
+        """Run the search on images ``x`` (N, H, W[, C]) and labels ``y`` (ids or one-hot), or on a
+        ``tf.data.Dataset`` ``x`` of ``(images, labels[, sample_weights])``, batched or not
+        (``keras.utils.image_dataset_from_directory`` output included; see
+        `keras_augtune.data.search_inputs()` for what is read into memory).
 
-        ``validation_data=(x_val, y_val)`` replaces the stratified ``validation_split``;
-        ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
-        ``value_range`` declares the pixel range of float images (default (0, 1)).
-        Validation images are never augmented.
+        ``validation_data=(x_val, y_val[, weights])`` (or a dataset) replaces the stratified
+        ``validation_split``, which ``search(..., validation_split=0.3)`` sets for this search;
+        ``sample_weight`` follows the images through the split and the ``train_set_size``
+        subsample; ``epochs``/``batch_size`` override ``child_epochs``/``batch_size``;
+        ``value_range`` declares the pixel range (default: (0, 255) for integer images,
+        (0, 1) for float images). Validation images are never augmented.
         """
         if keras.backend.backend() != "tensorflow":
             raise RuntimeError(
@@ -196,52 +296,87 @@ class AugmentTuner(keras_tuner.Tuner):
             )
         if verbose is not None:
             self.search_verbose = int(verbose)
-        epochs = self.child_epochs if epochs is None else _positive_int("epochs", epochs)
-        batch_size = self.batch_size if batch_size is None else _positive_int("batch_size", batch_size)
-        data = check_dataset(x, y, value_range=value_range)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val).")
-            val = check_dataset(*validation_data, value_range=data.value_range, what="validation_data x")
-            if val.input_shape != data.input_shape:
-                raise ValueError(f"validation images have shape {val.input_shape}, training images {data.input_shape}.")
-            train_index = np.arange(len(data.y))
-        else:
-            train_index, val_index = stratified_split(data.y, self.validation_split, self.seed)
-            val = Dataset(data.x[val_index], data.y[val_index], data.value_range, data.class_names, data.one_hot)
-        num_classes = max(data.num_classes, val.num_classes)
-        if self.train_set_size is not None:
-            if self.train_set_size > len(train_index):
-                raise ValueError(
-                    f"train_set_size={self.train_set_size} is larger than the {len(train_index)} training "
-                    f"images left after the validation split ({len(data.y)} in all)."
-                )
-            train_index = train_index[stratified_subsample(data.y[train_index], self.train_set_size, self.seed)]
+        epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
+        batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
+        prepared = prepare_search_data(
+            x, y, validation_data, value_range=value_range, sample_weight=fit_kwargs.pop("sample_weight", None),
+            validation_split=fit_kwargs.pop("validation_split", self.validation_split),
+            train_set_size=self.train_set_size, seed=self.search_seed)
+        data, val, train_index, num_classes = prepared.data, prepared.val, prepared.train_index, prepared.num_classes
         self.dataset = data
+        self._settle_policy_space(data.input_shape[-1])
         self.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)
-        base_tuner.BaseTuner._populate_initial_space(self)  # now the child can be built
+        compat.explore_space(self)  # now the child can be built
 
         x_train = data.x[train_index].astype("float32")
         x_val = val.x.astype("float32")
         y_train, y_val = self._labels(data.y[train_index], num_classes), self._labels(val.y, num_classes)
+        validation = (x_val, y_val) if prepared.val_weights is None else (x_val, y_val, prepared.val_weights)
+        if prepared.train_weights is not None:
+            fit_kwargs["sample_weight"] = prepared.train_weights
+        self.hypermodel.warm_start = None
         self._preflight(x_train[:2], y_train[:2], num_classes)
         if self.child_first_train_epochs:
-            self._warm_start_data = (x_train, y_train, (x_val, y_val), batch_size)
+            self.hypermodel.warm_start = WarmStart(
+                self.child_first_train_epochs, x_train, y_train, validation, batch_size,
+                self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start"), seed=self.search_seed,
+                sample_weight=prepared.train_weights, record=self._record_pretraining,
+            )
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         try:
-            if distributed.is_chief():
+            if compat.is_chief():
                 # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery.
                 self.save()
-                distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.log)
+                distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
                 return
             super().search(
-                x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+                x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
                 callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs,
             )
         except RuntimeError as exc:
             if "consecutive failures" not in str(exc):
                 raise
             raise RuntimeError(self._consecutive_failures_message()) from exc
+        self._confirm(x_train, y_train, validation_data=validation, epochs=epochs, batch_size=batch_size,
+                      callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
+
+    def _settle_policy_space(self, channels: int) -> None:
+        """Fix the searched policy space for images with ``channels`` channels, before the first trial.
+
+        On grayscale images the default space (no ``ops`` given) leaves out the colour-only ops,
+        which change nothing there. A resumed search keeps the space it began with (the one its
+        oracle declared), whatever the images. The oracle's canonicaliser reads the channels
+        from here (`_canonical_values()`).
+        """
+        self._channels = int(channels)
+        if compat.is_worker():  # the chief decided: its oracle holds the space
+            declared, started = PolicySpace.from_hyperparameters(self.oracle.get_space()), True
+        else:
+            declared, started = PolicySpace.from_hyperparameters(self.oracle.hyperparameters), bool(self.oracle.trials)
+        if started:
+            if declared is None or declared.ops == self.policy_space.ops:
+                return
+            space = dataclasses.replace(self.policy_space, ops=declared.ops)
+        elif self._default_ops:
+            space = self.policy_space.for_channels(self._channels)
+            if space == self.policy_space:
+                return
+        else:
+            return
+        self.policy_space = self.hypermodel.policy_space = space
+        if not started:  # no trial yet: declare the narrowed space afresh
+            hp = keras_tuner.HyperParameters()
+            self.hypermodel.declare_hyperparameters(hp)
+            hp.merge([h for h in self.oracle.hyperparameters.space if parse_name(h.name) is None])
+            self.oracle.hyperparameters = hp
+
+    def _canonical_values(self, values: dict) -> dict:
+        """The oracle's canonicaliser: a policy that changes no image of the searched data (its
+        channels read when a proposal is made) is the no-augmentation baseline, never trained twice."""
+        try:
+            return self.policy_space.canonical_values(values, channels=self._channels or 3)
+        except ValueError:  # a no-op policy in a space that cannot express the baseline (baseline_trial=False)
+            return {"no-op policy": True, **architecture_values(values)}
 
     def _consecutive_failures_message(self) -> str:
         """Why the search stopped early: the reasons of the last failed trials."""
@@ -249,7 +384,7 @@ class AugmentTuner(keras_tuner.Tuner):
         reasons = []
         for trial_id in list(self.oracle.end_order)[-limit:]:
             trial = self.oracle.trials[trial_id]
-            reasons.append(f"trial {trial_id}: {_last_line(trial.message)}")
+            reasons.append(f"trial {trial_id}: {failure_reason(trial.message)}")
         return (
             f"The search stopped: {limit} trials in a row failed (max_consecutive_failed_trials={limit}), "
             "so every trial is likely to fail the same way. "
@@ -265,7 +400,10 @@ class AugmentTuner(keras_tuner.Tuner):
     def _preflight(self, sample: np.ndarray, labels: np.ndarray, num_classes: int) -> None:
         """Fail at once, with a clear message, on errors every trial would hit."""
         hp = self.oracle.get_space()
-        hp.values.update(baseline_values(self.policy_space))
+        try:
+            hp.values.update(baseline_values(self.policy_space))
+        except ValueError:  # a space without a no-augmentation policy (baseline_trial=False): its defaults
+            pass
         try:
             model = self.hypermodel.build(hp)
             out = model(sample, training=False)
@@ -295,53 +433,191 @@ class AugmentTuner(keras_tuner.Tuner):
         (recorded with its reason, never retried) and the search goes on."""
         try:
             return self._run_executions(trial, *args, **kwargs)
-        except (keras_tuner.errors.FailedTrialError, keras_tuner.errors.FatalError, KeyboardInterrupt):
+        except keras_tuner.errors.FailedTrialError as exc:
+            self._record_failure(trial, exc)
+            raise
+        except (keras_tuner.errors.FatalError, KeyboardInterrupt):
             raise
         except Exception as exc:
+            if not runs.disk_error(exc):
+                self._record_failure(trial, exc)
+            if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
+                raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
+            if getattr(self.oracle, "max_retries_per_trial", 0):
+                raise  # Keras Tuner marks it INVALID and runs it again, up to max_retries_per_trial
             raise keras_tuner.errors.FailedTrialError(f"{type(exc).__name__}: {exc}") from exc
 
     def _run_executions(self, trial, x, y, validation_data=None, epochs=None, batch_size=None, callbacks=None,
                         verbose=0, **fit_kwargs):
         hp = trial.hyperparameters
         policy = self.hypermodel.policy(hp)
-        rewards: list[ExecutionReward] = []
+        epochs, initial_epoch = _epoch_budget(hp, epochs, fit_kwargs)
+        store = ExecutionStore(self.project_dir)
+        stored = store.read(hp.values, self.search_seed)
+        rewards: list[Any] = []
         rows: list[dict[str, Any]] = []
+        self._rows = rows  # what a failure leaves in the notebook
         best_model_reward = -math.inf
         for execution in range(self.executions_per_trial):
-            seed = _derived_seed(self.seed, trial.trial_id, execution)
-            keras.utils.set_random_seed(seed)
-            self.hypermodel.on_child_built = self._warm_start_hook() if self.child_first_train_epochs else None
-            model = self._try_build(hp)
-            for layer in model.layers:  # the same seed augments the same way (resumed searches repeat)
-                if isinstance(layer, PolicyAugmentation):
-                    layer.seed = seed
-            history = self.hypermodel.fit(
-                hp, model, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
-                callbacks=self._deepcopy_callbacks(callbacks or []), verbose=verbose, **fit_kwargs,
-            )
-            history = getattr(history, "history", history)
-            _check_finite(history)
-            score = overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap)
+            model = None
+            if stored is not None and execution in stored.rewards:  # finished before a stop: never repeated
+                result = stored.histories.get(execution) or stored.rewards[execution]
+            else:
+                execution_callbacks = _copy_callbacks(callbacks or [])
+                log_dirs = compat.configure_tensorboard(self, execution_callbacks, trial, execution)
+                result, model = self._train_execution(
+                    hp, execution, x, y, validation_data=validation_data, epochs=epochs, batch_size=batch_size,
+                    callbacks=execution_callbacks, verbose=verbose, **fit_kwargs)
+            score, history = self._score(result)
+            if history is None:  # Keras Tuner's convention: a number is the objective's value
+                rows.append({"trial": trial.trial_id, "execution": execution, "epoch": "",
+                             self.oracle.objective.name: score})
+                model_reward = score if self.oracle.objective.direction == "max" else -score
+            else:
+                rows.extend(_history_rows(trial.trial_id, execution, history, score.reward, initial_epoch))
+                model_reward = score.reward
             rewards.append(score)
-            for epoch in range(len(history.get("loss", []))):
-                row = {"trial": trial.trial_id, "execution": execution, "epoch": epoch + 1}
-                row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
-                rows.append(row)
-            if score.reward > best_model_reward:
-                best_model_reward = score.reward
-                model.save_weights(self._get_checkpoint_fname(trial.trial_id))
-        metrics = combine_executions(rewards)
-        for row in rows:
-            row[REWARD] = metrics[REWARD]
-            row["policy"] = json.dumps(policy.to_dict()["sub_policies"], separators=(",", ":"))
-            row["hyperparameters"] = json.dumps(self._architecture_values(hp), separators=(",", ":"))
-        self._write_notebook(trial.trial_id, rows)
+            if model is not None:
+                _log_reward(log_dirs, score if history is None else score.reward, policy, epochs)
+                if model_reward > best_model_reward:
+                    model.save_weights(compat.checkpoint_path(self, trial.trial_id))
+                store.add(hp.values, self.search_seed, execution, score if history is None else score.reward,
+                          history or {}, trial.trial_id)
+            best_model_reward = max(best_model_reward, model_reward)
+        if all(isinstance(r, ExecutionReward) for r in rewards):
+            metrics = combine_executions(rewards)
+        elif any(isinstance(r, ExecutionReward) for r in rewards):
+            raise TypeError("HyperModel.fit must return the same kind of result (a History or a number) for "
+                            "every execution of a trial.")
+        else:
+            metrics = {self.oracle.objective.name: float(np.mean(rewards))}
+        self._write_notebook(trial.trial_id, rows, hp)
         return metrics
+
+    def _train_execution(self, hp, execution: int, x, y, **fit_kwargs) -> tuple[Any, keras.Model]:
+        """Build and train the model of ``hp`` for execution ``execution`` (``fit_kwargs`` hold the
+        callbacks, already copied); returns what ``HyperModel.fit`` returned and the trained model."""
+        model = self._build_for_execution(hp, execution)
+        return self.hypermodel.fit(hp, model, x, y, **fit_kwargs), model
+
+    def _score(self, result: Any) -> tuple[Any, dict | None]:
+        """(score, history) of what ``HyperModel.fit`` returned: the [`ExecutionReward`][keras_augtune.evaluation.reward.ExecutionReward] of a
+        history (checked finite), or the objective's value of a number (history None)."""
+        history = _history_of(result)
+        if history is None:
+            return _objective_value(result, self.oracle.objective), None
+        _check_finite(history)
+        return overfit_filtered_reward(history, k=self.reward_k, max_gap=self.reward_max_gap), history
+
+    # ------------------------------------------------------------------ confirmation
+    def _confirm(self, x, y, callbacks=None, **fit) -> None:
+        """Confirmation (intensification, [`keras_augtune.confirmation`][keras_augtune.confirmation]): bring the best
+        policies and the no-augmentation runs they are compared with to ``confirm_executions``
+        paired executions each. Off in distributed searches and when the objective is not the reward."""
+        objective = getattr(self.oracle, "objective", None)
+        if (compat.is_worker() or self.confirm_top_k < 1 or self.confirm_executions < 2
+                or getattr(objective, "name", None) != REWARD):
+            return
+        trial_values = {trial_id: trial.hyperparameters.values for trial_id, trial in self.oracle.trials.items()}
+        configurations = plan_confirmation(self.results(), trial_values, self.policy_space, self.confirm_top_k)
+        if not configurations:
+            return
+        log = self.display.note if self.search_verbose >= 1 else (lambda line: None)
+        confirmation = Confirmation(ExecutionStore(self.project_dir), self.search_seed,
+                                    max(self.confirm_executions, self.executions_per_trial),
+                                    self.executions_per_trial, log)
+        confirmation.run(configurations, lambda config, execution: self._confirm_execution(
+            config, execution, x, y, callbacks=callbacks, **fit))
+
+    def _confirm_execution(self, config: Configuration, execution: int, x, y, callbacks=None, **fit) -> float:
+        """Train and store one confirmation execution (a trial's TensorBoard folders get it as
+        ``execution<n>``, like the trial's own); returns its reward."""
+        trial = self.oracle.trials.get(config.trial_id) if config.trial_id is not None else None
+        hp = trial.hyperparameters.copy() if trial is not None else self.oracle.get_space()
+        hp.values = dict(config.values)
+        execution_callbacks = _copy_callbacks(callbacks or [])
+        if trial is not None:
+            compat.configure_tensorboard(self, execution_callbacks, trial, execution)
+        else:  # an architecture's no-augmentation run is no trial: no TensorBoard folder of its own
+            execution_callbacks = [c for c in execution_callbacks if c.__class__.__name__ != "TensorBoard"]
+        result, _ = self._train_execution(hp, execution, x, y, callbacks=execution_callbacks, **fit)
+        score, history = self._score(result)
+        reward = score if history is None else score.reward
+        ExecutionStore(self.project_dir).add(config.values, self.search_seed, execution, reward, history or {},
+                                             config.trial_id)
+        if history is not None:  # the notebook: the trial's rows, or the architecture's no-augmentation run's
+            key = config.trial_id if config.trial_id is not None else f"no-augmentation-{config.key}"
+            self._write_notebook(key, _history_rows(key, execution, history, reward), hp, executions=[execution])
+        return reward
+
+    @property
+    def search_seed(self) -> int:
+        """The seed every execution's seed derives from ([`keras_augtune.seeds.execution_seed()`][keras_augtune.seeds.execution_seed]).
+
+        ``seed`` when given; otherwise the oracle's seed, which Keras Tuner draws once and keeps
+        in the oracle's state, so a resumed search pairs its executions with the earlier ones.
+        (A distributed worker's oracle is a client without a seed: pass ``seed`` there.)
+        """
+        if self.seed is not None:
+            return int(self.seed)
+        seed = getattr(self.oracle, "seed", None) if not compat.is_worker() else None
+        return int(seed) if seed is not None else self._process_seed
+
+    def _build_for_execution(self, hp, execution: int) -> keras.Model:
+        """The model of execution ``execution``: built under that execution's seed, which every
+        trial shares (same initial weights for the same architecture, same batch order, same
+        augmentation seeds: paired evaluations)."""
+        seed = execution_seed(self.search_seed, execution)
+        keras.utils.set_random_seed(seed)
+        model = self._try_build(hp)
+        for layer in model.layers:
+            if isinstance(layer, PolicyAugmentation):
+                layer.seed = seed
+        return model
+
+    def _write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None, executions: Any = None) -> None:
+        """Replace ``key``'s rows of the notebook (one row per trial, execution and epoch, with
+        each training's own reward; the policy and the architecture values of ``hp``); only
+        those of ``executions`` when given (a confirmation's)."""
+        if hp is not None:
+            policy = json.dumps(self.hypermodel.policy(hp).to_dict()["sub_policies"], separators=(",", ":"))
+            architecture = json.dumps(architecture_values(hp.values), separators=(",", ":"))
+            for row in rows:
+                row.update(policy=policy, hyperparameters=architecture)
+        Notebook(self.notebook_path, tail=(REWARD, "status", "error", "policy", "hyperparameters")).write_trial(
+            key, rows, executions)
+
+    def _record_failure(self, trial, exc: BaseException) -> None:
+        """Keep a failed trial in the notebook: the epochs it trained and a row with its reason."""
+        rows = list(getattr(self, "_rows", None) or [])
+        execution = len({r["execution"] for r in rows})  # rows are those of the executions that finished
+        reason = failure_reason("".join(traceback.format_exception(exc)))
+        rows.append({"trial": trial.trial_id, "execution": execution, "epoch": "", "status": FAILED, "error": reason})
+        try:
+            self._write_notebook(trial.trial_id, rows, trial.hyperparameters)
+        except Exception:  # the notebook must never hide the trial's own error
+            pass
+
+    def _record_pretraining(self, key: str, history: dict) -> None:
+        """Keep the warm start's pretraining epochs in the notebook (trial ``pretraining-<key>``)."""
+        trial = f"pretraining-{key}"
+        rows = [{"trial": trial, "execution": 0, "epoch": epoch + 1,
+                 **{name: float(values[epoch]) for name, values in history.items() if epoch < len(values)}}
+                for epoch in range(len(history.get("loss", [])))]
+        self._write_notebook(trial, rows)
+
+    def _build_hypermodel(self, hp):
+        """Keras Tuner's build; a Hyperband trial that continues another (``tuner/trial_id``)
+        starts from that trial's saved weights, as Keras Tuner's ``Hyperband`` does."""
+        model = super()._build_hypermodel(hp)
+        if "tuner/trial_id" in hp.values:
+            model.load_weights(compat.checkpoint_path(self, hp.values["tuner/trial_id"]))
+        return model
 
     def on_trial_begin(self, trial):
         super().on_trial_begin(trial)
-        self._trial_started[trial.trial_id] = time.time()
-        if self._is_worker():  # tell the chief we are alive while the trial runs
+        self.display.started(trial.trial_id)
+        if compat.is_worker():  # tell the chief we are alive while the trial runs
             self._heartbeat = distributed.Heartbeat(
                 self.oracle, trial.trial_id, distributed.heartbeat_interval(self.worker_timeout))
 
@@ -351,207 +627,139 @@ class AugmentTuner(keras_tuner.Tuner):
             self._heartbeat = None
         super().on_trial_end(trial)
         if self.search_verbose >= 1:
-            try:
-                line = self._trial_line(trial)
-            except Exception as exc:  # a log line must never stop a search
-                line = f"Trial {trial.trial_id} {str(trial.status).lower()} (no summary: {type(exc).__name__}: {exc})"
-            self.log(line)
+            self.display.ended(trial, self._trial_line)
 
-    def _trial_line(self, trial) -> str:
-        seconds = time.time() - self._trial_started.pop(trial.trial_id, time.time())
-        if self._is_worker():  # a worker's oracle is a gRPC client: it has no `trials`
+    def _trial_line(self, trial, seconds: float) -> str:
+        if compat.is_worker():  # a worker's oracle is a gRPC client: it has no `trials`
             head = f"[{self.tuner_id}] Trial {trial.trial_id}"
         else:
-            done = len([t for t in self.oracle.trials.values() if t.status in _FINISHED])
-            head = f"Trial {done}/{self.oracle.max_trials} ({trial.trial_id})"
-        if trial.status != trial_module.TrialStatus.COMPLETED:
-            return f"{head} {trial.status.lower()}: {_last_line(trial.message)} | {seconds:.1f}s"
-        if self._is_worker():  # the metrics went to the chief: read them back from there
+            done = len([t for t in self.oracle.trials.values() if t.status in FINISHED])
+            head = f"Trial {trial.trial_id} ({done}/{self.oracle.max_trials})"  # the id the tables show
+        if trial.status != COMPLETED:
+            return TrialDisplay.failed_line(head, trial.status, trial.message, seconds)
+        if compat.is_worker():  # the metrics went to the chief: read them back from there
             trial = self.oracle.get_trial(trial.trial_id)
         reward = trial.metrics.get_best_value(REWARD)
-        baseline = self.baseline_reward()
-        gain = "" if baseline is None else f" ({reward - baseline:+.4f} vs no augmentation)"
         best = self.oracle.get_best_trials(1)
         best_value = best[0].metrics.get_best_value(REWARD) if best else reward
-        policy = self.hypermodel.policy(trial.hyperparameters)
-        return (f"{head}: reward {reward:.4f}{gain} | best {best_value:.4f} | {seconds:.1f}s | "
-                f"{_short_policy(policy)}")
-
-    # ------------------------------------------------------------------ warm start
-    def _warm_start_hook(self):
-        def load_pretrained(hp, child):
-            path = self._pretrained_child(hp)
-            child.load_weights(path)
-
-        return load_pretrained
-
-    def _pretrained_child(self, hp) -> str:
-        """Weights of the child pretrained without augmentation (once per architecture)."""
-        key = hashlib.sha1(json.dumps(self._architecture_values(hp), sort_keys=True).encode()).hexdigest()[:12]
-        if key in self._warm_weights:
-            return self._warm_weights[key]
-        path = self.pretrained_weights_path or os.path.join(self.project_dir, "warm_start")
-        if not path.endswith(".weights.h5"):
-            os.makedirs(path, exist_ok=True)
-            path = os.path.join(path, f"child_{key}.weights.h5")
-        if not os.path.exists(path):
-            x, y, validation_data, batch_size = self._warm_start_data
-            captured = {}
-            self.hypermodel.on_child_built = lambda _hp, child: captured.setdefault("child", child)
-            baseline_hp = hp.copy()
-            baseline_hp.values.update(baseline_values(self.policy_space))
-            model = self.hypermodel.build(baseline_hp)
-            model.fit(x, y, validation_data=validation_data, epochs=self.child_first_train_epochs,
-                      batch_size=batch_size, verbose=0)
-            captured["child"].save_weights(path)
-            self.hypermodel.on_child_built = self._warm_start_hook()
-        self._warm_weights[key] = path
-        return path
+        return TrialDisplay.line(head, reward, self.baseline_reward(), best_value, seconds,
+                                 self.hypermodel.policy(trial.hyperparameters).effective(self._channels or 3))
 
     # ------------------------------------------------------------------ results
-    def _architecture_values(self, hp) -> dict[str, Any]:
-        return {k: v for k, v in hp.values.items() if not k.startswith(self.policy_space.prefix + "/")}
+    def results(self, num_trials: int = 1) -> SearchResults:
+        """The results so far ([`SearchResults`][keras_augtune.results.SearchResults]).
 
-    def _completed_trials(self) -> list:
-        if self._is_worker():
-            return []
-        return [t for t in self.oracle.trials.values()
-                if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None]
+        A distributed worker's oracle is a client of the chief's: it sees only the
+        chief's ``num_trials`` best trials, and no baseline.
+        """
+        if compat.is_worker():
+            return SearchResults.from_trials(self.oracle.get_best_trials(num_trials), self.policy_space,
+                                             self.oracle.objective, self.project_dir, with_baseline=False,
+                                             channels=self._channels)
+        return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir, channels=self._channels)
+
+    def op_effects(self, **options: Any) -> OpEffects:
+        """Every op's estimated effect on the reward, pooled over the policy's slots: its change
+        of the reward per sub-policy applying it (with an interval), the magnitudes where it
+        helps, and how many trials used it; best first ([`keras_augtune.effects`][keras_augtune.effects];
+        ``options`` as [`estimate_op_effects()`][keras_augtune.effects.estimate_op_effects] takes them).
+
+            print(tuner.op_effects().table())
+        """
+        return estimate_op_effects(self.results(), space=self.policy_space, **options)
 
     def baseline_reward(self) -> float | None:
         """The reward of the no-augmentation baseline trial (None until it has run)."""
-        for t in self._completed_trials():
-            if is_baseline(self.policy_space, t.hyperparameters.values) and REWARD in t.metrics.metrics:
-                return t.metrics.get_best_value(REWARD)
-        return None
+        return self.results().baseline_reward
 
     def get_best_policies(self, num_policies: int = 1) -> list[Policy]:
-        """The best policies, best first, each with ``metadata`` holding its reward, its gain
-        over the no-augmentation baseline, the trial id and the architecture values."""
-        _positive_int("num_policies", num_policies)
-        baseline = self.baseline_reward()
-        policies = []
-        # Keras Tuner's get_best_trials pads the list with failed and running trials: keep completed ones.
-        best = [t for t in self.oracle.get_best_trials(num_policies)
-                if t.status == trial_module.TrialStatus.COMPLETED and t.score is not None]
-        for t in best:
-            policy = self.hypermodel.policy(t.hyperparameters)
-            reward = t.metrics.get_best_value(REWARD) if REWARD in t.metrics.metrics else None
-            policy.metadata.update(
-                trial_id=t.trial_id, score=t.score, reward=reward,
-                gain=None if (baseline is None or reward is None) else reward - baseline,
-                val_accuracy=t.metrics.get_best_value("val_accuracy") if "val_accuracy" in t.metrics.metrics else None,
-                hyperparameters=self._architecture_values(t.hyperparameters),
-            )
-            policies.append(policy)
-        return policies
+        """The best policies, best first (the confirmed ones by their mean over all executions),
+        each with ``metadata`` holding its reward, ``gain`` (mean paired difference to no
+        augmentation), ``gain_interval`` (95 %, or None), ``executions``, the trial id and the
+        architecture values. Policies that change no image are never listed, except the
+        no-augmentation baseline itself. Whether the winner beat no augmentation beyond the
+        noise is ``tuner.results().verdict()``."""
+        check_int("num_policies", num_policies)
+        return self.results(num_policies).best_policies(num_policies)
 
     def export_policies(self, path: str, num_policies: int = 5) -> list[Policy]:
-        """Write the best policies to a JSON file (read back with :func:`load_policies`)."""
-        policies = self.get_best_policies(num_policies)
-        payload = {"format": POLICIES_FORMAT, "version": 1, "baseline_reward": self.baseline_reward(),
-                   "policies": [p.to_dict() for p in policies]}
-        _atomic_write(path, json.dumps(payload, indent=2) + "\n")
-        return policies
+        """Write the best policies to a JSON file (read back with [`load_policies()`][keras_augtune.load_policies])."""
+        return self.results(num_policies).write_policies(path, num_policies)
 
     def results_summary(self, num_trials: int = 10) -> None:
-        """Print the best trials: reward, gain over no augmentation, accuracy and policy."""
+        """Print the best trials (reward, paired gain over no augmentation with its interval,
+        executions, accuracy, policy), the confirmation's cost and the verdict."""
         print(self.summary_text(num_trials))
 
     def summary_text(self, num_trials: int = 10) -> str:
-        baseline = self.baseline_reward()
-        done = self._completed_trials()
-        failed = [t for t in self.oracle.trials.values() if t.status in (trial_module.TrialStatus.FAILED,
-                                                                       trial_module.TrialStatus.INVALID)]
-        lines = [f"Results summary: {len(done)} completed, {len(failed)} failed trials in {self.project_dir}",
-                 f"Objective: {self.oracle.objective.name} ({self.oracle.objective.direction}); "
-                 f"no-augmentation baseline reward: {'n/a' if baseline is None else f'{baseline:.4f}'}",
-                 f"{'rank':>4} {'trial':>6} {'reward':>7} {'gain':>8} {'val_acc':>7}  policy"]
-        for rank, policy in enumerate(self.get_best_policies(num_trials) if done else [], start=1):
-            m = policy.metadata
-            gain = "" if m["gain"] is None else f"{m['gain']:+.4f}"
-            val = "" if m["val_accuracy"] is None else f"{m['val_accuracy']:.4f}"
-            reward = "" if m["reward"] is None else f"{m['reward']:.4f}"
-            arch = f"  {m['hyperparameters']}" if m["hyperparameters"] else ""
-            lines.append(f"{rank:>4} {m['trial_id']:>6} {reward:>7} {gain:>8} {val:>7}  {_short_policy(policy)}{arch}")
-        return "\n".join(lines)
-
-    # ------------------------------------------------------------------ notebook
-    def _write_notebook(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
-        """Rewrite the notebook CSV atomically with this trial's rows (replacing any earlier ones).
-
-        A lock file serialises the read-modify-write of processes sharing the notebook
-        (distributed workers on one machine), so no process drops another's rows.
-        """
-        with _file_lock(self.notebook_path + ".lock"):
-            self._rewrite_notebook(trial_id, rows)
-
-    def _rewrite_notebook(self, trial_id: str, rows: list[dict[str, Any]]) -> None:
-        existing: list[dict[str, Any]] = []
-        if os.path.exists(self.notebook_path):
-            with open(self.notebook_path, newline="", encoding="utf-8") as f:
-                existing = [r for r in csv.DictReader(f) if r.get("trial") != trial_id]
-        all_rows = existing + rows
-        fields = ["trial", "execution", "epoch"]
-        for row in all_rows:
-            fields.extend(k for k in row if k not in fields)
-        tail = [k for k in (REWARD, "policy", "hyperparameters") if k in fields]
-        fields = [k for k in fields if k not in tail] + tail
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(all_rows)
-        _atomic_write(self.notebook_path, buffer.getvalue())
+        return self.results(num_trials).summary_text(num_trials)
 
 
-def load_policies(path: str) -> list[Policy]:
-    """Read the policies written by :meth:`AugmentTuner.export_policies` (or one policy file)."""
-    with open(path, encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and data.get("format") == POLICIES_FORMAT:
-        if not isinstance(data.get("version"), int) or data["version"] > 1:
-            raise ValueError(f"{path} was written by a newer keras_augtune (version {data.get('version')!r}).")
-        return [Policy.from_dict(p) for p in data.get("policies", [])]
-    return [Policy.from_dict(data)]
-
-
-_FINISHED = (trial_module.TrialStatus.COMPLETED, trial_module.TrialStatus.FAILED, trial_module.TrialStatus.INVALID)
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        kind = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {kind}, got {value!r}.")
-    return int(value)
-
-
-def _last_line(message: str | None) -> str:
-    lines = [line.strip() for line in (message or "").strip().splitlines() if line.strip()]
-    if not lines:
-        return "unknown error"
-    last = lines[-1]
-    for prefix in ("keras_tuner.src.errors.FailedTrialError: ", "keras_tuner.errors.FailedTrialError: "):
-        last = last[len(prefix):] if last.startswith(prefix) else last
-    return last
-
-
-@contextmanager
-def _file_lock(path: str):
+def _copy_callbacks(callbacks: list) -> list:
+    """Fresh copies of the user's callbacks for one execution (as Keras Tuner does)."""
     try:
-        import fcntl
-    except ImportError:  # not POSIX: no cross-process lock
-        yield
+        return copy.deepcopy(callbacks)
+    except Exception:
+        raise keras_tuner.errors.FatalValueError(
+            "All callbacks used during a search should be deep-copyable (since they are reused across "
+            f"trials). It is not possible to do `copy.deepcopy({callbacks})`"
+        ) from None
+
+
+def _log_reward(log_dirs: list[str], reward: float, policy: Policy, step: int) -> None:
+    """Add the execution's reward (an HParams metric) and its policy as text to its TensorBoard folders."""
+    if not log_dirs:
         return
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    import tensorflow as tf
+
+    from keras_augtune.results import describe_policy
+
+    for log_dir in log_dirs:
+        with tf.summary.create_file_writer(log_dir).as_default():
+            tf.summary.scalar(REWARD, reward, step=step)
+            tf.summary.text("policy", describe_policy(policy), step=step)
+
+
+def _epoch_budget(hp, epochs: int, fit_kwargs: dict) -> tuple[int, int]:
+    """(epochs, initial_epoch) of a trial: Hyperband's ``tuner/epochs`` and ``tuner/initial_epoch``
+    when the oracle set them (``fit_kwargs`` gets the initial epoch), else the search's epochs."""
+    if "tuner/epochs" not in hp.values:
+        return epochs, int(fit_kwargs.get("initial_epoch", 0))
+    fit_kwargs["initial_epoch"] = int(hp.values.get("tuner/initial_epoch", 0))
+    return int(hp.values["tuner/epochs"]), fit_kwargs["initial_epoch"]
+
+
+def _history_of(result: Any) -> dict | None:
+    """The per-epoch history in what ``HyperModel.fit`` returned (a History or its dict), or
+    None when it returned a number (Keras Tuner: the objective's value)."""
+    history = getattr(result, "history", result)
+    if isinstance(history, dict) and all(isinstance(v, (list, tuple, np.ndarray)) for v in history.values()):
+        return history
+    if isinstance(result, (int, float, np.number)) and not isinstance(result, bool):
+        return None
+    raise TypeError(f"HyperModel.fit must return a keras History (or its .history dict) or a number (the "
+                    f"objective's value); got {type(result).__name__}: {result!r:.80}.")
+
+
+def _objective_value(value: Any, objective: Any) -> float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise keras_tuner.errors.FailedTrialError(f"HyperModel.fit returned {value} as the objective's value.")
+    if not isinstance(getattr(objective, "name", None), str) or getattr(objective, "direction", None) not in ("min", "max"):
+        raise TypeError("HyperModel.fit returned a number, which is the objective's value, but the objective "
+                        f"{objective!r} has no single name and direction.")
+    return value
+
+
+def _history_rows(trial_id: str, execution: int, history: dict, reward: float, initial_epoch: int = 0) -> list[dict]:
+    """The notebook rows of one training: one per epoch, with the training's own reward."""
+    rows = []
+    for epoch in range(len(history.get("loss", []))):
+        row = {"trial": trial_id, "execution": execution, "epoch": initial_epoch + epoch + 1}
+        row.update({key: float(values[epoch]) for key, values in history.items() if epoch < len(values)})
+        row[REWARD] = reward  # this training's own reward (the trial's is their mean)
+        rows.append(row)
+    return rows
 
 
 def _check_finite(history: dict) -> None:
@@ -561,32 +769,3 @@ def _check_finite(history: dict) -> None:
                 raise keras_tuner.errors.FailedTrialError(
                     f"The child model diverged: {key} became {value} at epoch {epoch}."
                 )
-
-
-def _derived_seed(seed: int | None, trial_id: str, execution: int) -> int:
-    entropy = [0 if seed is None else int(seed), int(hashlib.sha1(str(trial_id).encode()).hexdigest()[:8], 16), execution]
-    if seed is None:
-        entropy.append(int(np.random.SeedSequence().entropy % (2**32)))
-    return int(np.random.SeedSequence(entropy).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def _short_policy(policy: Policy, limit: int = 140) -> str:
-    if policy.is_identity:
-        return "no augmentation"
-    text = " | ".join(
-        " + ".join(f"{s.op}({s.probability:.2f},{s.magnitude:.2f})" for s in sub if s.op != "identity" and s.probability)
-        or "identity"
-        for sub in policy.sub_policies
-    )
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _atomic_write(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)

@@ -2,11 +2,15 @@
 before any trial runs. Each case is its own test and asserts the message."""
 
 import json
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
+from conftest import make_tuner, tiny_model
 from keras_augtune import AugmentTuner, DeepAugment, Policy, PolicySpace
 from keras_augtune.data import check_dataset
 from keras_augtune.deepaugment import check_config
@@ -23,16 +27,9 @@ def data():
     return x, y
 
 
-def tiny_model(classes=4):
-    return keras.Sequential([keras.Input((12, 12, 1)), keras.layers.Flatten(),
-                             keras.layers.Dense(classes, activation="softmax")])
-
-
 def tuner(tmp_path, model=None, **kwargs):
-    options = dict(max_trials=2, child_epochs=1, batch_size=8, policy_space=SMALL_SPACE,
-                   directory=str(tmp_path), project_name="p", seed=0, verbose=0)
-    options.update(kwargs)
-    return AugmentTuner(tiny_model() if model is None else model, **options)
+    options = dict(max_trials=2, child_epochs=1, batch_size=8, policy_space=SMALL_SPACE, seed=0)
+    return make_tuner(tmp_path, tiny_model(classes=4) if model is None else model, **{**options, **kwargs})
 
 
 def search_fails(tmp_path, x, y, error, message, **kwargs):
@@ -98,7 +95,8 @@ def test_inf_pixels(tmp_path, data):
 def test_pixels_outside_value_range(tmp_path, data):
     x, y = data
     search_fails(tmp_path, x.astype("float32"), y, ValueError,
-                 r"pixel values in \[\d+, 255\], outside the declared value_range \(0, 1\); pass value_range")
+                 r"pixel values in \[\d+, 255\], outside the value_range of float32 images with none declared \(0, 1\); "
+                 r"pass value_range=\(0, 255\)")
 
 
 def test_fractional_float_labels(tmp_path, data):
@@ -279,3 +277,234 @@ def test_exported_policies_from_a_newer_version(tmp_path):
     path.write_text(json.dumps({"format": "keras_augtune.policies", "version": 7, "policies": []}))
     with pytest.raises(ValueError, match="written by a newer keras_augtune \\(version 7\\)"):
         load_policies(str(path))
+
+
+# ---------------------------------------------------------------- image folders and .npz files (issue 13)
+def _folder(tmp_path, images):
+    """A class-per-folder dataset: ``images`` maps "class/name.ext" to a PIL image or raw bytes."""
+    root = tmp_path / "imgs"
+    for name, image in images.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(image, bytes):
+            path.write_bytes(image)
+        else:
+            image.save(path)
+    return str(root)
+
+
+def test_16_bit_png_keeps_its_pixels(tmp_path):
+    from PIL import Image
+
+    from keras_augtune.data import load_image_folder
+
+    ramp = (np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 257)  # 0..65535, 8-bit values 0..255
+    folder = _folder(tmp_path, {"a/0.png": Image.fromarray(ramp), "b/0.png": Image.fromarray(ramp[::-1])})
+    assert Image.open(os.path.join(folder, "a", "0.png")).mode.startswith("I;16")
+    x, _, _ = load_image_folder(folder)
+    assert x.shape == (2, 16, 16, 1) and x.dtype == np.uint8
+    np.testing.assert_array_equal(x[0, ..., 0], np.arange(256).reshape(16, 16))  # not all-white
+
+
+def test_float_tiff_in_0_1_is_scaled_and_out_of_range_refused(tmp_path):
+    from PIL import Image
+
+    from keras_augtune.data import load_image_folder
+
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    folder = _folder(tmp_path, {"a/0.tif": Image.fromarray(ramp), "b/0.tif": Image.fromarray(ramp[::-1])})
+    x, _, _ = load_image_folder(folder)
+    np.testing.assert_array_equal(x[0, ..., 0], np.rint(ramp * 255).astype(np.uint8))  # not all 0
+    Image.fromarray(ramp * 1000).save(os.path.join(folder, "b", "0.tif"))
+    with pytest.raises(ValueError, match=r"0\.tif has float pixels in \[0, 1000\], outside \[0, 1\]"):
+        load_image_folder(folder)
+
+
+def test_int32_tiff_is_refused(tmp_path):
+    from PIL import Image
+
+    from keras_augtune.data import load_image_folder
+
+    values = (np.arange(64, dtype=np.int32).reshape(8, 8) * 1000)
+    folder = _folder(tmp_path, {"a/0.tif": Image.fromarray(values), "b/0.tif": Image.fromarray(values)})
+    with pytest.raises(ValueError, match="has 32-bit integer pixels, which have no standard scale to 0-255"):
+        load_image_folder(folder)
+
+
+def test_one_huge_image_does_not_set_the_size_of_all(tmp_path):
+    from PIL import Image
+
+    from keras_augtune.data import DataWarning, load_image_folder
+
+    small = Image.fromarray(np.full((16, 16), 100, np.uint8))
+    images = {f"{c}/{i}.png": small for c in "ab" for i in range(1, 4)}
+    images["a/0_big.png"] = Image.fromarray(np.full((800, 800), 100, np.uint8))  # sorted first
+    with pytest.warns(DataWarning, match=r"1 of 7 images are not 16x16, the most common size .*0_big.png is 800x800"):
+        x, _, _ = load_image_folder(_folder(tmp_path, images))
+    assert x.shape == (7, 16, 16, 1)
+
+
+def test_an_image_declaring_20000x20000_is_refused_before_decoding(tmp_path):
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    from keras_augtune.data import load_image_folder
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, format="PNG")
+    png = bytearray(buffer.getvalue())
+    png[16:24] = struct.pack(">II", 20000, 20000)  # the IHDR chunk's width and height, then its CRC
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))
+    ok = Image.fromarray(np.zeros((8, 8), np.uint8))
+    folder = _folder(tmp_path, {"a/0.png": bytes(png), "a/1.png": ok, "b/0.png": ok})
+    with pytest.raises(ValueError, match="0.png declares more than the 89-megapixel limit"):
+        load_image_folder(folder)
+
+
+def test_hidden_files_are_skipped(tmp_path):
+    from PIL import Image
+
+    from keras_augtune.data import load_image_folder
+
+    ok = Image.fromarray(np.zeros((8, 8), np.uint8))
+    folder = _folder(tmp_path, {"a/0.png": ok, "a/._0.png": b"\x00\x05\x16\x07 macOS AppleDouble", "b/0.png": ok})
+    x, y, classes = load_image_folder(folder)
+    assert len(x) == 2 and classes == ["a", "b"]
+
+
+def _npz_search_error(tmp_path, capsys, **arrays):
+    from keras_augtune import cli
+
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    assert cli.main(["search", "--data", str(path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("labels,message", [
+    (np.array(["cat", "dog"] * 20), "Labels must be integer class ids or one-hot rows, got dtype <U3"),
+    (np.zeros(0, np.int64), "x has 40 images but y has 0 labels"),
+    (np.int64(3), "Labels must be an array with one class id per image, got a single value"),
+])
+def test_npz_with_string_empty_or_scalar_labels(tmp_path, capsys, data, labels, message):
+    x, _ = data
+    assert message in _npz_search_error(tmp_path, capsys, x=x, y=labels)
+
+
+def test_npz_that_is_not_a_zip_never_suggests_allow_pickle(tmp_path, capsys):
+    from keras_augtune import cli
+
+    path = tmp_path / "data.npz"
+    np.save(tmp_path / "plain.npy", np.zeros(3))  # an .npy renamed .npz
+    os.replace(tmp_path / "plain.npy", path)
+    assert cli.main(["search", "--data", str(path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "is not an .npz archive (an .npz is a zip of .npy arrays)" in err
+    assert "pickle" not in err and "Traceback" not in err
+
+
+def test_npz_with_an_object_array_is_not_unpickled(tmp_path, capsys, data):
+    x, y = data
+    err = _npz_search_error(tmp_path, capsys, x=x, y=np.array([{"label": 1}] * 40, dtype=object))
+    assert "Array 'y' in" in err and "holds Python objects, which are not loaded (unsafe)" in err
+    assert "allow_pickle" not in err
+
+
+def test_a_huge_label_id_is_refused_before_allocating(tmp_path):
+    # In a subprocess with 1.5 GB of address space: 10**12 as a label used to allocate 10**12
+    # class names (23 GB, then the machine's memory). The check must come first.
+    x = np.zeros((40, 8, 8), np.uint8)
+    y = np.arange(40) % 4
+    y[7] = 10**12
+    path = tmp_path / "huge.npz"
+    np.savez(path, x=x, y=y)
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20)); "
+            "from keras_augtune.data import load_data\n"
+            "try:\n    load_data(sys.argv[1])\nexcept ValueError as exc:\n    print(exc); sys.exit(1)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "with K at most 100,000; found the label 1000000000000 (5 distinct labels)" in proc.stdout
+    assert "np.unique(y, return_inverse=True)" in proc.stdout
+
+
+# ---------------------------------------------------------------- policy, run and output files (issue 13)
+STEP = {"op": "rotate", "probability": 0.5, "magnitude": 0.3}
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"sub_policies": ' + "[" * 100_000 + "]" * 100_000 + "}", "is nested too deeply"),
+    ('{"sub_policies": [[{"op": "rotate", "probability": 1' + "0" * 400 + ', "magnitude": 0.3}]]}',
+     r"'sub_policies\[0\]\[0\].probability' must be a number in \[0, 1\], got a 401-digit number"),
+    ('{"version": 1' + "0" * 400 + ', "sub_policies": [[]]}', r"newer keras_augtune \(format version a 401-digit number\)"),
+    (json.dumps({"version": "1", "sub_policies": [[STEP]]}), "Field 'version' must be an integer, got '1'"),
+    (json.dumps({"sub_policies": [[STEP]] * 200_000}), "is larger than 10,000,000 characters, the limit for a policy file"),
+    (json.dumps({"sub_policies": [[STEP]] * 1_001}), "holds 1,001 sub-policies; a policy may have at most 1,000"),
+    (json.dumps({"sub_policies": [[STEP] * 101]}), r"'sub_policies\[0\]' holds 101 ops; a sub-policy may have at most 100"),
+])
+def test_hostile_policy_json(tmp_path, text, message):
+    path = tmp_path / "policy.json"
+    path.write_text(text)
+    for source in (text, str(path)):
+        with pytest.raises(ValueError, match=message):
+            Policy.from_json(source)
+    if "nested" not in message and "10,000,000" not in message:  # the dict form obeys the same limits
+        with pytest.raises(ValueError, match=message):
+            Policy.from_dict(json.loads(text))
+
+
+@pytest.mark.parametrize("payload,message", [
+    ({"policies": None}, "field 'policies' must be a list of policies, got NoneType"),
+    ({"version": "1", "policies": []}, "field 'version' must be an integer, got '1'"),
+    ({"policies": [{"sub_policies": [[STEP]] * 200_000}]}, "larger than 10,000,000 characters"),
+])
+def test_hostile_best_policies_file(tmp_path, payload, message):  # the format of export_policies
+    from keras_augtune import load_policies
+
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps({"format": "keras_augtune.policies", "version": 1, **payload}))
+    with pytest.raises(ValueError, match=message):
+        load_policies(str(path))
+
+
+@pytest.mark.parametrize("run,message", [
+    ([1, 2], "run.json must be a JSON object (the run's settings), got a list"),
+    ({"settings": "abc"}, "run.json: field 'settings' must be an object, got a string"),
+    ({"project_name": "../../elsewhere"}, "field 'project_name' must be a folder name inside the run folder, got '../../elsewhere'"),
+    ({"project_name": "/etc"}, "field 'project_name' must be a folder name inside the run folder"),
+])
+def test_hostile_run_json(tmp_path, capsys, run, message):
+    from keras_augtune import cli
+
+    folder = tmp_path / "run"
+    (folder / "tuner").mkdir(parents=True)
+    (folder / "tuner" / "oracle.json").write_text("{}")
+    (folder / "run.json").write_text(json.dumps(run))
+    for argv in (["report", str(folder)], ["search", "--resume", "--out", str(folder)]):
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+
+
+def test_report_and_show_output_paths(tmp_path, capsys):
+    from keras_augtune import cli
+
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "afile").write_text("x")
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({"sub_policies": [[STEP]]}))
+    cases = [
+        (["report", str(tmp_path), "--out", str(tmp_path / "folder")], "is a folder; give a file name ending in .html or .htm or .png"),
+        (["report", str(tmp_path), "--out", str(tmp_path / "r.pdf")], "the report is written as .html or .htm or .png"),
+        (["show", str(policy), "--out", str(tmp_path / "afile" / "x.png")], f"{tmp_path / 'afile'} is a file, not a folder"),
+    ]
+    for argv, message in cases:
+        assert cli.main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["afile", "folder", "p.json"]  # nothing written, no temp file left
+    assert not os.listdir(tmp_path / "folder")

@@ -15,7 +15,7 @@ from keras_augtune import cli
 
 TINY = ["--image-size", "12", "--trials", "2", "--epochs", "1", "--train-set-size", "100",
         "--batch-size", "32", "--initial-points", "1", "--sub-policies", "2", "--ops-per-sub-policy", "1",
-        "--ops", "identity,rotate,invert,translate-x"]
+        "--ops", "identity,rotate,invert,translate-x", "--confirm-top-k", "1", "--confirm-executions", "2"]
 
 
 def run(*args, timeout=300):
@@ -39,9 +39,22 @@ def test_search_writes_everything_and_prints_gain(search_dir):
         assert (out / name).is_file(), name
     assert "Results summary: 2 completed" in proc.stdout
     assert "vs no augmentation" in proc.stdout and "best_policies.json" in proc.stdout
+    # the confirmation's cost, every gain's interval and one verdict
+    assert "Confirmation: 1 best policy and 1 no-augmentation run(s), 2 paired executions each: 2 more" in proc.stdout
+    assert "95% interval" in proc.stdout and proc.stdout.count("Verdict: ") == 1
     assert "Traceback" not in proc.stderr
+    assert "1 epoch per trial" in proc.stdout and "Op effects" in proc.stdout
+    # TensorFlow's start-up lines are hidden (they bypass TF_CPP_MIN_LOG_LEVEL)
+    assert "absl::InitializeLog" not in proc.stderr and "oneDNN" not in proc.stderr, proc.stderr[:2000]
+    assert "Trial 0 (1/2)" in proc.stderr + proc.stdout  # the progress line names trials by the tables' ids
+    assert not (out / "notebook.csv.lock").exists()
+    report = (out / "report.html").read_text()
+    assert "settings: <code>" in report and f"{out} &middot;" in report  # as 'report DIR' writes it
     payload = json.loads((out / "best_policies.json").read_text())
     assert payload["format"] == "keras_augtune.policies" and len(payload["policies"]) == 2
+    assert payload["verdict"]["text"] in proc.stdout and len(payload["baseline_execution_rewards"]) == 2
+    intervals = [p["metadata"]["gain_interval"] for p in payload["policies"]]
+    assert intervals.count(None) == 1 and all(len(i) == 2 for i in intervals if i is not None)  # all but the baseline
     assert json.loads((out / "run.json").read_text())["settings"]["trials"] == 2
     assert (out / "report.html").stat().st_size > 5_000
 
@@ -78,6 +91,49 @@ def test_console_script_error_is_one_line_nonzero(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1
     assert "no such file or folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# Each input mistake is reported before TensorFlow (or imgaug) is imported, in under 2 s.
+_FAST_CASES = [
+    (["search", "--data", "{tmp}/nonexistent/", "--out", "{tmp}/o"], "no such file or folder"),
+    (["search", "--ops", "rotate,blurr", "--out", "{tmp}/o"], "Unknown augmentation op 'blurr'"),
+    (["search", "--model", "simpel", "--out", "{tmp}/o"], "Did you mean 'simple'"),
+    (["show", "{tmp}/bad.json"], "Malformed policy JSON"),
+    (["show", "{tmp}/unknown_op.json"], "Unknown augmentation op 'rotat'"),
+    (["report", "{tmp}/nonexistent"], "no such search folder"),
+]
+
+
+def test_input_mistakes_fail_fast_without_tensorflow(tmp_path):
+    import time
+
+    (tmp_path / "bad.json").write_text('{"sub_policies": [[{"op": "rotate"')
+    (tmp_path / "unknown_op.json").write_text(
+        '{"sub_policies": [[{"op": "rotat", "probability": 1.0, "magnitude": 0.5}]]}')
+    script = ("import sys; from keras_augtune.cli import main; code = main(sys.argv[1:]); "
+              "sys.exit(90 if 'tensorflow' in sys.modules or 'imgaug' in sys.modules else code)")
+    for argv, message in _FAST_CASES:
+        argv = [a.format(tmp=tmp_path) for a in argv]
+        times = []
+        for _ in range(2):  # the faster of two runs: the machine may be shared (a busy CPU is not our code)
+            started = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=60)
+            times.append(time.perf_counter() - started)
+            assert proc.returncode == 1, (argv, proc.returncode, proc.stderr[-2000:])  # 90: TensorFlow was imported
+            assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+            if times[-1] < 2.0:
+                break
+        assert min(times) < 2.0, (argv, times)
+    assert not (tmp_path / "o").exists()  # nothing created for a refused search
+
+
+def test_trial_status_names_are_keras_tuners():
+    from keras_tuner.engine.trial import TrialStatus
+
+    from keras_augtune import trials
+
+    for name in ("COMPLETED", "FAILED", "INVALID", "RUNNING"):
+        assert getattr(trials, name) == getattr(TrialStatus, name)
 
 
 def _error(capsys, argv, code=1):
@@ -117,7 +173,7 @@ def test_user_errors_are_clear(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv", [["search", "--trials", "-3"], ["search", "--epochs", "0"],
-                                  ["search", "--method", "grid"], ["show"], ["nonsense"]])
+                                  ["search", "--method", "grid"], ["show"], ["nonsense"], ["--bogus"]])
 def test_bad_command_lines_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
@@ -130,4 +186,17 @@ def test_help_everywhere(argv, capsys):
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
     assert info.value.code == 0
-    assert "usage: keras-augtune" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "usage: keras-augtune" in out
+    help_text = " ".join(out.split())  # argparse wraps lines
+    assert "(default: None)" not in help_text and "(default: False)" not in help_text
+    for option in help_text.split(" --")[1:]:
+        assert option.count("default") <= 1, option
+
+
+def test_unknown_option_shows_the_commands_usage(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["search", "--bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: keras-augtune search" in err and "unrecognized arguments: --bogus" in err

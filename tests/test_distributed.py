@@ -169,3 +169,112 @@ def test_consecutive_failures_on_the_chief_stop_every_worker(oracle):
     assert "consecutive failures" in servicer.fatal
     assert ask(servicer, "w1").status == "STOPPED"
     assert other.trial_id in {t.trial_id for t in oracle.ongoing_trials.values()}
+
+
+# ---------------------------------------------------------------- a real chief: stale requests, busy port
+CHIEF = """
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras_tuner
+from keras_augtune import RandomForestOracle, distributed
+hp = keras_tuner.HyperParameters()
+hp.Float("x", 0.0, 1.0)
+oracle = RandomForestOracle(objective=keras_tuner.Objective("score", "max"), max_trials=3, hyperparameters=hp, seed=3)
+oracle._set_project_dir(sys.argv[1], "p")
+distributed.serve(oracle, worker_timeout=60, log=lambda line: print(line, flush=True))
+"""
+
+
+def test_chief_rejects_unknown_trial_ids_and_a_second_chief_on_its_port(tmp_path):
+    import grpc
+    from keras_tuner.src import protos
+
+    port = free_port()
+    script = tmp_path / "chief.py"
+    script.write_text(CHIEF)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    env.update(KERASTUNER_TUNER_ID="chief", KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port),
+               PYTHONUNBUFFERED="1")
+    log = tmp_path / "chief.log"
+    with open(log, "wb") as out:
+        chief = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env, stdout=out,
+                                 stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while "[chief] serving" not in read(log):
+            assert chief.poll() is None and time.monotonic() < deadline, read(log)
+            time.sleep(0.1)
+        service = protos.get_service()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = protos.get_service_grpc().OracleStub(channel)
+            Trial = keras_tuner.engine.trial.Trial
+            first = Trial.from_proto(stub.CreateTrial(service.CreateTrialRequest(tuner_id="worker0"), timeout=20).trial)
+            stale = Trial(keras_tuner.HyperParameters(), trial_id="17", status="COMPLETED")
+            # a stale worker's results: refused with NOT_FOUND, and the chief keeps answering
+            for call, request in [
+                (stub.EndTrial, service.EndTrialRequest(trial=stale.to_proto())),
+                (stub.UpdateTrial, service.UpdateTrialRequest(trial_id="17", metrics={"score": 0.5})),
+                (stub.GetTrial, service.GetTrialRequest(trial_id="17")),
+            ]:
+                with pytest.raises(grpc.RpcError) as info:
+                    call(request, timeout=10)
+                assert info.value.code() == grpc.StatusCode.NOT_FOUND, info.value
+                assert "unknown trial id '17'" in info.value.details()
+            stub.UpdateTrial(service.UpdateTrialRequest(trial_id=first.trial_id, metrics={"score": 0.25}), timeout=10)
+            second = Trial.from_proto(stub.CreateTrial(service.CreateTrialRequest(tuner_id="worker1"), timeout=10).trial)
+            assert second.status == first.status == "RUNNING"
+            assert second.trial_id != first.trial_id
+
+        # a second chief on the same port fails at once, instead of sharing it
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match=f"cannot listen on 127.0.0.1:{port}: the port is already in use"):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+                mp.setenv("KERASTUNER_ORACLE_PORT", str(port))
+                hp = keras_tuner.HyperParameters()
+                hp.Float("x", 0.0, 1.0)
+                other = RandomForestOracle(objective=keras_tuner.Objective("score", "max"), max_trials=3,
+                                           hyperparameters=hp)
+                other._set_project_dir(str(tmp_path / "other"), "p")
+                _serve_in_thread(other, timeout=20)
+        assert time.monotonic() - started < 20
+        assert chief.poll() is None, read(log)
+    finally:
+        chief.kill()
+        chief.wait(timeout=30)
+
+
+def _serve_in_thread(oracle, timeout):
+    """distributed.serve in a daemon thread: its exception, or a failure if it is still serving after ``timeout``."""
+    import threading
+
+    outcome = {}
+
+    def target():
+        try:
+            distributed.serve(oracle, worker_timeout=60, log=lambda line: None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "error" in outcome:
+        raise outcome["error"]
+    pytest.fail(f"the second chief was still serving after {timeout}s (it shares the port)")
+
+
+def test_a_failing_request_never_leaves_the_oracle_locked(oracle):
+    import threading
+
+    servicer = distributed.make_servicer(oracle)
+    populate = oracle.populate_space
+    oracle.populate_space = lambda trial_id: 1 / 0  # a bug inside create_trial, under the oracle's lock
+    with pytest.raises(ZeroDivisionError):
+        ask(servicer, "w1")
+    oracle.populate_space = populate
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(ask(servicer, "w1")), daemon=True)
+    thread.start()
+    thread.join(10)
+    assert answers and answers[0].status == "RUNNING", "the oracle's lock was left held: the chief hangs"

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from keras_augtune.objective import combine_executions, overfit_filtered_reward
+from keras_augtune.evaluation.reward import combine_executions, overfit_filtered_reward
 
 
 def history(train, val):

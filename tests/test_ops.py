@@ -91,3 +91,20 @@ def test_every_op_preserves_shape_and_dtype(name, shape, dtype):
 def test_table_rows_are_complete():
     for name, op in OPS.items():
         assert op.parameter and callable(op.strength) and callable(op.build), name
+
+
+def test_op_names_need_no_imgaug_and_augmenters_pickle():
+    """The op table is read without importing imgaug (the command line's checks stay fast);
+    an augmenter, the colour-only wrapper defined on first use among them, pickles by reference."""
+    import pickle
+    import subprocess
+    import sys
+
+    script = ("import sys; from keras_augtune.ops import resolve_op, OP_NAMES; resolve_op('Rotate'); "
+              "sys.exit(1 if 'imgaug' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", script], timeout=60).returncode == 0
+    from keras_augtune import ops
+
+    augmenter = ops.build_augmenter("add-to-hue-and-saturation", 0.5)
+    assert type(augmenter) is ops.ColorImagesOnly
+    assert type(pickle.loads(pickle.dumps(augmenter))) is ops.ColorImagesOnly

@@ -39,6 +39,10 @@ def test_policy_examples_written(tmp_path, digits_small):
     assert path.is_file() and 5_000 < path.stat().st_size < 2_000_000
     assert len(fig.axes) == 4 * 4
     assert fig.axes[0].get_title() == "original"
+    assert fig.get_suptitle() == "Policy: 2 sub-policies"
+    untitled = plot_policy_examples(POLICY, x[:2], num_augmentations=2, title="")
+    assert untitled.get_suptitle() == "" and untitled.axes[0].get_title() == "original"
+    assert plot_policy_examples(POLICY, x[:2], num_augmentations=2, title="mine").get_suptitle() == "mine"
 
 
 def test_policy_examples_seeded_and_json(rgb_batch, tmp_path):

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from keras_augtune import OP_NAMES, Policy, PolicyOp
+from keras_augtune.deepaugment import from_deepaugment, to_deepaugment_list, to_deepaugment_row
 
 EXAMPLE = [[("rotate", 0.8, 0.5), ("invert", 0.2, 0.0)], [("shear", 1.0, 0.3)]]
 
@@ -73,16 +74,16 @@ def test_json_round_trip_property(subs):
 
 def test_deepaugment_formats():
     flat = ["rotate", 0.3, "invert", 0.1, "crop", 0.5, "gaussianblur", 0.2]
-    p = Policy.from_deepaugment(flat)
+    p = from_deepaugment(flat)
     assert p.sub_policies[1][1] == PolicyOp("gaussian-blur", 1.0, 0.2)
-    assert Policy.from_deepaugment(p.to_deepaugment_list()) == p
-    row = p.to_deepaugment_row()
+    assert from_deepaugment(to_deepaugment_list(p)) == p
+    row = to_deepaugment_row(p)
     assert row["A_aug1_type"] == "rotate" and row["B_aug2_magnitude"] == 0.2
-    assert Policy.from_deepaugment(row) == p
+    assert from_deepaugment(row) == p
     with_prob = Policy(EXAMPLE)
-    assert Policy.from_deepaugment(with_prob.to_deepaugment_row()) == with_prob
+    assert from_deepaugment(to_deepaugment_row(with_prob)) == with_prob
     with pytest.raises(ValueError, match="multiple of 4"):
-        Policy.from_deepaugment(["rotate", 0.3, "invert"])
+        from_deepaugment(["rotate", 0.3, "invert"])
 
 
 def test_factories():
@@ -131,7 +132,7 @@ def test_probability_is_respected():
     (np.array([["a"]]), None, TypeError, "must hold numbers"),
     (np.zeros((2, 8, 8), dtype=object), None, TypeError, "must hold numbers"),
     (np.full((2, 8, 8), np.nan), None, ValueError, "NaN"),
-    (np.full((2, 8, 8), 200.0), None, ValueError, r"outside the declared value_range \(0, 1\)"),
+    (np.full((2, 8, 8), 200.0), None, ValueError, r"outside the value_range of float64 images with none declared \(0, 1\)"),
     (np.zeros((2, 8, 8)), (1, 0), ValueError, "low < high"),
 ])
 def test_bad_images(images, value_range, exc, message):
@@ -143,3 +144,26 @@ def test_float_range_declared():
     x = np.random.default_rng(0).random((4, 16, 16, 3)).astype(np.float32) * 255
     out = Policy([[("invert", 1.0, 1.0)]]).augment(x, value_range=(0, 255))
     assert np.allclose(out, 255 - x, atol=1.0)
+
+
+def test_scaled_multiplies_and_clips_magnitudes_only():
+    p = Policy(EXAMPLE, metadata={"reward": 0.9})
+    q = p.scaled(1.5)
+    assert [[(s.op, s.probability) for s in sub] for sub in q.sub_policies] == \
+        [[(s.op, s.probability) for s in sub] for sub in p.sub_policies]
+    assert [s.magnitude for sub in q.sub_policies for s in sub] == [0.75, 0.0, pytest.approx(0.45)]
+    assert p.scaled(3).sub_policies[0][0].magnitude == 1.0  # clipped
+    assert q.metadata == {"reward": 0.9, "magnitude_scale": 1.5}
+    assert q.scaled(2).metadata["magnitude_scale"] == 3.0  # scales compose
+    assert p.scaled(1) == p and p.metadata == {"reward": 0.9}  # the original is untouched
+    assert all(s.magnitude == 0.0 for sub in p.scaled(0).sub_policies for s in sub)
+    assert Policy.from_json(q.to_json()).metadata["magnitude_scale"] == 1.5
+
+
+@pytest.mark.parametrize("factor,exc", [
+    (-0.5, ValueError), (float("nan"), ValueError), (float("inf"), ValueError),
+    ("2", TypeError), (None, TypeError), (True, TypeError),
+])
+def test_scaled_bad_factor(factor, exc):
+    with pytest.raises(exc, match="scale factor must be a finite number >= 0"):
+        Policy(EXAMPLE).scaled(factor)

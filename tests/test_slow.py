@@ -26,9 +26,14 @@ def test_real_search_on_digits_then_final_model(tmp_path):
     tuner = AugmentTuner(max_trials=6, child_epochs=8, train_set_size=800, directory=str(tmp_path), seed=0,
                          verbose=0)
     tuner.search(x[train], y[train])
-    best = tuner.get_best_policies(1)[0]
-    assert best.metadata["reward"] >= tuner.baseline_reward()
+    results = tuner.results()
+    verdict = results.verdict()
+    # the winner was confirmed on 3 paired executions, and no policy that changes nothing is ranked
+    assert verdict.winner is not None and verdict.winner.executions == 3 and verdict.interval is not None
+    assert len(results.baseline.execution_rewards) == 3
+    assert not any(t.policy.is_noop(1) for t in results.best(skip_identity=True))
     assert tuner.baseline_reward() > 0.5  # the child learns digits in 8 epochs
+    best = verdict.recommended  # the winner only when it beat no augmentation beyond the noise
 
     ds = (tf.data.Dataset.from_tensor_slices((x[train], y[train])).shuffle(2000, seed=0).batch(64)
           .map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
@@ -46,7 +51,14 @@ def test_end_to_end_benchmark_quick(tmp_path):
          "--out", str(tmp_path)], capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     results = json.loads((tmp_path / "end_to_end_digits.json").read_text())
-    assert {"no augmentation", "crop + searched policy"} <= set(results["finals"])
+    assert {"no augmentation", "crop", "crop + TrivialAugment", "crop + searched policy",
+            "crop + random-search best"} <= set(results["finals"])
+    assert any(k.startswith("crop + RandAugment(N=") for k in results["finals"])  # grid-picked
+    assert any(k.startswith("crop + searched policy × ") for k in results["finals"])  # scale picked
+    assert set(results["selection"]) == {"RandAugment", "scale"}
+    assert results["reference"] == "crop + TrivialAugment"
+    assert {len(errors) for errors in results["finals"].values()} == {2}  # every configuration, same seeds
     assert all(0.0 <= e <= 1.0 for errors in results["finals"].values() for e in errors)
+    assert "paired difference vs crop + TrivialAugment" in (tmp_path / "end_to_end_digits.md").read_text()
     assert [r["method"] for r in results["searches"]] == ["bayesian", "random"]
     assert np.isfinite(results["searches"][0]["best_reward"])

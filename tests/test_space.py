@@ -142,3 +142,18 @@ def test_to_policy_reports_missing_names():
         PolicySpace().to_policy({})
     with pytest.raises(TypeError, match="dict of hyperparameter values"):
         PolicySpace().to_policy(42)
+
+
+@pytest.mark.parametrize("space", [
+    PolicySpace(num_sub_policies=2, ops_per_sub_policy=1, ops=["identity", "rotate"]),
+    PolicySpace.deepaugment(),
+    PolicySpace(num_sub_policies=1, ops_per_sub_policy=3, magnitude_range=(0.1, 0.9), magnitude_step=0.1,
+                probability_range=(0.2, 1.0), prefix="my/aug"),
+])
+def test_space_read_back_from_its_hyperparameters(space):
+    from keras_augtune.space import parse_name
+
+    assert PolicySpace.from_hyperparameters(space.hyperparameters()) == space
+    assert parse_name(space.name(0, 0, "magnitude")) == (space.prefix, 0, 0, "magnitude")
+    assert parse_name("units") is None
+    assert PolicySpace.from_hyperparameters(kt.HyperParameters()) is None

@@ -11,7 +11,7 @@ helps" once per slot; pooled features let every trial inform every slot:
 * ``magnitude[op]``: the probability-weighted mean magnitude of the op (scaled to
   [0, 1] in the magnitude's range), or the inactive sentinel when the op is absent.
 
-Policy slots are recognised by their names (:meth:`PolicySpace.parse_name`); every
+Policy slots are recognised by their names (`keras_augtune.space.parse_name`); every
 other hyperparameter (architecture, optimiser, ...) keeps its ordinary encoding only.
 """
 
@@ -61,13 +61,13 @@ def find_policy_groups(columns: list, space: list) -> list[PolicyGroup]:
     ``space`` all hyperparameters (for fixed probabilities). A prefix whose slots use
     different op lists is left unpooled.
     """
-    from keras_augtune.space import PolicySpace  # here: the policy modules import imgaug
+    from keras_augtune.space import parse_name  # here: the policy modules import imgaug
 
     by_name = {column.name: j for j, column in enumerate(columns)}
     fixed = {hp.name: hp.value for hp in space if isinstance(hp, hp_module.Fixed)}
     slots: dict[str, dict[tuple[int, int], dict[str, str]]] = {}
     for hp in space:
-        parsed = PolicySpace.parse_name(hp.name)
+        parsed = parse_name(hp.name)
         if parsed is not None:
             prefix, sub, op, field = parsed
             slots.setdefault(prefix, {}).setdefault((sub, op), {})[field] = hp.name

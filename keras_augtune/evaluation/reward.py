@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-import keras_tuner
+from keras_augtune.checks import check_int
 
 #: Name of the objective the tuner reports.
 REWARD = "reward"
@@ -25,8 +25,10 @@ REWARD = "reward"
 _ACCURACY_KEYS = ("accuracy", "acc", "sparse_categorical_accuracy", "categorical_accuracy")
 
 
-def reward_objective() -> keras_tuner.Objective:
+def reward_objective() -> "keras_tuner.Objective":
     """The Keras Tuner objective to maximise: ``Objective("reward", "max")``."""
+    import keras_tuner  # here, not at the top: reading rewards and results needs no TensorFlow
+
     return keras_tuner.Objective(REWARD, direction="max")
 
 
@@ -60,8 +62,7 @@ def accuracy_keys(history: Mapping[str, Sequence[float]]) -> tuple[str, str]:
 
 def overfit_filtered_reward(history: Mapping[str, Sequence[float]], k: int = 3, max_gap: float = 0.10) -> ExecutionReward:
     """Score one training history (``History.history``): see the module docstring."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k (the number of best epochs averaged) must be a positive integer, got {k!r}.")
+    check_int("k (the number of best epochs averaged)", k)
     if not (isinstance(max_gap, (int, float)) and math.isfinite(max_gap)):
         raise ValueError(f"max_gap must be a finite number, got {max_gap!r}.")
     train_key, val_key = accuracy_keys(history)

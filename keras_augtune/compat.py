@@ -1,0 +1,134 @@
+"""The private Keras Tuner internals this package relies on, in one place, each with its reason.
+
+Keras Tuner (1.4) has no public API for these needs; every reach into its private
+code goes through a function here, and ``tests/test_compat.py`` checks each
+assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
+
+* ``keras_tuner.src.distribute.utils``: whether this process is the chief or a worker
+  (from the ``KERASTUNER_*`` variables, as Keras Tuner reads them).
+* ``BaseTuner._populate_initial_space``: Keras Tuner builds the hypermodel at construction
+  to find the space, but the child needs the data's shape first; ``AugmentTuner`` overrides
+  this hook to only declare the space, and runs Keras Tuner's own exploration in ``search``.
+* ``Tuner._build_hypermodel``: the hook Keras Tuner's ``Hyperband`` overrides to start a
+  continued trial (``tuner/trial_id``) from its parent's weights; ``AugmentTuner`` overrides
+  it the same way, so that any oracle's Hyperband trials continue (``_try_build`` calls it).
+* ``Tuner._configure_tensorboard_dir``: a ``keras.callbacks.TensorBoard`` passed to ``search``
+  gets one folder per trial and execution, with the trial's hyperparameters for the HParams
+  dashboard, exactly as in a plain Keras Tuner search (`configure_tensorboard()`).
+* ``Tuner._get_checkpoint_fname``: where a trial's weights must be saved for
+  ``get_best_models`` (``Tuner.load_model``) to find them.
+* ``Oracle._set_project_dir``, ``Oracle._project_dir``: reloading a search's oracle from disk
+  without a tuner (reports), and finding its trial files.
+* ``Oracle._retry_queue``, ``Oracle._save_trial``: the chief hands a lost worker's trial to
+  the next worker and writes the trial's new state (``distributed.py``).
+* ``keras_tuner.src.protos``, ``keras_tuner.src.distribute.oracle_chief``: the chief's server
+  loop with lost-worker recovery replaces Keras Tuner's (``distributed.py``).
+* ``keras_tuner.src.engine.oracle.LOCKS`` / ``THREADS``: ``@synchronized`` releases the oracle's
+  lock only when the method returns; the chief releases it after a failed request, or every
+  later request would wait forever (``distributed.py``).
+* ``HyperParameter._get_n_values``, ``._get_value_by_index``: a stepped numeric
+  hyperparameter's grid (the oracle's encoding).
+
+``oracle/`` still reaches the grid of a stepped hyperparameter directly; it is listed (and
+tested) here so that it moves behind `grid_values()` with its next change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "is_chief", "is_worker", "explore_space", "configure_tensorboard", "checkpoint_path", "set_project_dir",
+    "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_values", "project_dir",
+    "release_lock_if_held",
+]
+
+
+def _distribute_utils():
+    from keras_tuner.src.distribute import utils
+
+    return utils
+
+
+def is_chief() -> bool:
+    """This process serves the oracle of a distributed search (``KERASTUNER_TUNER_ID`` holds "chief")."""
+    return _distribute_utils().is_chief_oracle()
+
+
+def is_worker() -> bool:
+    """This process is a worker of a distributed search (its oracle is a client of the chief's)."""
+    utils = _distribute_utils()
+    return utils.has_chief_oracle() and not utils.is_chief_oracle()
+
+
+def explore_space(tuner: Any) -> None:
+    """Keras Tuner's own initial exploration of the hypermodel's space (declare, then build
+    under every condition), skipping a subclass's override of ``_populate_initial_space``."""
+    from keras_tuner.engine import base_tuner
+
+    base_tuner.BaseTuner._populate_initial_space(tuner)
+
+
+def configure_tensorboard(tuner: Any, callbacks: list, trial: Any, execution: int) -> list[str]:
+    """Point each TensorBoard callback in ``callbacks`` at ``<log_dir>/<trial id>/execution<n>`` and
+    add Keras Tuner's HParams callback for it (TensorFlow backend); returns those folders."""
+    tuner._configure_tensorboard_dir(callbacks, trial, execution)
+    return [str(c.log_dir) for c in callbacks if c.__class__.__name__ == "TensorBoard"]
+
+
+def checkpoint_path(tuner: Any, trial_id: str) -> str:
+    """The file ``tuner.load_model(trial)`` reads a trial's weights from."""
+    return tuner._get_checkpoint_fname(trial_id)
+
+
+def set_project_dir(oracle: Any, directory: str, project_name: str) -> None:
+    """Point an oracle built outside a tuner at ``directory/project_name`` (then ``oracle.reload()``)."""
+    oracle._set_project_dir(directory, project_name)
+
+
+def project_dir(oracle: Any) -> str:
+    """The folder holding an oracle's ``oracle.json`` and ``trial_*/trial.json`` files."""
+    return oracle._project_dir
+
+
+def retry_queue(oracle: Any) -> list:
+    """The oracle's queue of trial ids to hand out again before any new trial."""
+    return oracle._retry_queue
+
+
+def save_trial(oracle: Any, trial: Any) -> None:
+    """Write ``trial``'s state to its ``trial.json`` in the oracle's project directory."""
+    oracle._save_trial(trial)
+
+
+def protos() -> Any:
+    """Keras Tuner's gRPC messages and service (``get_service()``, ``get_service_grpc()``)."""
+    from keras_tuner.src import protos as module
+
+    return module
+
+
+def oracle_servicer_class() -> type:
+    """The chief's gRPC servicer class, to subclass."""
+    from keras_tuner.src.distribute import oracle_chief
+
+    return oracle_chief.OracleServicer
+
+
+def grid_values(hp: Any) -> list:
+    """Every value of a stepped ``Int``/``Float`` hyperparameter, in order."""
+    return [hp._get_value_by_index(i) for i in range(hp._get_n_values())]
+
+
+def release_lock_if_held(oracle: Any) -> bool:
+    """Release the oracle's ``@synchronized`` lock if the calling thread holds it (after a
+    synchronized method raised); return whether it did."""
+    import threading
+
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    if oracle_module.THREADS.get(oracle) == threading.current_thread().name:
+        oracle_module.THREADS[oracle] = None
+        oracle_module.LOCKS[oracle].release()
+        return True
+    return False

@@ -1,0 +1,1 @@
+"""Ways to score an augmentation policy: the training reward (and paired gains) and density matching."""

@@ -1,0 +1,220 @@
+"""Density matching (Fast AutoAugment): score a policy by how well models trained on clean data
+recognise the policy's augmented held-out images — no training per policy.
+
+:class:`DensityEvaluator` splits the data into ``folds`` stratified folds and trains the child
+once per fold on the other folds' clean images (``fit``). ``score(policy)`` then augments each
+fold's held-out images with the policy ``draws`` times (seeded) and runs them through that
+fold's frozen model: a policy whose augmented images still look like the data the model learnt
+("matches its density") scores high; one that destroys the images scores low.
+
+Which number: by default the **accuracy averaged over the draws** and pooled over every
+held-out image (each image is held out by exactly one fold). ``metric="loss"`` scores the
+negative mean cross-entropy instead; ``reduction="best"`` takes, per image, the best of the
+draws (the highest correctness / lowest loss), as Fast AutoAugment's ``eval_tta`` does with one
+draw per sub-policy. ``score_details`` returns all four numbers from the same predictions.
+
+Reference: Lim et al., "Fast AutoAugment", NeurIPS 2019 (kakaobrain/fast-autoaugment).
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from typing import Any
+
+import numpy as np
+
+from keras_augtune.data import check_dataset, stratified_folds
+from keras_augtune.policy import as_policy
+from keras_augtune.seeds import derive_call_seed
+
+METRICS = ("accuracy", "loss")
+REDUCTIONS = ("mean", "best")
+_PREDICT_BATCH = 256
+
+
+class DensityEvaluator:
+    """Score policies with child models trained once per fold on clean data.
+
+    Args:
+        model: the child, as for :class:`~keras_augtune.AugmentTuner`: a built-in model name
+            (default ``"simple"``, built by ``keras_augtune.models.build_model`` with inputs
+            rescaled to [0, 1]), a ``keras.Model`` (cloned per fold), a ``build(hp)`` function
+            or ``keras_tuner.HyperModel`` (built with its hyperparameters' defaults), or an
+            :class:`~keras_augtune.AugmentHyperModel` (its child is used, never its policy).
+            Models the user did not compile are compiled with Adam(``learning_rate``).
+        folds: K of the stratified K folds (>= 2; Fast AutoAugment used 5).
+        epochs, batch_size: training of each fold model.
+        draws: augmented copies of every held-out image per policy.
+        metric: ``"accuracy"`` (default) or ``"loss"`` (the score is then the negative
+            cross-entropy, so higher is better for both).
+        reduction: ``"mean"`` over the draws (default) or ``"best"`` of the draws per image.
+        seed: seeds the folds, the fold models' training and the augmentation draws. Every
+            policy is scored on the same draw seeds (common random numbers), so comparisons
+            between policies are not blurred by draw noise. ``None``: one random seed, drawn
+            now. Note that ``fit`` calls ``keras.utils.set_random_seed`` (global seeds).
+        learning_rate: Adam's learning rate for models the user did not compile.
+        verbose: 0 silent, 1 a line per fold.
+
+    ``evaluator.fit(x, y).score(policy)`` (higher is better); ``clean_score`` is the score
+    of no augmentation.
+    """
+
+    def __init__(self, model: Any = "simple", folds: int = 3, epochs: int = 10, batch_size: int = 64,
+                 draws: int = 3, metric: str = "accuracy", reduction: str = "mean", seed: int | None = 0,
+                 learning_rate: float = 1e-3, verbose: int = 0):
+        from keras_augtune.hypermodel import AugmentHyperModel
+
+        for name, value, minimum in (("folds", folds, 2), ("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                                     ("draws", draws, 1)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+        self.metric = _choice("metric", metric, METRICS)
+        self.reduction = _choice("reduction", reduction, REDUCTIONS)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
+        if isinstance(model, AugmentHyperModel):  # its child, without its policy space
+            learning_rate = model.learning_rate
+            model = model.child_hypermodel or model.child_model or model.child_name
+        self.hypermodel = AugmentHyperModel(model, learning_rate=learning_rate)
+        self.folds, self.epochs, self.batch_size, self.draws = int(folds), int(epochs), int(batch_size), int(draws)
+        self.seed = int(seed)
+        self.verbose = int(verbose)
+        self._models: list[Any] = []
+        self._predict_fns: dict[int, Any] = {}
+        self._held: list[tuple[np.ndarray, np.ndarray]] = []  # per fold: (raw images, integer labels)
+        self._value_range: tuple[float, float] | None = None
+        self.fold_indices: list[np.ndarray] = []
+        #: Seconds ``fit`` took (all folds).
+        self.fit_seconds: float | None = None
+        #: The clean (no-augmentation) numbers, as :meth:`score_details` reports them.
+        self.clean_details: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ training
+    def fit(self, x: Any, y: Any, value_range: Any = None) -> "DensityEvaluator":
+        """Train one child per fold on the other folds' clean images; returns ``self``.
+
+        ``x``: images (N, H, W[, C]); ``y``: class ids or one-hot rows; ``value_range``:
+        the pixel range of float images (default (0, 1); uint8 images are (0, 255)).
+        """
+        import keras
+        import keras_tuner
+
+        data = check_dataset(x, y, value_range=value_range)
+        labels_for_fit = np.asarray(y) if data.one_hot else data.y
+        self.hypermodel.configure(data.input_shape, data.num_classes, data.value_range, data.one_hot)
+        self._value_range = data.value_range
+        self._models, self._held, self.fold_indices, self._predict_fns = [], [], [], {}
+        start = time.perf_counter()
+        for fold, (kept, held) in enumerate(stratified_folds(data.y, self.folds, self.seed)):
+            keras.utils.set_random_seed(derive_call_seed(self.seed, fold))
+            hp = keras_tuner.HyperParameters()
+            self.hypermodel.declare_hyperparameters(hp)
+            model = self.hypermodel.build(hp)  # the space's default values: the identity policy
+            history = self.hypermodel.fit(hp, model, data.x[kept], labels_for_fit[kept], epochs=self.epochs,
+                                          batch_size=self.batch_size, verbose=0)
+            self._models.append(model)
+            self._held.append((data.x[held], data.y[held]))
+            self.fold_indices.append(held)
+            if self.verbose:
+                accuracy = getattr(history, "history", history or {}).get("accuracy", [float("nan")])[-1]
+                print(f"density fold {fold + 1}/{self.folds}: {len(kept)} train / {len(held)} held out, "
+                      f"train accuracy {accuracy:.4f}", flush=True)
+        self.fit_seconds = time.perf_counter() - start
+        clean = [[self._predict(fold, images)] for fold, (images, _) in enumerate(self._held)]
+        self.clean_details = self._summarise(clean)
+        return self
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self._models)
+
+    @property
+    def models(self) -> list[Any]:
+        """The frozen fold models; ``models[k]`` never saw the images ``fold_indices[k]``."""
+        return list(self._models)
+
+    @property
+    def clean_score(self) -> float:
+        """The score of no augmentation (the fold models on their clean held-out images)."""
+        self._require_fitted()
+        return self._pick(self.clean_details)
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, policy: Any) -> float:
+        """The policy's score (higher is better): see the module docstring for the number."""
+        return self._pick(self.score_details(policy))
+
+    def score_details(self, policy: Any) -> dict[str, Any]:
+        """Every variant of the score from one set of predictions.
+
+        Keys: ``accuracy_mean``, ``accuracy_best``, ``neg_loss_mean``, ``neg_loss_best``
+        (pooled over all held-out images), ``fold_accuracy_mean`` (per fold) and ``seconds``.
+        """
+        self._require_fitted()
+        policy = as_policy(policy)
+        start = time.perf_counter()
+        outputs = []
+        for fold, (images, _) in enumerate(self._held):
+            outputs.append([
+                self._predict(fold, policy.augment(images, seed=self._draw_seed(fold, draw),
+                                                   value_range=self._value_range))
+                for draw in range(self.draws)
+            ])
+        details = self._summarise(outputs)
+        details["seconds"] = time.perf_counter() - start
+        return details
+
+    # ------------------------------------------------------------------ helpers
+    def _draw_seed(self, fold: int, draw: int) -> int:
+        # calls 0..folds-1 seeded the fold models' training; the draws come after
+        return derive_call_seed(self.seed, self.folds + fold * self.draws + draw)
+
+    def _predict(self, fold: int, images: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        if fold not in self._predict_fns:  # one traced function per fold model (keras's predict retraces)
+            model = self._models[fold]
+            self._predict_fns[fold] = tf.function(
+                lambda batch: model(batch, training=False),
+                input_signature=[tf.TensorSpec((None, *images.shape[1:]), tf.float32)])
+        batches = [self._predict_fns[fold](images[i:i + _PREDICT_BATCH].astype(np.float32))
+                   for i in range(0, len(images), _PREDICT_BATCH)]
+        out = np.concatenate([np.asarray(b, dtype=np.float64) for b in batches])
+        if out.min() < 0 or not np.allclose(out.sum(axis=1), 1.0, atol=1e-3):  # logits: softmax them
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def _summarise(self, outputs: list[list[np.ndarray]]) -> dict[str, Any]:
+        """outputs[fold][draw]: class probabilities of the fold's held-out images."""
+        correct, loss = [], []
+        for (_, labels), draws in zip(self._held, outputs):
+            probs = np.stack(draws)  # (draws, n, classes)
+            correct.append(probs.argmax(axis=2) == labels[None])
+            loss.append(-np.log(np.clip(probs[:, np.arange(len(labels)), labels], 1e-12, None)))
+        return {
+            "accuracy_mean": float(np.concatenate([c.mean(axis=0) for c in correct]).mean()),
+            "accuracy_best": float(np.concatenate([c.max(axis=0) for c in correct]).mean()),
+            "neg_loss_mean": -float(np.concatenate([l.mean(axis=0) for l in loss]).mean()),
+            "neg_loss_best": -float(np.concatenate([l.min(axis=0) for l in loss]).mean()),
+            "fold_accuracy_mean": [float(c.mean()) for c in correct],
+        }
+
+    def _pick(self, details: dict[str, Any]) -> float:
+        return details[f"{'accuracy' if self.metric == 'accuracy' else 'neg_loss'}_{self.reduction}"]
+
+    def _require_fitted(self) -> None:
+        if not self._models:
+            raise RuntimeError("The DensityEvaluator is not fitted: call fit(x, y) before scoring policies.")
+
+
+def _choice(name: str, value: Any, options: tuple[str, ...]) -> str:
+    if value in options:
+        return value
+    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}.{hint}")
+

@@ -1,0 +1,125 @@
+"""Files a search writes: one atomic write, one cross-process lock, and the per-epoch notebook CSV.
+
+Every file the package writes (exported policies, ``run.json``, the notebook, the
+HTML report, a policy's JSON) goes through `atomic_write()`: the text lands in a
+temporary file beside the target, is flushed to disk, then renamed over the target,
+so a reader (or a crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+def atomic_write(path: str | os.PathLike, text: str) -> str:
+    """Write ``text`` to ``path`` atomically (temporary file, fsync, rename); returns the path."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, payload: Any) -> str:
+    """Write ``payload`` as indented JSON (and a final newline) with `atomic_write()`."""
+    return atomic_write(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fields: list[str] | None = None) -> str:
+    """Write ``rows`` as CSV with `atomic_write()`; columns ``fields`` (default: every key, in
+    order of first appearance); a missing cell is empty."""
+    if fields is None:
+        fields = []
+        for row in rows:
+            fields.extend(k for k in row if k not in fields)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write(path, buffer.getvalue())
+
+
+@contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if needed) across processes.
+
+    The file is removed on release, so no lock file is left behind: a process that was
+    waiting on the removed file notices (``path`` no longer names the file it locked) and
+    locks the new one instead. POSIX only (``fcntl``); elsewhere there is no cross-process
+    lock and this does nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no cross-process lock
+        yield
+        return
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            current = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            current = False
+        if current:
+            break
+        os.close(fd)  # its holder removed it while we waited: lock the file now at ``path``
+    try:
+        yield
+    finally:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # closing drops the flock
+
+
+class Notebook:
+    """The per-epoch CSV of a search: one row per (trial, execution, epoch).
+
+    `write_trial()` replaces a trial's rows (a re-run trial never appears twice)
+    under a lock file, so processes sharing the notebook (distributed workers on one
+    machine) never drop each other's rows. ``tail`` columns are kept last.
+    """
+
+    KEY_COLUMNS = ("trial", "execution", "epoch")
+
+    def __init__(self, path: str | os.PathLike, tail: tuple[str, ...] = ()):
+        self.path = os.fspath(path)
+        self.tail = tuple(tail)
+
+    def read(self) -> list[dict[str, str]]:
+        """Every row (as text), in file order; none when the notebook does not exist yet."""
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path, newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+
+    def write_trial(self, trial_id: str, rows: list[dict[str, Any]], executions: Any = None) -> None:
+        """Rewrite the notebook atomically with this trial's ``rows`` (replacing earlier ones; only
+        those of the ``executions`` given, e.g. a confirmation's, when they are)."""
+        with file_lock(self.path + ".lock"):
+            replaced = None if executions is None else {str(e) for e in executions}
+            existing = [r for r in self.read() if r.get("trial") != trial_id
+                        or (replaced is not None and str(r.get("execution")) not in replaced)]
+            all_rows = existing + rows
+            fields = list(self.KEY_COLUMNS)
+            for row in all_rows:
+                fields.extend(k for k in row if k not in fields)
+            tail = [k for k in self.tail if k in fields]
+            write_csv(self.path, all_rows, [k for k in fields if k not in tail] + tail)

@@ -1,0 +1,507 @@
+"""Search results: the baseline, the ranked policies and their gains, summaries, the policies file.
+
+One results model for the tuner, the report, the command line and DeepAugment:
+[`SearchResults`][keras_augtune.confirmation.SearchResults] is read from an oracle (a live tuner's, or one reloaded from a
+search directory) and holds one [`TrialResult`][keras_augtune.results.TrialResult] per trial, in trial order.
+
+* the **baseline** is the completed trial whose values are exactly the space's
+  no-augmentation values ([`keras_augtune.space.baseline_values()`][keras_augtune.space.baseline_values]);
+* the **ranking** orders completed trials by the oracle's score (its objective's
+  direction), earlier trials first among equals;
+* every execution's reward is kept per configuration ([`keras_augtune.executions`][keras_augtune.executions]); a
+  trial's **reward** is the mean over its executions, and its **gain** is the mean *paired*
+  difference to the no-augmentation run of the same architecture on the same execution seeds,
+  with a 95 % t-interval from two pairs on ([`keras_augtune.evaluation.paired`][keras_augtune.evaluation.paired]);
+* the **ranking** puts the policies the confirmation step re-measured
+  ([`keras_augtune.confirmation`][keras_augtune.confirmation]) first, by their mean over all their executions;
+* a trial whose policy changes no image is the baseline in disguise: never ranked;
+* the **verdict** ([`SearchResults.verdict()`][keras_augtune.results.SearchResults.verdict]) is the one place that says whether the search
+  found a policy better than no augmentation: only when the winner's gain interval lies above 0.
+
+The best policies are written to (and read back from) one JSON file,
+``best_policies.json`` ([`write_policies()`][keras_augtune.results.SearchResults.write_policies], [`load_policies()`][keras_augtune.load_policies]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+from keras_augtune.evaluation.paired import CONFIDENCE, paired_gain
+from keras_augtune.evaluation.reward import REWARD, accuracy_keys
+from keras_augtune.executions import ExecutionRecord, ExecutionStore, config_key
+from keras_augtune.files import atomic_write_json
+from keras_augtune.policy import Policy, read_policy_json
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name, policy_of
+from keras_augtune.trials import COMPLETED, UNSUCCESSFUL, failure_reason, in_order
+
+__all__ = ["TrialResult", "SearchResults", "Verdict", "TrialDisplay", "describe_policy", "policy_from_values",
+           "baseline_config", "write_policies", "load_policies", "POLICIES_FORMAT"]
+
+#: ``format`` field of the policies file written by [`write_policies()`][keras_augtune.results.SearchResults.write_policies].
+POLICIES_FORMAT = "keras_augtune.policies"
+POLICIES_VERSION = 1
+
+
+# ----------------------------------------------------------------------------- one trial
+@dataclasses.dataclass
+class TrialResult:
+    """One trial of a search: its policy, status, reward and gain over no augmentation.
+
+    ``execution_rewards`` holds the reward of each execution (0, 1, ...: the trial's own and the
+    confirmation's), when the search kept them; ``None`` for searches written before it did.
+    ``gain_interval`` needs two paired executions; ``confirmed_rank`` is set for the policies
+    (and the baseline) the confirmation step measured on all its executions.
+    """
+
+    trial_id: str
+    number: int  #: 1-based position in the search
+    status: str
+    policy: Policy | None
+    reward: float | None  #: mean reward over the executions (the ``reward`` metric, or the score, without records)
+    score: float | None  #: what the oracle ranks (the trial's own executions only)
+    val_accuracy: float | None
+    hyperparameters: dict[str, Any]  #: the non-policy (architecture) values
+    message: str | None = None
+    is_baseline: bool = False
+    #: The policy changes no image of the searched data (the baseline is one): never ranked as an augmentation.
+    is_noop: bool = False
+    #: mean paired difference to the no-augmentation run of the same architecture (None: none to compare with)
+    gain: float | None = None
+    execution_rewards: list[float] | None = None
+    executions: int | None = None  #: how many executions the reward and gain average
+    gain_interval: tuple[float, float] | None = None  #: 95 % t-interval of the paired differences
+    confirmed_rank: int | None = None
+    values: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)  #: all the trial's values
+
+    @property
+    def completed(self) -> bool:
+        return self.status == COMPLETED and _finite(self.score) and self.reward is not None
+
+    @property
+    def unsuccessful(self) -> bool:
+        """Failed or invalid: ended without a result."""
+        return self.status in UNSUCCESSFUL
+
+    @property
+    def reason(self) -> str:
+        """Why an unsuccessful trial failed (the last line of its message)."""
+        return failure_reason(self.message)
+
+    @property
+    def confirmed(self) -> bool:
+        return self.confirmed_rank is not None
+
+    def to_policy(self) -> Policy:
+        """A copy of the trial's policy with the results in ``metadata``: trial id, score, reward
+        (mean over ``executions``), ``gain`` and ``gain_interval`` (a list, or None), ``executions``,
+        ``execution_rewards``, ``confirmed``, accuracy and architecture values."""
+        return Policy(self.policy.sub_policies, metadata={
+            "trial_id": self.trial_id, "score": self.score, "reward": self.reward, "gain": self.gain,
+            "gain_interval": None if self.gain_interval is None else list(self.gain_interval),
+            "executions": self.executions, "execution_rewards": self.execution_rewards,
+            "confirmed": self.confirmed, "val_accuracy": self.val_accuracy,
+            "hyperparameters": dict(self.hyperparameters),
+        })
+
+
+# ----------------------------------------------------------------------------- a search
+@dataclasses.dataclass
+class SearchResults:
+    """The results of a search, read by [`from_oracle()`][keras_augtune.results.SearchResults.from_oracle] (or [`keras_augtune.report.load_search()`][keras_augtune.report.load_search]).
+
+    ``importances``, ``images``, ``value_range`` and ``run`` are filled for reports:
+    the forest's hyperparameter importances, a few searched images for the
+    augmentation grids, their pixel range, and the command line's ``run.json``.
+    """
+
+    trials: list[TrialResult]
+    objective: str = REWARD
+    direction: str = "max"
+    project_dir: str = ""
+    importances: dict[str, float] = dataclasses.field(default_factory=dict)
+    images: Any = None
+    value_range: tuple[float, float] | None = None
+    run: dict[str, Any] | None = None
+    space: PolicySpace | None = None  #: the policy space searched, when known
+    #: Channels of the searched images (1 or 3; None: unknown, read as 3): what a no-op policy is.
+    channels: int | None = None
+    #: The confirmation step's plan (``executions/confirmation.json``), None when it did not run.
+    confirmation: dict[str, Any] | None = None
+
+    @classmethod
+    def from_oracle(cls, oracle: Any, space: PolicySpace | None = None, project_dir: str = "",
+                    channels: int | None = None) -> "SearchResults":
+        """Every trial of ``oracle``; ``space`` (default: read back from the oracle's
+        hyperparameters) turns trial values into policies and finds the baseline; ``channels``
+        (of the searched images) tells which policies change no image."""
+        if space is None:
+            space = PolicySpace.from_hyperparameters(oracle.hyperparameters)
+        return cls.from_trials(oracle.trials.values(), space, oracle.objective, project_dir, channels=channels)
+
+    @classmethod
+    def from_trials(cls, trials: Iterable[Any], space: PolicySpace | None, objective: Any = None,
+                    project_dir: str = "", with_baseline: bool = True, channels: int | None = None) -> "SearchResults":
+        """The results of Keras Tuner ``trials``; ``with_baseline=False`` when ``trials`` is
+        only part of the search (a distributed worker sees only the best ones). The execution
+        records and the confirmation plan are read from ``project_dir`` when it holds them."""
+        records = [_trial_result(t, number, space, channels) for number, t in enumerate(in_order(trials), start=1)]
+        if not with_baseline:
+            for record in records:
+                record.is_baseline = False
+        results = cls(records, objective=getattr(objective, "name", REWARD),
+                      direction=getattr(objective, "direction", "max"), project_dir=project_dir, space=space,
+                      channels=channels)
+        executions: dict[str, ExecutionRecord] = {}
+        if project_dir:
+            store = ExecutionStore(project_dir)
+            executions, results.confirmation = store.records(), store.read_plan()
+        results._measure(executions, space)
+        return results
+
+    def _measure(self, executions: dict[str, ExecutionRecord], space: PolicySpace | None) -> None:
+        """Rewards over executions, paired gains against the same architecture's no-augmentation
+        runs, and the confirmed ranks."""
+        for t in self.trials:
+            record = executions.get(config_key(t.values)) if t.values else None
+            rewards = record.reward_list() if record is not None else []
+            if rewards:
+                t.execution_rewards, t.executions = rewards, len(rewards)
+                t.reward = sum(rewards) / len(rewards)
+                t.val_accuracy = _mean_best_val_accuracy(record, len(rewards), t.val_accuracy)
+        baseline = self.baseline
+        for t in self.trials:
+            if t.reward is None:
+                continue
+            if t.is_baseline:
+                t.gain = 0.0
+                continue
+            base_values = baseline_config(space, t.values)
+            base = executions.get(config_key(base_values)) if base_values is not None else None
+            base_rewards = base.reward_list() if base is not None else []
+            if t.execution_rewards and base_rewards:
+                measured = paired_gain(t.execution_rewards, base_rewards)
+                t.gain, t.gain_interval = measured.gain, measured.interval
+            elif baseline is not None and baseline.hyperparameters == t.hyperparameters:
+                t.gain = t.reward - baseline.reward  # a search without execution records: unpaired
+        plan = self.confirmation or {}
+        planned = set(plan.get("trial_ids", []))
+        needed = plan.get("executions", 0)
+        confirmed = [t for t in self.completed if t.trial_id in planned and (t.executions or 0) >= needed]
+        sign = -1.0 if self.direction == "max" else 1.0
+        for rank, t in enumerate(sorted(confirmed, key=lambda t: sign * float(t.reward)), start=1):
+            t.confirmed_rank = rank
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def completed(self) -> list[TrialResult]:
+        return [t for t in self.trials if t.completed]
+
+    @property
+    def unsuccessful(self) -> list[TrialResult]:
+        return [t for t in self.trials if t.unsuccessful]
+
+    @property
+    def baseline(self) -> TrialResult | None:
+        """The no-augmentation baseline trial (None until it has completed)."""
+        return next((t for t in self.trials if t.is_baseline and t.completed), None)
+
+    @property
+    def baseline_reward(self) -> float | None:
+        """The baseline trial's reward: the mean over its executions."""
+        baseline = self.baseline
+        return None if baseline is None else baseline.reward
+
+    def best(self, n: int | None = None, skip_identity: bool = False, by_score: bool = False) -> list[TrialResult]:
+        """The ``n`` best completed trials (all when ``None``), best first.
+
+        The trials the confirmation step measured on all its executions come first, by their
+        mean reward (``confirmed_rank``); then the others by the oracle's score (``by_score``:
+        by the score alone). A trial whose policy changes no image is the baseline in disguise
+        and is never ranked; ``skip_identity`` also leaves out the baseline itself.
+        """
+        ranked = [t for t in self.completed
+                  if t.policy is not None and not (t.is_noop and (skip_identity or not t.is_baseline))]
+        sign = -1.0 if self.direction == "max" else 1.0
+        ranked.sort(key=lambda t: (1, sign * float(t.score)) if by_score or not t.confirmed else (0, t.confirmed_rank))
+        return ranked if n is None else ranked[:n]  # stable: earlier trials first among equals
+
+    def best_policies(self, n: int = 1, skip_identity: bool = False) -> list[Policy]:
+        """The ``n`` best policies, best first, each with its results in ``metadata``
+        (`TrialResult.to_policy()`: reward, paired gain and its interval, executions, ...)."""
+        return [t.to_policy() for t in self.best(n, skip_identity=skip_identity)]
+
+    def verdict(self) -> "Verdict":
+        """Whether the search found a policy better than no augmentation ([`Verdict`][keras_augtune.results.Verdict])."""
+        winners = self.best(1, skip_identity=True)
+        return Verdict.of(winners[0] if winners else None, self.baseline)
+
+    # ------------------------------------------------------------------ text
+    def confirmation_text(self) -> str | None:
+        """One line on the confirmation step's extra cost (None when it did not run)."""
+        plan = self.confirmation
+        if not plan:
+            return None
+        policies, baselines = plan.get("policies", 0), plan.get("baselines", 0)
+        what = f"the {policies} best {'policy' if policies == 1 else 'policies'}"
+        if baselines:
+            what += f" and {baselines} no-augmentation run{'s' if baselines > 1 else ''}"
+        state = "" if plan.get("complete") else " (not finished: run the search again to complete it)"
+        return (f"Confirmation: {what} measured on {plan.get('executions')} paired executions each: "
+                f"{plan.get('extra_trainings', 0)} trainings beyond the trials{state}.")
+
+    def summary_text(self, num_trials: int = 10) -> str:
+        """The best trials as a text table (reward, paired gain over no augmentation with its
+        interval, executions, accuracy, policy), the confirmation's cost and the verdict."""
+        baseline = self.baseline
+        spread = ""
+        if baseline is not None and baseline.execution_rewards and len(baseline.execution_rewards) > 1:
+            spread = (f" ({len(baseline.execution_rewards)} executions, {min(baseline.execution_rewards):.4f} "
+                      f"to {max(baseline.execution_rewards):.4f})")
+        lines = [f"Results summary: {len(self.completed)} completed, {len(self.unsuccessful)} failed trials "
+                 f"in {self.project_dir}",
+                 f"Objective: {self.objective} ({self.direction}); "
+                 f"no-augmentation baseline reward: {format_value(self.baseline_reward) or 'n/a'}{spread}"]
+        confirmation = self.confirmation_text()
+        if confirmation:
+            lines.append(confirmation)
+        lines.append(f"{'rank':>4} {'trial':>6} {'reward':>7} {'gain':>8} {f'{CONFIDENCE:.0%} interval':>19} "
+                     f"{'runs':>4} {'val_acc':>7}  policy")
+        for rank, t in enumerate(self.best(num_trials), start=1):
+            arch = f"  {t.hyperparameters}" if t.hyperparameters else ""
+            lines.append(f"{rank:>4} {t.trial_id:>6} {format_value(t.reward):>7} {format_value(t.gain, '+.4f'):>8} "
+                         f"{format_interval(t.gain_interval):>19} {t.executions or '':>4} "
+                         f"{format_value(t.val_accuracy):>7}  {describe_policy(t.policy, limit=140)}{arch}")
+        lines.append(f"Verdict: {self.verdict().text}")
+        return "\n".join(lines)
+
+    def write_policies(self, path: str, num_policies: int = 5) -> list[Policy]:
+        """Write the best policies to ``path`` (see [`write_policies()`][keras_augtune.results.SearchResults.write_policies]) and return them."""
+        policies = self.best_policies(num_policies)
+        baseline = self.baseline
+        write_policies(path, policies, baseline_reward=self.baseline_reward, verdict=self.verdict(),
+                       baseline_rewards=None if baseline is None else baseline.execution_rewards)
+        return policies
+
+
+# ----------------------------------------------------------------------------- the verdict
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The one statement of whether a search found an augmentation better than none.
+
+    ``better`` only when the winner's paired gain interval lies wholly above 0; otherwise the
+    recommendation is no augmentation. ``text`` says it in one or two sentences (the command
+    line, ``results_summary()``, the report and the DeepAugment table show it as is).
+    """
+
+    better: bool
+    text: str
+    winner: TrialResult | None = None  #: the best augmentation policy's trial (None when none completed)
+    baseline: TrialResult | None = None
+
+    @property
+    def gain(self) -> float | None:
+        return None if self.winner is None else self.winner.gain
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return None if self.winner is None else self.winner.gain_interval
+
+    @property
+    def recommended(self) -> Policy:
+        """The winner's policy (with its results in ``metadata``) when better, else ``Policy.identity()``."""
+        return self.winner.to_policy() if self.better and self.winner is not None else Policy.identity()
+
+    @classmethod
+    def of(cls, winner: TrialResult | None, baseline: TrialResult | None) -> "Verdict":
+        """The verdict on ``winner`` (the best augmentation policy) against no augmentation."""
+        if winner is None:
+            return cls(False, "No augmentation policy completed: use no augmentation.", None, baseline)
+        name = f"trial {winner.trial_id}'s policy"
+        if winner.gain is None:
+            return cls(False, f"The best policy ({name}) has no no-augmentation run of the same model to compare "
+                              "with, so its gain is unknown: use no augmentation until one is measured.", winner, baseline)
+        runs = winner.executions or 1
+        measured = f"{winner.gain:+.4f}"
+        if winner.gain_interval is not None:
+            measured += f" ({CONFIDENCE:.0%} interval {format_interval(winner.gain_interval)}, {runs} paired executions)"
+        else:
+            measured += (f" on {runs} paired execution{'s' if runs > 1 else ''}, too few for an interval "
+                         "(confirm_executions >= 2 measures the noise)")
+        if winner.gain_interval is not None and winner.gain_interval[0] > 0.0:
+            return cls(True, f"Better than no augmentation: {name} gains {measured}.", winner, baseline)
+        return cls(False, f"No policy beat no augmentation beyond the noise: the best, {name}, gains {measured}. "
+                          "Recommendation: no augmentation.", winner, baseline)
+
+
+def _mean_best_val_accuracy(record: ExecutionRecord, executions: int, default: float | None) -> float | None:
+    """The mean over ``executions`` of each one's best validation accuracy (as the trial metric is)."""
+    best = []
+    for e in range(executions):
+        try:
+            best.append(max(record.histories[e][accuracy_keys(record.histories[e])[1]]))
+        except (KeyError, ValueError):
+            return default
+    return sum(best) / len(best)
+
+
+def baseline_config(space: PolicySpace | None, values: dict[str, Any]) -> dict[str, Any] | None:
+    """``values`` with the policy replaced by the no-augmentation baseline's: the run a policy's gain
+    is measured against (the same architecture values); None when it cannot be expressed."""
+    if space is None or not values:
+        return None
+    try:
+        return {**values, **baseline_values(space)}
+    except ValueError:
+        return None
+
+
+def _trial_result(trial: Any, number: int, space: PolicySpace | None, channels: int | None) -> TrialResult:
+    values = dict(trial.hyperparameters.values)
+    metrics = trial.metrics.metrics
+    score = None if trial.score is None else float(trial.score)
+    reward = float(trial.metrics.get_best_value(REWARD)) if REWARD in metrics else score
+    val = trial.metrics.get_best_value("val_accuracy") if "val_accuracy" in metrics else None
+    try:
+        policy = policy_of(space, values) if space is not None else policy_from_values(values)
+    except (TypeError, ValueError):
+        policy = None
+    baseline = is_baseline(space, values) if space is not None else (policy is not None and policy.is_identity)
+    noop = baseline or (policy is not None and policy.is_noop(channels or 3))
+    return TrialResult(str(trial.trial_id), number, str(trial.status), policy, reward, score,
+                       None if val is None else float(val), architecture_values(values), trial.message,
+                       is_baseline=baseline, is_noop=noop, values=values)
+
+
+def policy_from_values(values: dict[str, Any]) -> Policy | None:
+    """The policy held by trial values named as a [`PolicySpace`][keras_augtune.PolicySpace] names them, whatever the
+    space's options (probabilities missing from the values are 1); ``None`` when they hold none."""
+    slots: dict[tuple[int, int], dict[str, Any]] = {}
+    for name, value in values.items():
+        parsed = parse_name(name)
+        if parsed is not None:
+            _, i, j, field = parsed
+            slots.setdefault((i, j), {})[field] = value
+    if not slots:
+        return None
+    subs: dict[int, list] = {}
+    for (i, j) in sorted(slots):
+        slot = slots[(i, j)]
+        subs.setdefault(i, []).append((slot.get("op", "identity"), float(slot.get("probability", 1.0)),
+                                        float(slot.get("magnitude", 0.0))))
+    try:
+        return Policy([subs[i] for i in sorted(subs)])
+    except (TypeError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- text forms
+def describe_policy(policy: Policy | None, limit: int | None = None) -> str:
+    """A one-line text form: ``rotate(p=0.80, m=0.50) + invert(p=0.20, m=0.00) | ...``
+    (``no augmentation`` for the identity), cut to ``limit`` characters when given."""
+    if policy is None:
+        return "?"
+    if policy.is_identity:
+        return "no augmentation"
+    text = " | ".join(
+        " + ".join(f"{s.op}(p={s.probability:.2f}, m={s.magnitude:.2f})" for s in sub
+                   if s.op != "identity" and s.probability > 0) or "identity"
+        for sub in policy.sub_policies
+    )
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
+
+
+def format_value(value: Any, spec: str = ".4f") -> str:
+    """``value`` formatted by ``spec``; an empty string for None (a missing table cell)."""
+    return "" if value is None else format(value, spec)
+
+
+def format_interval(interval: Any, spec: str = "+.4f") -> str:
+    """``[low, high]`` formatted by ``spec``; an empty string for None."""
+    return "" if interval is None else f"[{format(interval[0], spec)}, {format(interval[1], spec)}]"
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+# ----------------------------------------------------------------------------- the policies file
+def write_policies(path: str, policies: Sequence[Policy], baseline_reward: float | None = None,
+                   verdict: "Verdict | None" = None, baseline_rewards: Sequence[float] | None = None) -> None:
+    """Write ``policies`` (best first) to a JSON file that [`load_policies()`][keras_augtune.load_policies] reads, with the
+    baseline's reward (and its executions' rewards) and the search's verdict when given."""
+    payload: dict[str, Any] = {"format": POLICIES_FORMAT, "version": POLICIES_VERSION,
+                               "baseline_reward": baseline_reward}
+    if baseline_rewards is not None:
+        payload["baseline_execution_rewards"] = list(baseline_rewards)
+    if verdict is not None:
+        payload["verdict"] = {"better": verdict.better, "text": verdict.text}
+    payload["policies"] = [p.to_dict() for p in policies]
+    atomic_write_json(path, payload)
+
+
+def load_policies(path: str) -> list[Policy]:
+    """Read the policies written by [`AugmentTuner.export_policies()`][keras_augtune.AugmentTuner.export_policies] (or one policy file)."""
+    data = read_policy_json(path)
+    if isinstance(data, dict) and data.get("format") == POLICIES_FORMAT:
+        version, policies = data.get("version"), data.get("policies")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ValueError(f"{path}: field 'version' must be an integer, got {version!r:.40}.")
+        if version > POLICIES_VERSION:
+            raise ValueError(f"{path} was written by a newer keras_augtune (version {version:.3g}).")
+        if not isinstance(policies, list):
+            raise ValueError(f"{path}: field 'policies' must be a list of policies, got {type(policies).__name__}.")
+        return [Policy.from_dict(p) for p in policies]
+    return [Policy.from_dict(data)]
+
+
+# ----------------------------------------------------------------------------- live display
+class TrialDisplay:
+    """The one line shown as each trial of a running search ends.
+
+    ``write`` receives each line (default: ``print``); the command line hands it to its
+    progress bar, DeepAugment to its logger: ``tuner.display.write = logger.info``.
+    """
+
+    def __init__(self, write: Callable[[str], Any] | None = None):
+        self.write: Callable[[str], Any] = write if write is not None else _print
+        #: Where the lines that are no trial's go (the confirmation's); default: ``write``.
+        self.notes: Callable[[str], Any] | None = None
+        self._started: dict[str, float] = {}
+
+    def note(self, line: str) -> None:
+        """Write a line that reports no trial (e.g. a confirmation training) to ``notes``."""
+        (self.notes or self.write)(line)
+
+    def started(self, trial_id: str) -> None:
+        self._started[trial_id] = time.time()
+
+    def ended(self, trial: Any, describe: Callable[[Any, float], str]) -> None:
+        """Write ``describe(trial, seconds)``; a failing description never stops the search."""
+        seconds = time.time() - self._started.pop(trial.trial_id, time.time())
+        try:
+            line = describe(trial, seconds)
+        except Exception as exc:  # a log line must never stop a search
+            line = f"Trial {trial.trial_id} {str(trial.status).lower()} (no summary: {type(exc).__name__}: {exc})"
+        self.write(line)
+
+    @staticmethod
+    def line(head: str, reward: float, baseline: float | None, best: float, seconds: float, policy: Policy) -> str:
+        """A completed trial's line: reward, gain over no augmentation, best so far, time, policy."""
+        gain = "" if baseline is None else f" ({reward - baseline:+.4f} vs no augmentation)"
+        return (f"{head}: reward {reward:.4f}{gain} | best {best:.4f} | {seconds:.1f}s | "
+                f"{describe_policy(policy, limit=140)}")
+
+    @staticmethod
+    def failed_line(head: str, status: str, message: str | None, seconds: float) -> str:
+        return f"{head} {status.lower()}: {failure_reason(message)} | {seconds:.1f}s"
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
