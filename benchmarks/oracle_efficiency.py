@@ -590,6 +590,35 @@ def table(results, problem, methods, budgets, reference="forest"):
     return lines, medians
 
 
+def compact_table(results, problems, methods, budgets, reference):
+    """Markdown lines: one row per method, one column per (problem, budget): median and paired wins-losses.
+
+    The wins-losses are the row's, against ``reference`` on the same seeds (ties not counted); the
+    reference's own row shows its median only. Used for the lever-by-lever table.
+    """
+    columns = [(p, b) for p in problems for b in budgets]
+    lines = ["| method | " + " | ".join(f"{p} N = {b}" for p, b in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for method in methods:
+        cells = []
+        for problem, b in columns:
+            direction = PROBLEMS[problem].direction
+            ours = best_at(results, method, problem, b, direction)
+            if not ours:
+                cells.append("–")
+                continue
+            cell = f"{np.median(list(ours.values())):.4f}"
+            if method != reference:
+                theirs = best_at(results, reference, problem, b, direction)
+                shared = [s for s in ours if s in theirs]
+                wins = sum(better(ours[s], theirs[s], direction) for s in shared)
+                losses = sum(better(theirs[s], ours[s], direction) for s in shared)
+                cell += f" ({wins}–{losses})"
+            cells.append(cell)
+        lines.append(f"| {label(method)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def label(method):
     name, kwargs = parse_method(method)
     if not kwargs:
@@ -618,6 +647,9 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated; forest options as forest:key=value:key=value")
     parser.add_argument("--reference", default=None, help="method the paired wins are counted for (default: first)")
+    parser.add_argument("--compact", action="store_true",
+                        help="also print one compact table: every method's median per problem and budget, with its "
+                             "paired wins-losses against the reference (the lever-by-lever comparison)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 50 trials, small timing run")
     parser.add_argument("--no-timing", action="store_true", help="skip the forest's time-per-proposal measurement")
@@ -770,6 +802,10 @@ def main(argv=None):
             for label in SURROGATE_FEATURES:
                 lines.append(f"| {label} | " + " | ".join(f"{quality[n][label]:.2f}" for n in quality) + " |")
             lines.append("")
+
+    if args.compact and not args.timing_only:
+        lines += [f"## All problems: median (paired wins–losses against `{reference}`)", ""]
+        lines += compact_table(results, problems, methods, budgets, reference) + [""]
 
     lines += ["## Targets", ""]
     lines += [f"- {'MET' if met else 'NOT MET'}: {text}" for text, met in verdicts]
