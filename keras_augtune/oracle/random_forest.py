@@ -109,23 +109,23 @@ class RandomForestOracle(oracle_module.Oracle):
         self,
         objective=None,
         max_trials=10,
-        num_initial_points=10,
+        num_initial_points=7,
         acquisition="ei",
         n_estimators=32,
         forest="extra_trees",
-        min_samples_leaf=3,
+        min_samples_leaf=1,
         max_features=0.5,
-        max_samples=200,
+        max_samples=100,
         xi=0.01,
         kappa=1.96,
         num_candidates=1024,
         num_parents=5,
         constant_liar="mean",
         failed_trials="ignore",
-        pool_policies=False,
+        pool_policies=True,
         slot_features=True,
         initial_design="random",
-        maximiser="mutation",
+        maximiser="local_search",
         random_share=0.0,
         target="standardise",
         initial_values=None,
@@ -147,7 +147,7 @@ class RandomForestOracle(oracle_module.Oracle):
             max_retries_per_trial=max_retries_per_trial,
             max_consecutive_failed_trials=max_consecutive_failed_trials,
         )
-        self.num_initial_points = 10 if num_initial_points is None else num_initial_points
+        self.num_initial_points = 7 if num_initial_points is None else num_initial_points
         self.acquisition = acquisition
         self.n_estimators = n_estimators
         self.forest = forest
@@ -186,6 +186,13 @@ class RandomForestOracle(oracle_module.Oracle):
         "max_features", "max_samples", "xi", "kappa", "num_candidates", "num_parents", "constant_liar",
         "failed_trials", "pool_policies", "slot_features", "initial_design", "maximiser", "random_share", "target", "initial_values",
     )
+
+    #: Options that older oracle states do not store, with the value they had then: a search
+    #: saved before them resumes with the proposals it would have made, not with today's defaults.
+    _UNSTORED_BEFORE = {
+        "pool_policies": False, "slot_features": True, "initial_design": "random", "maximiser": "mutation",
+        "random_share": 0.0, "target": "standardise",
+    }
 
     def _validate_options(self):
         def positive_int(name, value, minimum=1):
@@ -252,6 +259,8 @@ class RandomForestOracle(oracle_module.Oracle):
         for name in self._OPTIONS:
             if name in state:
                 setattr(self, name, state[name])
+            elif name in self._UNSTORED_BEFORE:  # a state saved before the option existed: its value then
+                setattr(self, name, self._UNSTORED_BEFORE[name])
 
     # ------------------------------------------------------------------ proposals
     def populate_space(self, trial_id):
