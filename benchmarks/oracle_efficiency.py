@@ -685,13 +685,20 @@ def main(argv=None):
     loads = [os.getloadavg()[0]]
     results = []
     if args.raw and os.path.exists(args.raw):
+        # A run of a method that does not plan with its budget also answers every smaller budget.
+        wanted = {j[:3]: j[3] for j in jobs if parse_method(j[0])[0] not in BUDGET_AWARE}
         with open(args.raw) as f:
             for line in f:
                 record = json.loads(line)
-                if (record["method"], record["problem"], record["seed"], record["budget"]) in jobs:
+                key = (record["method"], record["problem"], record["seed"])
+                if (*key, record["budget"]) in jobs or record["budget"] >= wanted.get(key, math.inf):
                     results.append(record)
         done = {(r["method"], r["problem"], r["seed"], r["budget"]) for r in results}
-        jobs = [j for j in jobs if j not in done]
+        longest = {}
+        for r in results:
+            key = (r["method"], r["problem"], r["seed"])
+            longest[key] = max(r["budget"], longest.get(key, 0))
+        jobs = [j for j in jobs if j not in done and longest.get(j[:3], 0) < wanted.get(j[:3], math.inf)]
         print(f"{len(results)} runs read from {args.raw}; {len(jobs)} to go", flush=True)
 
     def record(result):
@@ -799,8 +806,8 @@ def main(argv=None):
             quality = surrogate_quality(problem)
             lines += [f"| {problem}: features | " + " | ".join(f"n = {n}" for n in quality) + " |",
                       "|---|" + "---:|" * len(quality)]
-            for label in SURROGATE_FEATURES:
-                lines.append(f"| {label} | " + " | ".join(f"{quality[n][label]:.2f}" for n in quality) + " |")
+            for features in SURROGATE_FEATURES:
+                lines.append(f"| {features} | " + " | ".join(f"{quality[n][features]:.2f}" for n in quality) + " |")
             lines.append("")
 
     if args.compact and not args.timing_only:
