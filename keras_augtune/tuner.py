@@ -60,7 +60,7 @@ class AugmentTuner(keras_tuner.Tuner):
         objective: what the oracle maximises; default the ``"reward"``.
         max_trials: total trials, baseline included, across resumed runs.
         method: ``"bayesian"`` (random forest + expected improvement) or ``"random"``.
-        num_initial_points: random trials before the forest takes over (default: the oracle's).
+        num_initial_points: random trials before the forest takes over (default 10).
         policy_space: a [`PolicySpace`][keras_augtune.PolicySpace]; or give ``num_sub_policies``,
             ``ops_per_sub_policy``, ``ops`` and ``search_probabilities``.
         executions_per_trial: trainings per trial, rewards averaged (DeepAugment's ``opt_samples``).
@@ -193,7 +193,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 self.policy_space.declare(hyperparameters)
             oracle = RandomForestOracle(
                 objective=objective, max_trials=max_trials,
-                num_initial_points=num_initial_points,
+                num_initial_points=10 if num_initial_points is None else num_initial_points,
                 acquisition="random" if method == "random" else "ei",
                 seed=seed, initial_values=initial, canonical_values=self._canonical_values,
                 hyperparameters=hyperparameters,
