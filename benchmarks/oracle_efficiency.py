@@ -473,6 +473,46 @@ def proposal_cost(method, completed, repeats, seed=0):
     return {"wall": float(np.median(wall)), "cpu": float(np.median(cpu))}
 
 
+# ----------------------------------------------------------------------------- surrogate quality
+SURROGATE_FEATURES = {  # label: (pool_policies, slot_features)
+    "slot columns only": (False, True),
+    "slots + pooled": (True, True),
+    "pooled only": (True, False),
+}
+
+
+def surrogate_quality(problem_name, sizes=(10, 25, 50, 100), repeats=8, test_points=400):
+    """Spearman correlation between the forest's mean and the true value on held-out random points.
+
+    For each training size n: n random trials (noisy scores) and ``test_points`` held-out random
+    points of a problem instance; the default forest (32 extra-trees, min_samples_leaf=3,
+    max_features=0.5) is fitted on each feature set. Mean over ``repeats`` instances/draws.
+    """
+    from scipy import stats
+
+    from keras_augtune.oracle.encoding import SpaceEncoder
+    from keras_augtune.oracle.forest import Forest
+
+    out = {}
+    for n in sizes:
+        scores = {label: [] for label in SURROGATE_FEATURES}
+        for rep in range(repeats):
+            problem = PROBLEMS[problem_name](1000 + rep)
+            hp = problem.hyperparameters()
+            base = SpaceEncoder(hp.space)
+            codes, active = base.decode(np.random.default_rng([1000, rep]).random((n + test_points, base.dims)))
+            values = [base.values(codes[i], active[i]) for i in range(n + test_points)]
+            sign = -1.0 if problem.direction == "max" else 1.0
+            observed = np.array([sign * problem.observe(v, rep) for v in values[:n]])
+            truth = np.array([sign * problem.true_value(v) for v in values[n:]])
+            for label, (pool, slots) in SURROGATE_FEATURES.items():
+                features = SpaceEncoder(hp.space, pool, slots).features(codes, active)
+                forest = Forest("extra_trees", 32, 3, 0.5, seed=rep).fit(features[:n], observed)
+                scores[label].append(stats.spearmanr(forest.predict(features[n:])[0], truth).statistic)
+        out[n] = {label: float(np.mean(v)) for label, v in scores.items()}
+    return out
+
+
 # ----------------------------------------------------------------------------- report
 def best_so_far(truths, direction, budget):
     values = truths[:budget]
@@ -550,6 +590,35 @@ def table(results, problem, methods, budgets, reference="forest"):
     return lines, medians
 
 
+def compact_table(results, problems, methods, budgets, reference):
+    """Markdown lines: one row per method, one column per (problem, budget): median and paired wins-losses.
+
+    The wins-losses are the row's, against ``reference`` on the same seeds (ties not counted); the
+    reference's own row shows its median only. Used for the lever-by-lever table.
+    """
+    columns = [(p, b) for p in problems for b in budgets]
+    lines = ["| method | " + " | ".join(f"{p} N = {b}" for p, b in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for method in methods:
+        cells = []
+        for problem, b in columns:
+            direction = PROBLEMS[problem].direction
+            ours = best_at(results, method, problem, b, direction)
+            if not ours:
+                cells.append("–")
+                continue
+            cell = f"{np.median(list(ours.values())):.4f}"
+            if method != reference:
+                theirs = best_at(results, reference, problem, b, direction)
+                shared = [s for s in ours if s in theirs]
+                wins = sum(better(ours[s], theirs[s], direction) for s in shared)
+                losses = sum(better(theirs[s], ours[s], direction) for s in shared)
+                cell += f" ({wins}–{losses})"
+            cells.append(cell)
+        lines.append(f"| {label(method)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def label(method):
     name, kwargs = parse_method(method)
     if not kwargs:
@@ -578,10 +647,15 @@ def main(argv=None):
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated; forest options as forest:key=value:key=value")
     parser.add_argument("--reference", default=None, help="method the paired wins are counted for (default: first)")
+    parser.add_argument("--compact", action="store_true",
+                        help="also print one compact table: every method's median per problem and budget, with its "
+                             "paired wins-losses against the reference (the lever-by-lever comparison)")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 50 trials, small timing run")
     parser.add_argument("--no-timing", action="store_true", help="skip the forest's time-per-proposal measurement")
     parser.add_argument("--timing-only", action="store_true", help="only measure the forest's time per proposal")
+    parser.add_argument("--surrogate", action="store_true",
+                        help="also measure the forest's predictive rank correlation per feature set (policy problems)")
     parser.add_argument("--out", default=None, help="write the Markdown report here")
     parser.add_argument("--raw", default=None,
                         help="append each run's results to this JSON-lines file, and skip runs already in it")
@@ -611,13 +685,20 @@ def main(argv=None):
     loads = [os.getloadavg()[0]]
     results = []
     if args.raw and os.path.exists(args.raw):
+        # A run of a method that does not plan with its budget also answers every smaller budget.
+        wanted = {j[:3]: j[3] for j in jobs if parse_method(j[0])[0] not in BUDGET_AWARE}
         with open(args.raw) as f:
             for line in f:
                 record = json.loads(line)
-                if (record["method"], record["problem"], record["seed"], record["budget"]) in jobs:
+                key = (record["method"], record["problem"], record["seed"])
+                if (*key, record["budget"]) in jobs or record["budget"] >= wanted.get(key, math.inf):
                     results.append(record)
         done = {(r["method"], r["problem"], r["seed"], r["budget"]) for r in results}
-        jobs = [j for j in jobs if j not in done]
+        longest = {}
+        for r in results:
+            key = (r["method"], r["problem"], r["seed"])
+            longest[key] = max(r["budget"], longest.get(key, 0))
+        jobs = [j for j in jobs if j not in done and longest.get(j[:3], 0) < wanted.get(j[:3], math.inf)]
         print(f"{len(results)} runs read from {args.raw}; {len(jobs)} to go", flush=True)
 
     def record(result):
@@ -712,6 +793,26 @@ def main(argv=None):
                                  f"({measured['cpu'] * 1000:.0f} ms CPU, {measured['wall'] * 1000:.0f} ms wall)",
                                  measured["cpu"] <= 0.100))
         lines.append("")
+
+    if args.surrogate:
+        lines += [
+            "## Surrogate quality: slot columns vs pooled (exchangeable-slot) features",
+            "",
+            "Spearman correlation between the default forest's predicted mean and the true value on 400 "
+            "held-out random points, after n random trials (mean of 8 problem instances / draws).",
+            "",
+        ]
+        for problem in [p for p in problems if p.startswith("policy")]:
+            quality = surrogate_quality(problem)
+            lines += [f"| {problem}: features | " + " | ".join(f"n = {n}" for n in quality) + " |",
+                      "|---|" + "---:|" * len(quality)]
+            for features in SURROGATE_FEATURES:
+                lines.append(f"| {features} | " + " | ".join(f"{quality[n][features]:.2f}" for n in quality) + " |")
+            lines.append("")
+
+    if args.compact and not args.timing_only:
+        lines += [f"## All problems: median (paired wins–losses against `{reference}`)", ""]
+        lines += compact_table(results, problems, methods, budgets, reference) + [""]
 
     lines += ["## Targets", ""]
     lines += [f"- {'MET' if met else 'NOT MET'}: {text}" for text, met in verdicts]

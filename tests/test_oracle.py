@@ -297,6 +297,23 @@ def test_state_is_json_and_round_trips():
         assert getattr(other, name) == getattr(oracle, name)
 
 
+def test_state_saved_before_an_option_existed_resumes_with_its_value_then():
+    # A state from before pool_policies/maximiser/... existed: resuming must not switch it to today's defaults.
+    oracle = RandomForestOracle(objective=kt.Objective("score", "max"), max_trials=30, seed=9,
+                                hyperparameters=mixed_space(), pool_policies=True, maximiser="local_search",
+                                target="rank")
+    state = json.loads(json.dumps(oracle.get_state()))
+    for name in RandomForestOracle._UNSTORED_BEFORE:
+        del state[name]
+    other = RandomForestOracle(hyperparameters=mixed_space(), pool_policies=True, maximiser="local_search",
+                               target="log")  # what a newer default or a resuming caller might pass
+    other.set_state(state)
+    assert (other.pool_policies, other.slot_features, other.initial_design, other.maximiser) == (
+        False, True, "random", "mutation")
+    assert (other.random_share, other.target) == (0.0, "standardise")
+    assert (other.num_initial_points, other.min_samples_leaf) == (oracle.num_initial_points, oracle.min_samples_leaf)
+
+
 # ----------------------------------------------------------------------------- canonical forms
 def noop_space():
     hp = kt.HyperParameters()

@@ -324,3 +324,13 @@ def test_local_search_climbs_higher_than_random_sampling():
         parents, score, tried, np.random.default_rng(1))
     assert local.scores.max() > plain.scores.max() + 0.2
     assert not tried & set(encoder.keys(local.rows.codes, local.rows.active))
+
+
+def test_pooled_only_features_keep_the_other_hyperparameters():
+    space, hp = policy_and_arch_space()
+    encoder = SpaceEncoder(hp.space, pool_policies=True, slot_features=False)
+    assert encoder.feature_names == ["learning_rate", "ops_used", "ops_used"] + [
+        f"augment/pooled/{op}/{kind}" for kind in ("weight", "magnitude") for op in ("rotate", "cutout", "invert")]
+    values = dict(space.to_values([[("rotate", 1.0, 0.5)] * 2] * 2), learning_rate=1e-2, ops_used="b")
+    features = encoder.features(*encoder.encode_values([values]))
+    assert features.shape == (1, 9) and features[0, 3] == 4.0

@@ -152,8 +152,9 @@ class LocalSearch(CandidateGenerator):
     ``num_candidates / 2`` random samples are scored; hill climbs start from the
     ``num_parents`` best completed trials and the ``num_parents`` best random samples.
     Each step scores ``neighbours`` one-change neighbours of every climber and moves it
-    to its best neighbour when that improves its acquisition; a climber stops when no
-    neighbour improves, and the search after ``max_steps`` steps. Every scored point
+    to its best neighbour when that is at least as good (a forest's acquisition is
+    piecewise constant: climbers walk its plateaus); a climber stops when every
+    neighbour is worse, and the search after ``max_steps`` steps. Every scored point
     is a candidate.
     """
 
@@ -197,7 +198,7 @@ class LocalSearch(CandidateGenerator):
                 mine = np.flatnonzero(owner == climber)
                 if mine.size:
                     best = mine[np.argmax(pool.scores[mine])]
-                    if pool.scores[best] > current_scores[climber]:
+                    if pool.scores[best] >= current_scores[climber]:  # ties: walk the forest's plateaus
                         current[climber] = pool.units[best]
                         current_active[climber] = pool.rows.active[best]
                         current_scores[climber] = pool.scores[best]

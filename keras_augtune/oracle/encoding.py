@@ -166,7 +166,7 @@ class Column:
 class SpaceEncoder:
     """Vectorised encoding of a Keras Tuner search space (``HyperParameters.space``)."""
 
-    def __init__(self, space: list, pool_policies: bool = False):
+    def __init__(self, space: list, pool_policies: bool = False, slot_features: bool = True):
         self.space = list(space)
         self.columns: list[Column] = []
         self.slot: dict[int, int] = {}  # position in space -> column index (non-fixed only)
@@ -177,7 +177,15 @@ class SpaceEncoder:
         self.num_values = np.array([c.num_values for c in self.columns])
         #: Policy slots pooled into exchangeable features (``pooling``), when asked for.
         self.policy_groups = find_policy_groups(self.columns, self.space) if pool_policies else []
-        self.feature_names = [c.name for c in self.columns for _ in range(c.width)]
+        # Columns whose own features are left out: the pooled slots, when slot features are not wanted.
+        self.unfeatured = set()
+        if not slot_features:
+            for group in self.policy_groups:
+                for slot in group.slots:
+                    self.unfeatured.update(j for j in (slot.op, slot.magnitude, slot.probability) if j is not None)
+        self.feature_names = [
+            c.name for j, c in enumerate(self.columns) if j not in self.unfeatured for _ in range(c.width)
+        ]
         self.feature_names += [name for group in self.policy_groups for name in group.feature_names]
         self.num_features = len(self.feature_names)
 
@@ -242,9 +250,9 @@ class SpaceEncoder:
 
     def features(self, codes: np.ndarray, active: np.ndarray) -> np.ndarray:
         """Forest features of code rows, shape ``(n, num_features)``."""
-        if not self.columns:
+        if not self.num_features:
             return np.zeros((codes.shape[0], 0))
-        parts = [c.features(codes[:, j], active[:, j]) for j, c in enumerate(self.columns)]
+        parts = [c.features(codes[:, j], active[:, j]) for j, c in enumerate(self.columns) if j not in self.unfeatured]
         parts += [pooled_features(group, self.columns, codes, active) for group in self.policy_groups]
         return np.hstack(parts)
 

@@ -47,6 +47,11 @@ class RandomForestOracle(oracle_module.Oracle):
     ``Boolean``, ``Fixed``, conditional scopes, hyperparameters that appear mid-
     search). Use it with any tuner: ``kt.Tuner(oracle=RandomForestOracle(...), hypermodel=...)``.
 
+    The defaults are those before issue 16's levers: on 30 held-out seeds of the policy
+    benchmark they beat the best lever combination found on tuning seeds (pooled slots +
+    local search + 7 initial points + ``min_samples_leaf=1``) at 25-100 trials (paired
+    20-10, 21-9, 21-9); the levers stay options (``docs/benchmarks.md``, "Lever by lever").
+
     Args:
         objective: As in Keras Tuner: a string, ``keras_tuner.Objective`` or a list
             of them. Both ``"min"`` and ``"max"`` directions are handled.
@@ -82,6 +87,9 @@ class RandomForestOracle(oracle_module.Oracle):
         pool_policies: Add exchangeable-slot features for policy hyperparameters
             (named as by ``PolicySpace``): per op, its probability-weighted count and
             mean magnitude over all slots, so every trial informs every slot.
+        slot_features: With ``pool_policies``, also keep the slot-specific features
+            of the pooled policy hyperparameters (False: the forest sees the policy
+            only as the pooled bag of ops).
         initial_design: ``"random"`` or ``"space_filling"`` (a Latin hypercube in
             which policy slots cover every op as early as possible).
         maximiser: How candidates are generated: ``"mutation"`` (random samples,
@@ -120,6 +128,7 @@ class RandomForestOracle(oracle_module.Oracle):
         constant_liar="mean",
         failed_trials="ignore",
         pool_policies=False,
+        slot_features=True,
         initial_design="random",
         maximiser="mutation",
         random_share=0.0,
@@ -157,6 +166,7 @@ class RandomForestOracle(oracle_module.Oracle):
         self.constant_liar = constant_liar
         self.failed_trials = failed_trials
         self.pool_policies = pool_policies
+        self.slot_features = slot_features
         self.initial_design = initial_design
         self.maximiser = maximiser
         self.random_share = random_share
@@ -179,8 +189,15 @@ class RandomForestOracle(oracle_module.Oracle):
     _OPTIONS = (
         "num_initial_points", "acquisition", "n_estimators", "forest", "min_samples_leaf",
         "max_features", "max_samples", "xi", "kappa", "num_candidates", "num_parents", "constant_liar",
-        "failed_trials", "pool_policies", "initial_design", "maximiser", "random_share", "target", "initial_values",
+        "failed_trials", "pool_policies", "slot_features", "initial_design", "maximiser", "random_share", "target", "initial_values",
     )
+
+    #: Options that older oracle states do not store, with the value they had then: a search
+    #: saved before them resumes with the proposals it would have made, not with today's defaults.
+    _UNSTORED_BEFORE = {
+        "pool_policies": False, "slot_features": True, "initial_design": "random", "maximiser": "mutation",
+        "random_share": 0.0, "target": "standardise",
+    }
 
     def _validate_options(self):
         def positive_int(name, value, minimum=1):
@@ -213,8 +230,9 @@ class RandomForestOracle(oracle_module.Oracle):
         ):
             if value not in choices:
                 raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
-        if not isinstance(self.pool_policies, bool):
-            raise ValueError(f"`pool_policies` must be True or False, got {self.pool_policies!r}.")
+        for name in ("pool_policies", "slot_features"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
         share = self.random_share
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
             raise ValueError(f"`random_share` must be a number in [0, 1), got {share!r}.")
@@ -246,6 +264,8 @@ class RandomForestOracle(oracle_module.Oracle):
         for name in self._OPTIONS:
             if name in state:
                 setattr(self, name, state[name])
+            elif name in self._UNSTORED_BEFORE:  # a state saved before the option existed: its value then
+                setattr(self, name, self._UNSTORED_BEFORE[name])
 
     # ------------------------------------------------------------------ proposals
     def populate_space(self, trial_id):
@@ -255,7 +275,7 @@ class RandomForestOracle(oracle_module.Oracle):
         if queued is not None:
             return {"status": trial_module.TrialStatus.RUNNING, "values": queued}
         rng = np.random.default_rng([int(self.seed), index])
-        encoder = SpaceEncoder(self.hyperparameters.space, pool_policies=self.pool_policies)
+        encoder = SpaceEncoder(self.hyperparameters.space, self.pool_policies, self.slot_features)
         trials = self._trials_in_order()
         rows = self._encode_trials(encoder, trials)
         tried = set(encoder.keys(rows.codes, rows.active))
