@@ -18,7 +18,8 @@ Protocol (issue 11):
 
 Configurations: no augmentation; crop+flip; crop+flip + TrivialAugment; crop+flip +
 RandAugment (grid-picked); crop+flip + searched policy; crop+flip + random search's best
-(same budget); crop+flip + searched policy at the validation-picked scale. On digits "flip"
+(same budget); crop+flip + searched policy at the validation-picked scale; with ``--methods
+...,hyperband``, crop+flip + the multi-fidelity search's best. On digits "flip"
 is left out (a flipped digit is another digit) and the labels say "crop".
 
 Usage:
@@ -48,8 +49,9 @@ import numpy as np  # noqa: E402
 
 TA = "TrivialAugment"
 #: --configs keys: no augmentation, crop(+flip), + TrivialAugment, + RandAugment (grid-picked),
-#: + searched policy, + random search's best, + searched policy at the validation-picked scale
-CONFIGS = ("none", "cf", "ta", "ra", "searched", "random", "scaled")
+#: + searched policy, + random search's best, + searched policy at the validation-picked scale,
+#: + the multi-fidelity (method="hyperband") search's best (run with --methods ...,hyperband)
+CONFIGS = ("none", "cf", "ta", "ra", "searched", "random", "scaled", "hyperband")
 
 
 def parse_args(argv=None):
@@ -58,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=5, help="paired seeds of the final models (default 5)")
     p.add_argument("--search-seeds", type=int, default=1, help="searches per method (default 1)")
     p.add_argument("--trials", type=int, default=50, help="trial budget per search, baseline included")
+    p.add_argument("--hyperband-trials", type=int, default=None,
+                   help="trial budget of the method='hyperband' search (default --trials); its trials are "
+                        "shorter (successive halving), so equal cost takes ~3x as many")
     p.add_argument("--child-epochs", type=int, default=15)
     p.add_argument("--search-train-size", type=int, default=1000, help="images the child trains on")
     p.add_argument("--validation-size", type=int, default=500)
@@ -130,9 +135,17 @@ def crop_flip(image_shape, flip: bool, pad: int = 4):
     """The classic CIFAR recipe as tf ops on a uint8 batch: pad-and-crop, then (optionally) flip."""
     import tensorflow as tf
 
+    height, width = image_shape[0], image_shape[1]
+
     def fn(images, labels):
         padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-        crops = tf.map_fn(lambda im: tf.image.random_crop(im, image_shape), padded)
+        # one uniform offset in [0, 2 * pad] per image and axis (as tf.image.random_crop per image),
+        # cropped for the whole batch at once with gathers (a per-image map_fn cost more than training)
+        n = tf.shape(images)[0]
+        top = tf.random.uniform([n, 1], 0, 2 * pad + 1, dtype=tf.int32)
+        left = tf.random.uniform([n, 1], 0, 2 * pad + 1, dtype=tf.int32)
+        rows = tf.gather(padded, top + tf.range(height)[None], axis=1, batch_dims=1)
+        crops = tf.gather(rows, left + tf.range(width)[None], axis=2, batch_dims=1)
         crops = tf.ensure_shape(crops, (None, *image_shape))
         if flip:
             crops = tf.image.random_flip_left_right(crops)
@@ -186,7 +199,8 @@ def search(method, x, y, xv, yv, seed, args, directory):
         model = keras.Sequential([keras.Input(x.shape[1:]), keras.layers.Rescaling(1 / 255.0),
                                   simple_cnn(x.shape[1:], int(y.max()) + 1, width=args.child_width)])
     tuner = AugmentTuner(
-        model, max_trials=args.trials, method=method, child_epochs=args.child_epochs,
+        model, max_trials=args.hyperband_trials if method == "hyperband" and args.hyperband_trials else args.trials,
+        method=method, child_epochs=args.child_epochs,
         batch_size=64, directory=directory, project_name=f"{method}_seed{seed}", overwrite=not args.reuse_searches,
         seed=seed + 1, verbose=1, reward_max_gap=args.reward_max_gap,
     )
@@ -247,7 +261,15 @@ def main(argv=None):
         tr = keep[subsample(y_all[keep], args.search_train_size, 2000 + s)]
         for method in args.methods:
             print(f"== search {method} seed {s}: {len(tr)} train / {len(val)} validation images", flush=True)
-            r = search(method, x_all[tr], y_all[tr], x_all[val], y_all[val], s, args, run_dir)
+            try:
+                r = search(method, x_all[tr], y_all[tr], x_all[val], y_all[val], s, args, run_dir)
+            except Exception as error:  # one failed search must not cost the other methods' table
+                import traceback
+
+                traceback.print_exc()
+                results["failed_searches"] = results.get("failed_searches", []) + [
+                    {"method": method, "seed": s, "error": f"{type(error).__name__}: {error}"}]
+                continue
             print(f"   {r['completed']} trials in {r['wall_s']:.0f}s; best reward {r['best_reward']:.4f} "
                   f"(baseline {r['baseline_reward']})", flush=True)
             results["searches"].append(r)
@@ -259,7 +281,8 @@ def main(argv=None):
     base = "crop+flip" if flip else "crop"
     label = {key: f"{base} + {text}" for key, text in (
         ("ta", TA), ("ra", "RandAugment"), ("searched", "searched policy"),
-        ("random", "random-search best"), ("scaled", "searched policy, scale picked on validation"))}
+        ("random", "random-search best"), ("scaled", "searched policy, scale picked on validation"),
+        ("hyperband", "hyperband-search best"))}
     label["none"], label["cf"] = "no augmentation", base
     wanted = set(CONFIGS) if args.configs == "all" else {c.strip() for c in args.configs.split(",")}
     if wanted - set(CONFIGS):
@@ -305,6 +328,8 @@ def main(argv=None):
             label["scaled"] = f"{base} + searched policy × {chosen} (scale picked on validation)"
     if "random" in best_policies:
         policies["random"] = best_policies["random"]
+    if "hyperband" in best_policies:
+        policies["hyperband"] = best_policies["hyperband"]
 
     configs = {label[k]: ([] if k == "none" else [cf] if p is None else [cf, p.tf_map(batched=True)])
                for k, p in policies.items() if want(k)}
@@ -360,12 +385,14 @@ def _write(results, args, name):
         shown = ", ".join(f"{k}: {v:.1%}" for k, v in sel["validation_error"].items())
         lines.append(f"\nValidation pick of {kind} ({sel['train_images']} train / {sel['validation_images']} "
                      f"validation images, {sel['epochs']} epochs, one seed): {shown} → **{sel['picked']}**")
-    if results["searches"]:
+    if results["searches"] or results.get("failed_searches"):
         lines += ["", "| search | trials | wall time | best reward | baseline reward |", "|---|---|---|---|---|"]
     for r in results["searches"]:
         wall = "reloaded (run earlier)" if r.get("reused") else f"{r['wall_s'] / 60:.1f} min"
         lines.append(f"| {r['method']} (seed {r['seed']}) | {r['completed']} | {wall} | "
                      f"{r['best_reward']:.4f} | {r['baseline_reward']:.4f} |")
+    for failed in results.get("failed_searches", []):
+        lines.append(f"| {failed['method']} (seed {failed['seed']}) | FAILED: {failed['error']} | | | |")
     seconds = [t for ts in results["final_seconds"].values() for t in ts]
     if seconds:
         lines.append(f"\nFinal models: {len(seconds)}, {np.mean(seconds):.0f} s each on average "
