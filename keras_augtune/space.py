@@ -169,17 +169,30 @@ class PolicySpace:
 
     # ------------------------------------------------------------------ the baseline
     def canonical_values(self, values: Any, channels: int = 3) -> dict[str, Any]:
-        """``values`` with the policy replaced by the no-augmentation baseline's when it is a no-op.
+        """``values`` with every step that does nothing written as the baseline's step.
 
         A trial whose policy cannot change an image with ``channels`` channels
         ([`Policy.is_noop()`][keras_augtune.Policy.is_noop]) is the baseline in disguise: its policy hyperparameters
-        become [`baseline_values()`][keras_augtune.results.baseline_values]; every other value (e.g. a jointly tuned architecture's)
-        is kept. Any other policy's values come back unchanged (as a new dict). An oracle
-        that de-duplicates on these values never trains a no-op policy twice.
+        become [`baseline_values()`][keras_augtune.results.baseline_values]. In any other policy, each step that
+        cannot act (probability 0, or a magnitude at which its op is the identity for these
+        images) takes the baseline's values for its slot: the augmentation is the same (a
+        chosen sub-policy applies an identity step either way), so two policies that differ
+        only in steps that never fire get the same canonical values. Every other value (e.g.
+        a jointly tuned architecture's) is kept; the result is a new dict. An oracle that
+        de-duplicates on these values never trains the same augmentation twice.
         """
         values = dict(_values_of(values))
-        if self.to_policy(values).is_noop(channels):
-            values.update(baseline_values(self))
+        policy = self.to_policy(values)
+        baseline = baseline_values(self)
+        if policy.is_noop(channels):
+            values.update(baseline)
+            return values
+        steps = [step for sub in policy.sub_policies for step in sub]
+        for (i, j), step in zip(self._slots(), steps):
+            if step.probability == 0.0 or is_identity_at(step.op, step.magnitude, channels):
+                for name in (self.name(i, j, field) for field in _FIELDS):
+                    if name in values:
+                        values[name] = baseline[name]
         return values
 
     # ------------------------------------------------------------------ names

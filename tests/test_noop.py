@@ -154,10 +154,19 @@ def test_canonical_values_map_every_noop_policy_to_the_baseline():
     baseline = baseline_values(space)
     noop = space.to_values(Policy([[("identity", 1.0, 0.3), ("coarse-dropout", 0.99, 0.0)],
                                    [("rotate", 0.0, 0.8), ("color", 1.0, 0.5)]]))
-    assert space.canonical_values(noop, channels=3) == noop  # colour changes an RGB image
+    # colour changes an RGB image: only the colour step is kept, the steps that never fire are the baseline's
+    only_colour = space.to_values(Policy([[("identity", 0.0, 0.0), ("identity", 0.0, 0.0)],
+                                          [("identity", 0.0, 0.0), ("color", 1.0, 0.5)]]))
+    assert baseline[space.name(0, 0, "probability")] == 0.0
+    assert space.canonical_values(noop, channels=3) == only_colour
     assert space.canonical_values(noop, channels=1) == baseline
-    real = space.to_values(Policy([[("rotate", 1.0, 0.5), ("identity", 1.0, 0.0)]] * 2))
+    real = space.to_values(Policy([[("rotate", 1.0, 0.5), ("invert", 0.7, 0.6)]] * 2))
     assert space.canonical_values(real) == real and space.canonical_values(real) is not real
+    # steps that never fire do not make a policy new: the same augmentation, the same canonical values
+    inert = [space.to_values(Policy([[("rotate", 1.0, 0.5), step]] * 2))
+             for step in (("identity", 1.0, 0.0), ("shear-x", 0.0, 0.9), ("invert", 0.8, 0.0))]
+    assert len({tuple(sorted(space.canonical_values(v).items())) for v in inert}) == 1
+    assert space.canonical_values(inert[0]) != inert[0]
     # other hyperparameters (a jointly tuned architecture) are kept
     joint = {**space.to_values(Policy([[("invert", 1.0, 1.0), ("invert", 1.0, 1.0)]] * 2)), "units": 64}
     assert space.canonical_values(joint) == {**baseline, "units": 64}
