@@ -375,26 +375,27 @@ class RandomForestOracle(oracle_module.Oracle):
     # ------------------------------------------------------------------ proposal kinds
     def _random_proposal(self, encoder, rng, tried, canonical_seen):
         for _ in range(4):
-            units = rng.random((64, encoder.dims))
-            codes, active = encoder.decode(units)
-            for i, key in enumerate(encoder.keys(codes, active)):
-                if key not in tried:
-                    values = encoder.values(codes[i], active[i])
-                    if self._is_new(values, canonical_seen):
-                        return values
-                    tried.add(key)
+            values = self._first_new(encoder, rng.random((64, encoder.dims)), tried, canonical_seen)
+            if values is not None:
+                return values
         return None
 
     def _design_proposal(self, encoder, tried, canonical_seen):
         """The first row of the space-filling initial design that is new (None when all were tried)."""
         size = max(self.num_initial_points, 2)
         units = space_filling_design(encoder, size, np.random.default_rng([int(self.seed), 0, 3]))
+        return self._first_new(encoder, units, tried, canonical_seen)
+
+    def _first_new(self, encoder, units, tried, canonical_seen):
+        """The values of the first of ``units`` (unit-cube rows) that is new (``_is_new``); the
+        rows found not new join ``tried``. None when none is new."""
         codes, active = encoder.decode(units)
         for i, key in enumerate(encoder.keys(codes, active)):
             if key not in tried:
                 values = encoder.values(codes[i], active[i])
                 if self._is_new(values, canonical_seen):
                     return values
+                tried.add(key)
         return None
 
     def _training_data(self, trials, rows: Rows) -> TrainingData | None:
