@@ -6,7 +6,7 @@ import difflib
 from numbers import Integral
 from typing import Any
 
-__all__ = ["check_int", "check_seed", "check_choice", "integer_kind"]
+__all__ = ["check_int", "check_seed", "check_choice", "integer_kind", "as_number"]
 
 
 def integer_kind(minimum: int) -> str:
@@ -39,3 +39,14 @@ def check_choice(name: str, value: Any, options: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}, got {value!r}.{hint}")
+
+
+def as_number(value: Any, message: str) -> float:
+    """``value`` as a ``float`` when it is a number (not a bool, a string or None); otherwise
+    ``TypeError(message)``. The caller checks the range (NaN passes)."""
+    if isinstance(value, (bool, str)) or value is None:
+        raise TypeError(message)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(message) from None

@@ -32,6 +32,7 @@ import math
 import re
 from typing import Any, Callable, NamedTuple
 
+from keras_augtune.checks import as_number
 from keras_augtune.lazy import lazy_module
 
 # imgaug is imported when the first augmenter is built: naming and checking ops stays instant.
@@ -260,12 +261,7 @@ def build_augmenter(name: str, magnitude: float) -> iaa.Augmenter:
 
 def check_unit(what: str, value: Any) -> float:
     """Return ``value`` as a float in [0, 1] or raise a clear error naming ``what``."""
-    if isinstance(value, (bool, str)) or value is None:
-        raise TypeError(f"The {what} must be a number in [0, 1], got {value!r}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"The {what} must be a number in [0, 1], got {value!r}.") from None
+    number = as_number(value, f"The {what} must be a number in [0, 1], got {value!r}.")
     if not 0.0 <= number <= 1.0:  # also rejects NaN
         raise ValueError(f"The {what} must be in [0, 1], got {value!r}.")
     return number

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from keras_augtune import execution
-from keras_augtune.checks import check_int
+from keras_augtune.checks import as_number, check_int
 from keras_augtune.files import atomic_write
 from keras_augtune.ops import (
     COLOR_OPS,
@@ -143,12 +143,7 @@ class Policy:
         ``policy.scaled(1.5)`` is the stronger version of the same policy, ``scaled(0)``
         keeps only the ops that do something at magnitude 0 (flips, equalize, ...).
         """
-        if isinstance(factor, (bool, str)) or factor is None:
-            raise TypeError(f"The scale factor must be a finite number >= 0, got {factor!r}.")
-        try:
-            number = float(factor)
-        except (TypeError, ValueError):
-            raise TypeError(f"The scale factor must be a finite number >= 0, got {factor!r}.") from None
+        number = as_number(factor, f"The scale factor must be a finite number >= 0, got {factor!r}.")
         if not (np.isfinite(number) and number >= 0.0):
             raise ValueError(f"The scale factor must be a finite number >= 0, got {factor!r}.")
         subs = [[(s.op, s.probability, min(1.0, s.magnitude * number)) for s in sub] for sub in self.sub_policies]
