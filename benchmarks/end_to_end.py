@@ -275,6 +275,7 @@ def main(argv=None):
             results["searches"].append(r)
             best_policies.setdefault(method, Policy.from_dict(r["best_policy"]))
             results["loads"].append(os.getloadavg()[0])
+            _write(results, args, name)  # a search-only run (--seeds 0) keeps every finished search
 
     flip = is_photo
     cf = crop_flip(tuple(x_all.shape[1:]), flip)
