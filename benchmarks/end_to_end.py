@@ -36,12 +36,14 @@ run). Results: <out>/end_to_end_<name><tag>.{json,md}, rewritten after every mod
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import math
 import os
 import platform
 import sys
 import time
+from typing import NamedTuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -89,6 +91,15 @@ def parse_args(argv=None):
                    help="magnitude scales of the searched policy to pick from (a tie goes to the first listed)")
     p.add_argument("--reuse-searches", action="store_true",
                    help="reload finished searches from <out>/e2e_<name><tag>/ instead of running them again")
+    p.add_argument("--searches", default=None,
+                   help="take the searches from an earlier run's end_to_end_*.json (e.g. a search-only run with "
+                        "--seeds 0 on the 2-core machine) instead of running them")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the final models, validation picks and searches already in the output JSON and "
+                        "train only what is missing")
+    p.add_argument("--workers", type=int, default=1,
+                   help="final models trained at once, each in its own process (default 1; e.g. 12 on a GPU "
+                        "machine with 16 cores: the NumPy augmentation runs in each worker)")
     p.add_argument("--tag", default="", help="suffix of the output files, to keep variants apart")
     p.add_argument("--configs", default="all",
                    help=f"comma-separated subset of the final configurations: {', '.join(CONFIGS)} (default all)")
@@ -131,25 +142,31 @@ def subsample(y, size, seed):
 
 
 # ----------------------------------------------------------------------------- final training
-def crop_flip(image_shape, flip: bool, pad: int = 4):
-    """The classic CIFAR recipe as tf ops on a uint8 batch: pad-and-crop, then (optionally) flip."""
-    import tensorflow as tf
+# Final models use NumPy augmentation in a keras.utils.PyDataset (no tf.data), so the same protocol
+# runs on any Keras backend: TensorFlow on this CPU, or JAX/PyTorch on a GPU machine without TensorFlow.
+def crop_flip(flip: bool, pad: int = 4):
+    """The classic CIFAR recipe on a uint8 batch: 4-px reflect-pad, a random crop back to size,
+    then (optionally) a horizontal flip with probability 0.5, one draw per image."""
 
-    height, width = image_shape[0], image_shape[1]
-
-    def fn(images, labels):
-        padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-        # one uniform offset in [0, 2 * pad] per image and axis (as tf.image.random_crop per image),
-        # cropped for the whole batch at once with gathers (a per-image map_fn cost more than training)
-        n = tf.shape(images)[0]
-        top = tf.random.uniform([n, 1], 0, 2 * pad + 1, dtype=tf.int32)
-        left = tf.random.uniform([n, 1], 0, 2 * pad + 1, dtype=tf.int32)
-        rows = tf.gather(padded, top + tf.range(height)[None], axis=1, batch_dims=1)
-        crops = tf.gather(rows, left + tf.range(width)[None], axis=2, batch_dims=1)
-        crops = tf.ensure_shape(crops, (None, *image_shape))
+    def fn(images, rng):
+        n, height, width = images.shape[:3]
+        padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        rows = rng.integers(0, 2 * pad + 1, (n, 1)) + np.arange(height)  # one offset per image and axis
+        cols = rng.integers(0, 2 * pad + 1, (n, 1)) + np.arange(width)
+        crops = padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
         if flip:
-            crops = tf.image.random_flip_left_right(crops)
-        return crops, labels
+            mirror = rng.random(n) < 0.5
+            crops[mirror] = crops[mirror, :, ::-1]
+        return crops
+
+    return fn
+
+
+def policy_step(policy):
+    """A batch augmentation step applying ``policy`` (imgaug), seeded from the run's generator."""
+
+    def fn(images, rng):
+        return policy.augment(images, seed=int(rng.integers(2**31)))
 
     return fn
 
@@ -164,27 +181,103 @@ def schedule(args, steps_per_epoch: int, epochs: int):
         warmup_target=args.lr, warmup_steps=warmup)
 
 
-def train_final(x, y, xt, yt, augmentations, seed, args, num_classes, epochs):
-    """Train the final CNN from scratch with the given tf.data maps; return (test error, parameters)."""
+def batches(x, y, steps, seed, batch_size=64):
+    """Shuffled batches of ``x``, augmented on the fly by ``steps`` (functions of (images, rng)),
+    scaled to [0, 1]: a ``keras.utils.PyDataset``, reshuffled every epoch, reproducible per seed."""
     import keras
-    import tensorflow as tf
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = self.rng.permutation(len(x))
+
+        def __len__(self):
+            return math.ceil(len(x) / batch_size)
+
+        def __getitem__(self, index):
+            chosen = self.order[index * batch_size:(index + 1) * batch_size]
+            images = x[chosen]
+            for step in steps:
+                images = step(images, self.rng)
+            return images.astype("float32") / 255.0, y[chosen]
+
+        def on_epoch_end(self):
+            self.order = self.rng.permutation(len(x))
+
+    return Batches()
+
+
+def train_final(x, y, xt, yt, steps, seed, args, num_classes, epochs):
+    """Train the final CNN from scratch with the augmentation ``steps``; return (test error, parameters)."""
+    import keras
 
     from keras_augtune.models import simple_cnn
 
     keras.utils.set_random_seed(seed)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(64)
-    for fn in augmentations:
-        ds = ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.map(lambda im, lab: (tf.cast(im, tf.float32) / 255.0, lab)).prefetch(tf.data.AUTOTUNE)
     model = simple_cnn(x.shape[1:], num_classes, width=args.final_width, bn_momentum=args.final_bn_momentum)
     optimizer = keras.optimizers.SGD(schedule(args, math.ceil(len(x) / 64), epochs), momentum=0.9,
                                      nesterov=True, weight_decay=args.weight_decay)
     model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(ds, epochs=epochs, verbose=0)
-    _, accuracy = model.evaluate(xt.astype("float32") / 255.0, yt, verbose=0)
+    model.fit(batches(x, y, steps, seed), epochs=epochs, verbose=0)
+    _, accuracy = model.evaluate(xt.astype("float32") / 255.0, yt, batch_size=500, verbose=0)
     params = model.count_params()
     keras.backend.clear_session()
     return 1.0 - float(accuracy), params
+
+
+class Job(NamedTuple):
+    """One model to train: its table label (or validation candidate), the policy on top of
+    crop(+flip) (None: crop(+flip) alone), whether crop(+flip) is used, training and evaluation
+    indices ("test" evaluates on the test images), the seed and the epochs."""
+
+    label: str
+    policy: dict | None
+    crop: bool
+    train: np.ndarray
+    evaluate: np.ndarray | str
+    seed: int
+    epochs: int
+
+
+_DATA: dict = {}
+
+
+def _init_worker(args, arrays):
+    """Process-pool initializer: the arrays and options every job of this run shares."""
+    _DATA.update(arrays, args=args)
+
+
+def run_job(job: Job):
+    """Train one model (in this process or a pool worker); return (error, parameters, seconds)."""
+    from keras_augtune import Policy
+
+    args, x, y = _DATA["args"], _DATA["x"], _DATA["y"]
+    steps = []
+    if job.crop:
+        steps.append(crop_flip(_DATA["flip"]))
+    if job.policy is not None:
+        steps.append(policy_step(Policy.from_dict(job.policy)))
+    if isinstance(job.evaluate, str):
+        xe, ye = _DATA["x_test"], _DATA["y_test"]
+    else:
+        xe, ye = x[job.evaluate], y[job.evaluate]
+    start = time.time()
+    error, params = train_final(x[job.train], y[job.train], xe, ye, steps, job.seed, args,
+                                _DATA["num_classes"], job.epochs)
+    return error, params, time.time() - start
+
+
+class _InProcess:
+    """The executor for --workers 1: runs each job when submitted (a finished Future)."""
+
+    def submit(self, fn, *args):
+        future = concurrent.futures.Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self):
+        pass
 
 
 # ----------------------------------------------------------------------------- search
@@ -228,58 +321,90 @@ def interval(values):
 
 
 def paired(errors, reference):
-    """The per-seed differences ``errors - reference`` over the seeds both have: mean, half-width, n."""
-    n = min(len(errors), len(reference))
-    if n == 0:
+    """The per-seed differences ``errors - reference`` (both {seed: error}) over the seeds both
+    have: mean, half-width, number of pairs."""
+    seeds = sorted(set(errors) & set(reference))
+    if not seeds:
         return float("nan"), float("nan"), 0
-    mean, half = interval(np.asarray(errors[:n]) - np.asarray(reference[:n]))
-    return mean, half, n
+    mean, half = interval([errors[s] - reference[s] for s in seeds])
+    return mean, half, len(seeds)
 
 
 # ----------------------------------------------------------------------------- main
+def device_name() -> str:
+    """The Keras backend and the device it trains on, e.g. 'jax 0.11.2 on NVIDIA H200'."""
+    import keras
+
+    backend = keras.backend.backend()
+    module = __import__({"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend, "numpy"))
+    device = "CPU"
+    if backend == "jax":
+        device = module.devices()[0].device_kind
+    elif backend == "torch" and module.cuda.is_available():
+        device = module.cuda.get_device_name()
+    elif backend == "tensorflow" and module.config.list_physical_devices("GPU"):
+        device = "GPU"
+    return f"keras {keras.__version__}, {backend} {module.__version__} on {device}"
+
+
+def _worker_device():
+    return device_name()
+
+
 def main(argv=None):
     args = parse_args(argv)
-    import tensorflow as tf
-
     from keras_augtune import Policy
     from keras_augtune.data import stratified_split
 
     name, x_all, y_all, x_test, y_test, is_photo = load(args.data)
     num_classes = int(y_all.max()) + 1
     os.makedirs(args.out, exist_ok=True)
+    path = os.path.join(args.out, f"end_to_end_{name}{args.tag}")
     run_dir = os.path.join(args.out, f"e2e_{name}{args.tag}")
-    results = {"data": name, "args": vars(args), "command": "python " + " ".join(sys.argv),
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}, "
-                          f"tensorflow {tf.__version__}",
-               "loads": [os.getloadavg()[0]], "searches": [], "selection": {}, "finals": {}, "final_seconds": {}}
+    run = {"command": "python " + " ".join(sys.argv), "workers": args.workers,
+           "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
+           "loads": [os.getloadavg()[0]]}
+    results = {"data": name, "args": vars(args), "runs": [], "searches": [], "selection": {}, "finals": {},
+               "final_seeds": {}, "final_seconds": {}}
+    if args.resume and os.path.exists(path + ".json"):
+        with open(path + ".json") as f:
+            results.update(json.load(f))
+        results["args"] = vars(args)
+        print(f"resuming {path}.json: {sum(map(len, results['finals'].values()))} final models kept", flush=True)
+    results["runs"].append(run)
+    done = {label: dict(zip(seeds, errors)) for label, seeds, errors in
+            ((k, results["final_seeds"][k], v) for k, v in results["finals"].items())}
     print(f"data {name}: {len(y_all)} train / {len(y_test)} test images, {num_classes} classes", flush=True)
 
-    # ---- searches
-    best_policies = {}
-    for s in range(args.search_seeds if args.methods else 0):
-        keep, val = stratified_split(y_all, args.validation_size, 1000 + s)
-        tr = keep[subsample(y_all[keep], args.search_train_size, 2000 + s)]
-        for method in args.methods:
-            print(f"== search {method} seed {s}: {len(tr)} train / {len(val)} validation images", flush=True)
-            try:
-                r = search(method, x_all[tr], y_all[tr], x_all[val], y_all[val], s, args, run_dir)
-            except Exception as error:  # one failed search must not cost the other methods' table
-                import traceback
+    # ---- searches: run here, reloaded from an earlier run's JSON (--searches), or kept (--resume)
+    if args.searches:
+        with open(args.searches) as f:
+            results["searches"] = json.load(f)["searches"]
+    elif not results["searches"]:
+        for s in range(args.search_seeds if args.methods else 0):
+            keep, val = stratified_split(y_all, args.validation_size, 1000 + s)
+            tr = keep[subsample(y_all[keep], args.search_train_size, 2000 + s)]
+            for method in args.methods:
+                print(f"== search {method} seed {s}: {len(tr)} train / {len(val)} validation images", flush=True)
+                try:
+                    r = search(method, x_all[tr], y_all[tr], x_all[val], y_all[val], s, args, run_dir)
+                except Exception as error:  # one failed search must not cost the other methods' table
+                    import traceback
 
-                traceback.print_exc()
-                results["failed_searches"] = results.get("failed_searches", []) + [
-                    {"method": method, "seed": s, "error": f"{type(error).__name__}: {error}"}]
-                continue
-            print(f"   {r['completed']} trials in {r['wall_s']:.0f}s; best reward {r['best_reward']:.4f} "
-                  f"(baseline {r['baseline_reward']})", flush=True)
-            results["searches"].append(r)
-            best_policies.setdefault(method, Policy.from_dict(r["best_policy"]))
-            results["loads"].append(os.getloadavg()[0])
-            _write(results, args, name)  # a search-only run (--seeds 0) keeps every finished search
+                    traceback.print_exc()
+                    results["failed_searches"] = results.get("failed_searches", []) + [
+                        {"method": method, "seed": s, "error": f"{type(error).__name__}: {error}"}]
+                    continue
+                print(f"   {r['completed']} trials in {r['wall_s']:.0f}s; best reward {r['best_reward']:.4f} "
+                      f"(baseline {r['baseline_reward']})", flush=True)
+                results["searches"].append(r)
+                run["loads"].append(os.getloadavg()[0])
+                _write(results, args, path)  # a search-only run (--seeds 0) keeps every finished search
+    best_policies: dict = {}  # method -> [(search seed, best policy)] in search-seed order
+    for r in sorted(results["searches"], key=lambda r: r["seed"]):
+        best_policies.setdefault(r["method"], []).append((r["seed"], Policy.from_dict(r["best_policy"])))
 
-    flip = is_photo
-    cf = crop_flip(tuple(x_all.shape[1:]), flip)
-    base = "crop+flip" if flip else "crop"
+    base = "crop+flip" if is_photo else "crop"  # on digits no flip: a flipped digit is another digit
     label = {key: f"{base} + {text}" for key, text in (
         ("ta", TA), ("ra", "RandAugment"), ("searched", "searched policy"),
         ("random", "random-search best"), ("scaled", "searched policy, scale picked on validation"),
@@ -289,99 +414,150 @@ def main(argv=None):
     if wanted - set(CONFIGS):
         raise SystemExit(f"--configs takes keys from {', '.join(CONFIGS)}; got {', '.join(sorted(wanted - set(CONFIGS)))}")
 
-    def want(key):
-        return key in wanted
+    # ---- what to train: {label: policy or None}, and the validation candidates behind the picks
+    configs = {}
+    for key, policy in (("none", None), ("cf", None), ("ta", Policy.trivial_augment())):
+        if key in wanted:
+            configs[label[key]] = policy
+    method_of = {"searched": "bayesian", "random": "random", "hyperband": "hyperband"}
+    for key, method in method_of.items():
+        found = best_policies.get(method, [])
+        for seed, policy in found if key in wanted else ():
+            configs[label[key] + (f" (search {seed})" if len(found) > 1 else "")] = policy
+    candidates = {}  # kind -> {candidate: policy}; each pick's winner becomes one more configuration
+    if "ra" in wanted:
+        candidates["RandAugment"] = {f"N={n}, M={m:g}": Policy.rand_augment(n, m) for n, m in args.ra_grid}
+    if "scaled" in wanted and "bayesian" in best_policies:
+        searched = best_policies["bayesian"][0][1]  # the first search's policy
+        candidates["scale"] = {f"{s:g}": searched.scaled(s) for s in args.scales}
 
-    # ---- validation-split choices: RandAugment's (N, M) and the searched policy's scale
+    def picked_label(kind, chosen):
+        if kind == "RandAugment":
+            return f"{base} + RandAugment({chosen})"
+        return f"{base} + searched policy × {chosen} (scale picked on validation)"
+
     keep, val = stratified_split(y_all, args.validation_size, 1000)
     sel = keep[subsample(y_all[keep], args.final_train_size, 5000)]
+    final_train = {k: subsample(y_all, args.final_train_size, 3000 + k) for k in range(args.seeds)}
 
-    def validation_error(policy):
-        return train_final(x_all[sel], y_all[sel], x_all[val], y_all[val], [cf, policy.tf_map(batched=True)],
-                           6000, args, num_classes, args.select_epochs)[0]
+    def final_jobs(text, policy):
+        return [Job(text, None if policy is None else policy.to_dict(), text != label["none"], final_train[k],
+                    "test", 4000 + k, args.epochs) for k in range(args.seeds) if k not in done.get(text, {})]
 
-    def pick(kind, candidates):
-        errors = {}
-        for key, policy in candidates.items():
-            start = time.time()
-            errors[key] = validation_error(policy)
-            print(f"   validation {kind} {key}: error {errors[key]:.4f} ({time.time() - start:.0f}s)", flush=True)
-        best = min(errors, key=errors.get)
-        results["selection"][kind] = {"validation_error": errors, "picked": best,
-                                      "train_images": len(sel), "validation_images": len(val),
+    def choose(kind):
+        """All of ``kind``'s candidates scored: pick the lowest validation error (a tie goes to the
+        first listed); its configuration joins the table. Returns its final models to train."""
+        pick = results["selection"][kind]
+        pick["picked"] = min(candidates[kind], key=pick["validation_error"].get)
+        text = picked_label(kind, pick["picked"])
+        configs[text] = candidates[kind][pick["picked"]]
+        return final_jobs(text, configs[text])
+
+    queue = []
+    for kind, options in candidates.items():
+        if len(options) == 1:
+            configs[picked_label(kind, next(iter(options)))] = next(iter(options.values()))
+            continue
+        kept = (results["selection"].get(kind) or {}).get("validation_error", {})  # --resume: scored earlier
+        results["selection"][kind] = {"validation_error": {k: v for k, v in kept.items() if k in options},
+                                      "picked": None, "train_images": len(sel), "validation_images": len(val),
                                       "epochs": args.select_epochs}
-        results["loads"].append(os.getloadavg()[0])
-        return best
-
-    policies = {"none": None, "cf": None, "ta": Policy.trivial_augment()}
-    if want("ra"):
-        grid = {f"N={n}, M={m:g}": Policy.rand_augment(n, m) for n, m in args.ra_grid}
-        chosen = pick("RandAugment", grid) if len(grid) > 1 else next(iter(grid))
-        policies["ra"] = grid[chosen]
-        label["ra"] = f"{base} + RandAugment({chosen})"
-    if "bayesian" in best_policies:
-        searched = best_policies["bayesian"]
-        policies["searched"] = searched
-        if want("scaled"):
-            scales = {f"{s:g}": searched.scaled(s) for s in args.scales}
-            chosen = pick("scale", scales) if len(scales) > 1 else next(iter(scales))
-            policies["scaled"] = scales[chosen]
-            label["scaled"] = f"{base} + searched policy × {chosen} (scale picked on validation)"
-    if "random" in best_policies:
-        policies["random"] = best_policies["random"]
-    if "hyperband" in best_policies:
-        policies["hyperband"] = best_policies["hyperband"]
-
-    configs = {label[k]: ([] if k == "none" else [cf] if p is None else [cf, p.tf_map(batched=True)])
-               for k, p in policies.items() if want(k)}
+        missing = [key for key in options if key not in results["selection"][kind]["validation_error"]]
+        queue += [Job(f"{kind}:{key}", options[key].to_dict(), True, sel, val, 6000, args.select_epochs)
+                  for key in missing]
+        if not missing:
+            choose(kind)  # its final models join the seed-major queue below
+    for k in range(args.seeds):  # seed-major, so that a partial table is paired
+        queue += [job for text, policy in configs.items() for job in final_jobs(text, policy) if job.seed == 4000 + k]
     results["reference"] = label["ta"]
-    results["policies"] = {label[k]: p.to_dict() for k, p in policies.items()
-                           if p is not None and k not in ("ta",) and label[k] in configs}
+    results["labels"] = {"searched": label["searched"], "random": label["random"]}
+    results.setdefault("policies", {})
 
-    # ---- final models: every configuration on the same seeds (paired)
-    for s in range(args.seeds):
-        tr = subsample(y_all, args.final_train_size, 3000 + s)
-        for text, augs in configs.items():
-            start = time.time()
-            error, params = train_final(x_all[tr], y_all[tr], x_test, y_test, augs, 4000 + s, args, num_classes,
-                                        args.epochs)
-            results["finals"].setdefault(text, []).append(error)
-            results["final_seconds"].setdefault(text, []).append(time.time() - start)
-            results["final_params"] = params
-            results["final_train_images"] = len(tr)
-            print(f"   seed {s} {text:60s} test error {error:.4f}  ({time.time() - start:.0f}s)", flush=True)
-            results["loads"].append(os.getloadavg()[0])
-            _write(results, args, name)
-    print("\n".join(_write(results, args, name)), flush=True)
+    def record_policies():
+        results["policies"].update({text: p.to_dict() for text, p in configs.items() if p is not None and text != label["ta"]})
+
+    record_policies()
+
+    # ---- train: picks first, then every configuration on the same seeds (paired)
+    arrays = {"x": x_all, "y": y_all, "x_test": x_test, "y_test": y_test, "flip": is_photo, "num_classes": num_classes}
+    if args.workers > 1:
+        import multiprocessing
+
+        executor = concurrent.futures.ProcessPoolExecutor(
+            args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+            initargs=(args, arrays))
+        run["device"] = executor.submit(_worker_device).result()
+    else:
+        _init_worker(args, arrays)
+        executor = _InProcess()
+        run["device"] = device_name()
+    print(f"training on {run['device']} with {args.workers} worker(s): {len(queue)} models", flush=True)
+    running = {}
+    while queue or running:
+        while queue and len(running) < max(1, args.workers):
+            job = queue.pop(0)
+            running[executor.submit(run_job, job)] = job
+        finished, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+        for future in finished:
+            job = running.pop(future)
+            try:
+                error, params, seconds = future.result()
+            except Exception as exc:  # one failed model must not cost the table
+                results.setdefault("failed_models", []).append(
+                    {"label": job.label, "seed": job.seed, "error": f"{type(exc).__name__}: {exc}"})
+                print(f"   FAILED {job.label} seed {job.seed}: {type(exc).__name__}: {exc}", flush=True)
+                continue
+            kind, _, key = job.label.partition(":")
+            if isinstance(job.evaluate, str):  # a final model
+                k = job.seed - 4000
+                done.setdefault(job.label, {})[k] = error
+                results["final_seconds"].setdefault(job.label, {})[str(k)] = seconds
+                results["final_params"], results["final_train_images"] = params, len(job.train)
+                print(f"   seed {k} {job.label:60s} test error {error:.4f}  ({seconds:.0f}s)", flush=True)
+            else:  # a validation candidate
+                pick = results["selection"][kind]
+                pick["validation_error"][key] = error
+                print(f"   validation {kind} {key}: error {error:.4f} ({seconds:.0f}s)", flush=True)
+                if len(pick["validation_error"]) == len(candidates[kind]):
+                    queue += choose(kind)
+                    record_policies()
+            run["loads"].append(os.getloadavg()[0])
+            results["finals"] = {text: [errs[k] for k in sorted(errs)] for text, errs in done.items()}
+            results["final_seeds"] = {text: sorted(errs) for text, errs in done.items()}
+            _write(results, args, path)
+    executor.shutdown()
+    print("\n".join(_write(results, args, path)), flush=True)
 
 
-def _write(results, args, name):
-    path = os.path.join(args.out, f"end_to_end_{name}{args.tag}")
+def _write(results, args, path):
     with open(path + ".json", "w") as f:
         json.dump(results, f, indent=1, default=str)
-    finals = results["finals"]
+    finals = {text: dict(zip(results["final_seeds"][text], errors)) for text, errors in results["finals"].items()}
     base = finals.get("no augmentation")
     reference = finals.get(results.get("reference"))
-    loads = results["loads"]
-    lines = [f"Data: {results['data']}; machine: {results['machine']}; load average "
-             f"{min(loads):.1f}–{max(loads):.1f} (shared machine)",
-             f"Command: `{results['command']}`",
-             f"Final protocol: simple_cnn width {args.final_width}, {results.get('final_train_images', '?')} "
-             f"training images, SGD-Nesterov {args.lr} (momentum 0.9, weight decay {args.weight_decay}), "
-             f"{args.warmup_epochs} warm-up epochs + cosine to 0, {args.epochs} epochs, batch 64, last epoch.", "",
-             "| final-model augmentation | test error (mean ± 95% CI) | seeds | per seed | vs no augmentation | "
-             f"paired difference vs {results.get('reference')} (mean ± 95% CI) |",
-             "|---|---|---|---|---|---|"]
-    base_mean = interval(base)[0] if base else None
+    lines = []
+    for run in results["runs"]:
+        loads = run["loads"]
+        lines.append(f"Run: `{run['command']}` — {run['machine']}; {run.get('device', 'no model trained')}; "
+                     f"{run['workers']} worker(s); load average {min(loads):.1f}–{max(loads):.1f}")
+    lines += [f"Data: {results['data']}.",
+              f"Final protocol: simple_cnn width {args.final_width}, {results.get('final_train_images', '?')} "
+              f"training images, SGD-Nesterov {args.lr} (momentum 0.9, weight decay {args.weight_decay}), "
+              f"{args.warmup_epochs} warm-up epochs + cosine to 0, {args.epochs} epochs, batch 64, last epoch.", "",
+              "| final-model augmentation | test error (mean ± 95% CI) | seeds | per seed | vs no augmentation | "
+              f"paired difference vs {results.get('reference')} (mean ± 95% CI) |",
+              "|---|---|---|---|---|---|"]
+    base_mean = interval(list(base.values()))[0] if base else None
     for text, errors in finals.items():
-        mean, half = interval(errors)
+        mean, half = interval(list(errors.values()))
         rel = "" if not base_mean else f"{(mean - base_mean) / base_mean:+.1%}"
         diff = ""
         if reference and text != results.get("reference"):
             d_mean, d_half, n = paired(errors, reference)
             diff = f"{d_mean * 100:+.2f} ± {d_half * 100:.2f} points ({n} pairs)"
-        per_seed = ", ".join(f"{e:.1%}" for e in errors)
+        per_seed = ", ".join(f"{e:.1%}" for e in errors.values())
         lines.append(f"| {text} | {mean:.1%} ± {half:.1%} | {len(errors)} | {per_seed} | {rel} | {diff} |")
+    lines += _pooled(finals, results["labels"], results.get("reference")) if "labels" in results else []
     for kind, sel in results["selection"].items():
         shown = ", ".join(f"{k}: {v:.1%}" for k, v in sel["validation_error"].items())
         lines.append(f"\nValidation pick of {kind} ({sel['train_images']} train / {sel['validation_images']} "
@@ -394,12 +570,41 @@ def _write(results, args, name):
                      f"{r['best_reward']:.4f} | {r['baseline_reward']:.4f} |")
     for failed in results.get("failed_searches", []):
         lines.append(f"| {failed['method']} (seed {failed['seed']}) | FAILED: {failed['error']} | | | |")
-    seconds = [t for ts in results["final_seconds"].values() for t in ts]
+    for failed in results.get("failed_models", []):
+        lines.append(f"\nFAILED model: {failed['label']} (seed {failed['seed']}): {failed['error']}")
+    seconds = [t for ts in results["final_seconds"].values() for t in ts.values()]
     if seconds:
         lines.append(f"\nFinal models: {len(seconds)}, {np.mean(seconds):.0f} s each on average "
-                     f"({sum(seconds) / 60:.0f} min in all).")
+                     f"({sum(seconds) / 60:.0f} min of training in all).")
     with open(path + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
+    return lines
+
+
+def _pooled(finals, labels, reference_label):
+    """With several search seeds: the searched policies against random search's (paired over
+    search and final seeds) and the mean over searches against the reference (paired over final
+    seeds): the expected result of running a search, not of one lucky search."""
+    def per_search(prefix):
+        return {text[len(prefix):]: errors for text, errors in finals.items() if text.startswith(prefix)}
+
+    searched = per_search(labels["searched"] + " (search ")
+    random = per_search(labels["random"] + " (search ")
+    lines = []
+    pairs = [searched[s][k] - random[s][k] for s in searched if s in random for k in searched[s] if k in random[s]]
+    if pairs:
+        mean, half = interval(pairs)
+        lines.append(f"\nSearched policy − random-search best, paired over {len(set(searched) & set(random))} "
+                     f"searches × final seeds ({len(pairs)} pairs): {mean * 100:+.2f} ± {half * 100:.2f} points.")
+    reference = finals.get(reference_label)
+    seeds = [k for k in reference or {} if searched and all(k in errors for errors in searched.values())]
+    if seeds:
+        mean_over = {k: float(np.mean([errors[k] for errors in searched.values()])) for k in seeds}
+        d_mean, d_half, n = paired(mean_over, reference)
+        m, h = interval(list(mean_over.values()))
+        lines.append(f"Searched policy, mean over the {len(searched)} searches: {m:.1%} ± {h:.1%}; "
+                     f"paired difference vs {reference_label}: {d_mean * 100:+.2f} ± {d_half * 100:.2f} points "
+                     f"({n} final seeds).")
     return lines
 
 
