@@ -243,9 +243,14 @@ class Job(NamedTuple):
 _DATA: dict = {}
 
 
-def _init_worker(args, arrays):
+def _init_worker(args, arrays, pool=False):
     """Process-pool initializer: the arrays and options every job of this run shares."""
     _DATA.update(arrays, args=args)
+    if pool:  # many workers on one machine: OpenCV's own per-process thread pool (imgaug's ops) would
+        # oversubscribe the cores (seen: load average up to 233 on 16 cores with 20 workers)
+        import cv2
+
+        cv2.setNumThreads(1)
 
 
 def run_job(job: Job):
@@ -485,7 +490,7 @@ def main(argv=None):
 
         executor = concurrent.futures.ProcessPoolExecutor(
             args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-            initargs=(args, arrays))
+            initargs=(args, arrays, True))
         run["device"] = executor.submit(_worker_device).result()
     else:
         _init_worker(args, arrays)

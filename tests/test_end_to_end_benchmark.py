@@ -1,0 +1,93 @@
+"""The end-to-end benchmark's own pieces: the NumPy crop+flip, the paired statistics over seeds,
+and a resumed run that trains only what is missing (tiny digits models)."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def e2e():
+    spec = importlib.util.spec_from_file_location("end_to_end", os.path.join(ROOT, "benchmarks", "end_to_end.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _windows(image, pad):
+    """Every pad-and-crop window of ``image`` (reflect padding), mirrored ones too, as bytes."""
+    padded = np.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    h, w = image.shape[:2]
+    crops = [padded[t:t + h, s:s + w] for t in range(2 * pad + 1) for s in range(2 * pad + 1)]
+    offsets = [(t, s) for t in range(2 * pad + 1) for s in range(2 * pad + 1)]
+    return {c.tobytes(): o for o, c in zip(offsets, crops)}, {c[:, ::-1].tobytes() for c in crops}
+
+
+def test_crop_flip_takes_a_reflect_padded_window_per_image(e2e):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 8, 10, 3), dtype=np.uint8)
+    out = e2e.crop_flip(flip=False)(images.copy(), np.random.default_rng(1))
+    assert out.shape == images.shape and out.dtype == np.uint8
+    offsets = set()
+    for image, crop in zip(images, out):
+        plain, _ = _windows(image, 4)
+        assert crop.tobytes() in plain  # a window of *this* image: rows stay with their image
+        offsets.add(plain[crop.tobytes()])
+    assert len(offsets) > 20  # offsets drawn per image, not one per batch
+
+
+def test_crop_flip_mirrors_about_half_the_images(e2e):
+    rng = np.random.default_rng(0)
+    # wider than 2 x pad + 2: a mirrored window is then never also a plain window (with narrow images
+    # a window straddling a reflection point mirrors into another window)
+    images = rng.integers(0, 256, (200, 8, 20, 3), dtype=np.uint8)
+    out = e2e.crop_flip(flip=True)(images.copy(), np.random.default_rng(2))
+    mirrored = 0
+    for image, crop in zip(images, out):
+        plain, flipped = _windows(image, 4)
+        assert crop.tobytes() in plain or crop.tobytes() in flipped
+        mirrored += crop.tobytes() not in plain
+    assert 70 < mirrored < 130
+
+
+def test_paired_uses_only_the_seeds_both_have(e2e):
+    mean, half, n = e2e.paired({0: 0.30, 1: 0.40, 2: 0.50}, {1: 0.35, 2: 0.40, 7: 0.0})
+    assert n == 2 and mean == pytest.approx(0.075) and half > 0
+    assert e2e.paired({0: 0.3}, {1: 0.3})[2] == 0
+
+
+def test_pooled_comparisons_over_search_seeds(e2e):
+    labels = {"searched": "cf + searched policy", "random": "cf + random-search best"}
+    finals = {"cf + TA": {0: 0.40, 1: 0.42},
+              "cf + searched policy (search 0)": {0: 0.38, 1: 0.40},
+              "cf + searched policy (search 1)": {0: 0.36, 1: 0.40},
+              "cf + random-search best (search 0)": {0: 0.39, 1: 0.41},
+              "cf + random-search best (search 1)": {0: 0.39, 1: 0.41}}
+    lines = e2e._pooled(finals, labels, "cf + TA")
+    # searched - random over 2 searches x 2 seeds: -0.01, -0.01, -0.03, -0.01 -> -1.50 points
+    assert "2 searches × final seeds (4 pairs): -1.50" in lines[0]
+    # mean over searches: seed 0 0.37 (-0.03 vs TA), seed 1 0.40 (-0.02) -> -2.50 points
+    assert "mean over the 2 searches: 38.5%" in lines[1] and "-2.50" in lines[1]
+    assert e2e._pooled({"cf + TA": {0: 0.4}}, labels, "cf + TA") == []
+
+
+def test_resume_trains_only_the_missing_models(e2e, tmp_path, capsys):
+    tiny = ["--data", "digits", "--methods", "none", "--out", str(tmp_path), "--epochs", "1",
+            "--final-train-size", "100", "--final-width", "8"]
+    e2e.main(tiny + ["--configs", "none", "--seeds", "1"])
+    first = json.loads((tmp_path / "end_to_end_digits.json").read_text())
+    capsys.readouterr()
+    e2e.main(tiny + ["--configs", "none,cf", "--seeds", "2", "--resume"])
+    log = capsys.readouterr().out
+    assert "1 final models kept" in log and ": 3 models" in log  # not 4
+    results = json.loads((tmp_path / "end_to_end_digits.json").read_text())
+    assert results["final_seeds"] == {"no augmentation": [0, 1], "crop": [0, 1]}
+    assert results["finals"]["no augmentation"][0] == first["finals"]["no augmentation"][0]
+    assert len(results["runs"]) == 2
+    table = (tmp_path / "end_to_end_digits.md").read_text()
+    assert "| crop | " in table and "(2 pairs)" not in table  # no TrivialAugment row: nothing to pair with
