@@ -95,8 +95,8 @@ def parse_args(argv=None):
                    help="take the searches from an earlier run's end_to_end_*.json (e.g. a search-only run with "
                         "--seeds 0 on the 2-core machine) instead of running them")
     p.add_argument("--resume", action="store_true",
-                   help="keep the final models, validation picks and searches already in the output JSON and "
-                        "train only what is missing")
+                   help="keep the searches, validation scores and final models already in the output JSON and "
+                        "run only what is missing")
     p.add_argument("--workers", type=int, default=1,
                    help="final models trained at once, each in its own process (default 1; e.g. 12 on a GPU "
                         "machine with 16 cores: the NumPy augmentation runs in each worker)")
@@ -381,15 +381,17 @@ def main(argv=None):
             ((k, results["final_seeds"][k], v) for k, v in results["finals"].items())}
     print(f"data {name}: {len(y_all)} train / {len(y_test)} test images, {num_classes} classes", flush=True)
 
-    # ---- searches: run here, reloaded from an earlier run's JSON (--searches), or kept (--resume)
+    # ---- searches: run here, taken from an earlier run's JSON (--searches), or kept (--resume)
     if args.searches:
         with open(args.searches) as f:
             results["searches"] = json.load(f)["searches"]
-    elif not results["searches"]:
+    else:
         for s in range(args.search_seeds if args.methods else 0):
             keep, val = stratified_split(y_all, args.validation_size, 1000 + s)
             tr = keep[subsample(y_all[keep], args.search_train_size, 2000 + s)]
             for method in args.methods:
+                if any(r["method"] == method and r["seed"] == s for r in results["searches"]):
+                    continue  # --resume: finished in an earlier run
                 print(f"== search {method} seed {s}: {len(tr)} train / {len(val)} validation images", flush=True)
                 try:
                     r = search(method, x_all[tr], y_all[tr], x_all[val], y_all[val], s, args, run_dir)
