@@ -97,6 +97,9 @@ def parse_args(argv=None):
     p.add_argument("--resume", action="store_true",
                    help="keep the searches, validation scores and final models already in the output JSON and "
                         "run only what is missing")
+    p.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                   help="add the final models of other runs' end_to_end_*.json (same data and seeds) whose labels "
+                        "this table lacks; their runs are listed with the table")
     p.add_argument("--workers", type=int, default=1,
                    help="final models trained at once, each in its own process (default 1; e.g. 12 on a GPU "
                         "machine with 16 cores: the NumPy augmentation runs in each worker)")
@@ -379,6 +382,16 @@ def main(argv=None):
     results["runs"].append(run)
     done = {label: dict(zip(seeds, errors)) for label, seeds, errors in
             ((k, results["final_seeds"][k], v) for k, v in results["finals"].items())}
+    for other in args.merge:  # final models trained by other runs (e.g. on another machine)
+        with open(other) as f:
+            extra = json.load(f)
+        added = [text for text in extra["finals"] if text not in done]
+        for text in added:
+            done[text] = dict(zip(extra["final_seeds"][text], extra["finals"][text]))
+            results["final_seconds"][text] = extra["final_seconds"][text]
+        results["runs"] += [dict(r, merged_from=other, merged=added) for r in extra["runs"]]
+        print(f"merged from {other}: {', '.join(added) or 'nothing'} "
+              f"(kept this table's {', '.join(t for t in extra['finals'] if t not in added) or 'nothing'})", flush=True)
     print(f"data {name}: {len(y_all)} train / {len(y_test)} test images, {num_classes} classes", flush=True)
 
     # ---- searches: run here, taken from an earlier run's JSON (--searches), or kept (--resume)
@@ -529,14 +542,16 @@ def main(argv=None):
                     queue += choose(kind)
                     record_policies()
             run["loads"].append(os.getloadavg()[0])
-            results["finals"] = {text: [errs[k] for k in sorted(errs)] for text, errs in done.items()}
-            results["final_seeds"] = {text: sorted(errs) for text, errs in done.items()}
-            _write(results, args, path)
+            _write(results, args, path, done)
     executor.shutdown()
-    print("\n".join(_write(results, args, path)), flush=True)
+    print("\n".join(_write(results, args, path, done)), flush=True)
 
 
-def _write(results, args, path):
+def _write(results, args, path, done=None):
+    """Write <path>.json (everything) and <path>.md (the tables); ``done`` is {label: {seed: error}}."""
+    if done is not None:
+        results["finals"] = {text: [errs[k] for k in sorted(errs)] for text, errs in done.items()}
+        results["final_seeds"] = {text: sorted(errs) for text, errs in done.items()}
     with open(path + ".json", "w") as f:
         json.dump(results, f, indent=1, default=str)
     finals = {text: dict(zip(results["final_seeds"][text], errors)) for text, errors in results["finals"].items()}
@@ -545,8 +560,10 @@ def _write(results, args, path):
     lines = []
     for run in results["runs"]:
         loads = run["loads"]
+        merged = f" (merged from {run['merged_from']}: {', '.join(run['merged']) or 'nothing'})" \
+            if "merged_from" in run else ""
         lines.append(f"Run: `{run['command']}` — {run['machine']}; {run.get('device', 'no model trained')}; "
-                     f"{run['workers']} worker(s); load average {min(loads):.1f}–{max(loads):.1f}")
+                     f"{run['workers']} worker(s); load average {min(loads):.1f}–{max(loads):.1f}{merged}")
     lines += [f"Data: {results['data']}.",
               f"Final protocol: simple_cnn width {args.final_width}, {results.get('final_train_images', '?')} "
               f"training images, SGD-Nesterov {args.lr} (momentum 0.9, weight decay {args.weight_decay}), "

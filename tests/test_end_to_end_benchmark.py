@@ -91,3 +91,21 @@ def test_resume_trains_only_the_missing_models(e2e, tmp_path, capsys):
     assert len(results["runs"]) == 2
     table = (tmp_path / "end_to_end_digits.md").read_text()
     assert "| crop | " in table and "(2 pairs)" not in table  # no TrivialAugment row: nothing to pair with
+
+
+def test_merge_adds_the_other_runs_missing_configurations(e2e, tmp_path, capsys):
+    tiny = ["--data", "digits", "--methods", "none", "--out", str(tmp_path), "--epochs", "1",
+            "--final-train-size", "100", "--final-width", "8", "--seeds", "1"]
+    e2e.main(tiny + ["--configs", "none"])
+    mine = json.loads((tmp_path / "end_to_end_digits.json").read_text())
+    e2e.main(tiny + ["--configs", "none,ta", "--tag", "_other", "--final-width", "16"])  # another model
+    other = json.loads((tmp_path / "end_to_end_digits_other.json").read_text())
+    assert other["finals"]["no augmentation"] != mine["finals"]["no augmentation"]
+    capsys.readouterr()
+    e2e.main(tiny + ["--configs", "none", "--resume", "--merge", str(tmp_path / "end_to_end_digits_other.json")])
+    assert "merged from" in (log := capsys.readouterr().out) and ": 0 models" in log
+    results = json.loads((tmp_path / "end_to_end_digits.json").read_text())
+    assert results["finals"]["crop + TrivialAugment"] == other["finals"]["crop + TrivialAugment"]
+    assert results["finals"]["no augmentation"] == mine["finals"]["no augmentation"]  # a collision keeps this table's
+    assert [r.get("merged", None) for r in results["runs"]] == [None, None, ["crop + TrivialAugment"]]
+    assert "(1 pairs)" in (tmp_path / "end_to_end_digits.md").read_text()  # paired against the merged reference
