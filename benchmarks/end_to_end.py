@@ -30,7 +30,19 @@ Usage:
         --configs none,cf,ta --seeds 2 --epochs 40
 
 ``--methods none`` skips the searches (then only the configurations without a searched policy
-run). Results: <out>/end_to_end_<name><tag>.{json,md}, rewritten after every model.
+run). Results: <out>/end_to_end_<name><tag>.{json,md}, rewritten after every model and search.
+
+Split across machines (how the reduced-CIFAR-10 table in docs/benchmarks.md was made): the
+searches on the CPU machine with ``--seeds 0`` (no final model), the final models where they are
+cheap with ``--searches <that run's JSON>`` — the final training is NumPy augmentation in a
+``keras.utils.PyDataset``, so it runs on any Keras backend, e.g. on a GPU machine without
+TensorFlow::
+
+    KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false python benchmarks/end_to_end.py \
+        --data ../shared/data/cifar10-jpeg --methods none --seeds 5 --workers 14 \
+        --searches benchmarks/results/end_to_end_cifar10-jpeg_search.json --tag _gpu
+
+``--resume`` keeps what the output JSON already holds; ``--merge`` adds other runs' final models.
 """
 
 from __future__ import annotations
@@ -92,8 +104,8 @@ def parse_args(argv=None):
     p.add_argument("--reuse-searches", action="store_true",
                    help="reload finished searches from <out>/e2e_<name><tag>/ instead of running them again")
     p.add_argument("--searches", default=None,
-                   help="take the searches from an earlier run's end_to_end_*.json (e.g. a search-only run with "
-                        "--seeds 0 on the 2-core machine) instead of running them")
+                   help="take the searches (the first --search-seeds of each method) from an earlier run's "
+                        "end_to_end_*.json, e.g. a search-only run (--seeds 0), instead of running them")
     p.add_argument("--resume", action="store_true",
                    help="keep the searches, validation scores and final models already in the output JSON and "
                         "run only what is missing")
@@ -395,9 +407,9 @@ def main(argv=None):
     print(f"data {name}: {len(y_all)} train / {len(y_test)} test images, {num_classes} classes", flush=True)
 
     # ---- searches: run here, taken from an earlier run's JSON (--searches), or kept (--resume)
-    if args.searches:
+    if args.searches:  # its first --search-seeds searches of each method
         with open(args.searches) as f:
-            results["searches"] = json.load(f)["searches"]
+            results["searches"] = [r for r in json.load(f)["searches"] if r["seed"] < args.search_seeds]
     else:
         for s in range(args.search_seeds if args.methods else 0):
             keep, val = stratified_split(y_all, args.validation_size, 1000 + s)
