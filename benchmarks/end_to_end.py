@@ -618,22 +618,22 @@ def _write(results, args, path, done=None):
 
 
 def _pooled(finals, labels, reference_label):
-    """With several search seeds: the searched policies against random search's (paired over
-    search and final seeds) and the mean over searches against the reference (paired over final
-    seeds): the expected result of running a search, not of one lucky search."""
-    def per_search(prefix):
-        return {text[len(prefix):]: errors for text, errors in finals.items() if text.startswith(prefix)}
+    """The searched policy against random search's best, paired over search seeds and final seeds;
+    with several search seeds also the mean over searches against the reference, paired over final
+    seeds: the expected result of running a search, not of one lucky search."""
+    def per_search(name):  # {search seed: {final seed: error}}; one search has no "(search s)" suffix
+        return {text[len(name):].strip(" (search)") or "0": errors for text, errors in finals.items()
+                if text == name or text.startswith(name + " (search ")}
 
-    searched = per_search(labels["searched"] + " (search ")
-    random = per_search(labels["random"] + " (search ")
+    searched, random = per_search(labels["searched"]), per_search(labels["random"])
     lines = []
     pairs = [searched[s][k] - random[s][k] for s in searched if s in random for k in searched[s] if k in random[s]]
     if pairs:
         mean, half = interval(pairs)
         lines.append(f"\nSearched policy − random-search best, paired over {len(set(searched) & set(random))} "
-                     f"searches × final seeds ({len(pairs)} pairs): {mean * 100:+.2f} ± {half * 100:.2f} points.")
+                     f"search(es) × final seeds ({len(pairs)} pairs): {mean * 100:+.2f} ± {half * 100:.2f} points.")
     reference = finals.get(reference_label)
-    seeds = [k for k in reference or {} if searched and all(k in errors for errors in searched.values())]
+    seeds = [k for k in reference or {} if len(searched) > 1 and all(k in errors for errors in searched.values())]
     if seeds:
         mean_over = {k: float(np.mean([errors[k] for errors in searched.values()])) for k in seeds}
         d_mean, d_half, n = paired(mean_over, reference)

@@ -70,10 +70,13 @@ def test_pooled_comparisons_over_search_seeds(e2e):
               "cf + random-search best (search 1)": {0: 0.39, 1: 0.41}}
     lines = e2e._pooled(finals, labels, "cf + TA")
     # searched - random over 2 searches x 2 seeds: -0.01, -0.01, -0.03, -0.01 -> -1.50 points
-    assert "2 searches × final seeds (4 pairs): -1.50" in lines[0]
+    assert "2 search(es) × final seeds (4 pairs): -1.50" in lines[0]
     # mean over searches: seed 0 0.37 (-0.03 vs TA), seed 1 0.40 (-0.02) -> -2.50 points
     assert "mean over the 2 searches: 38.5%" in lines[1] and "-2.50" in lines[1]
     assert e2e._pooled({"cf + TA": {0: 0.4}}, labels, "cf + TA") == []
+    one = e2e._pooled({"cf + TA": {0: 0.4, 1: 0.4}, "cf + searched policy": {0: 0.38, 1: 0.40},
+                       "cf + random-search best": {0: 0.39, 1: 0.40}}, labels, "cf + TA")
+    assert len(one) == 1 and "1 search(es) × final seeds (2 pairs): -0.50" in one[0]  # one search: no mean row
 
 
 def test_resume_trains_only_the_missing_models(e2e, tmp_path, capsys):
