@@ -622,7 +622,7 @@ def _pooled(finals, labels, reference_label):
     with several search seeds also the mean over searches against the reference, paired over final
     seeds: the expected result of running a search, not of one lucky search."""
     def per_search(name):  # {search seed: {final seed: error}}; one search has no "(search s)" suffix
-        return {text[len(name):].strip(" (search)") or "0": errors for text, errors in finals.items()
+        return {text[len(name):].removeprefix(" (search ").removesuffix(")") or "0": errors for text, errors in finals.items()
                 if text == name or text.startswith(name + " (search ")}
 
     searched, random = per_search(labels["searched"]), per_search(labels["random"])
