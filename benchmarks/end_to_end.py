@@ -367,10 +367,6 @@ def device_name() -> str:
     return f"keras {keras.__version__}, {backend} {module.__version__} on {device}"
 
 
-def _worker_device():
-    return device_name()
-
-
 def main(argv=None):
     args = parse_args(argv)
     from keras_augtune import Policy
@@ -381,7 +377,8 @@ def main(argv=None):
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"end_to_end_{name}{args.tag}")
     run_dir = os.path.join(args.out, f"e2e_{name}{args.tag}")
-    run = {"command": "python " + " ".join(sys.argv), "workers": args.workers,
+    command = sys.argv if argv is None else ["benchmarks/end_to_end.py", *argv]  # main(argv): from a test
+    run = {"command": "python " + " ".join(command), "workers": args.workers,
            "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
            "loads": [os.getloadavg()[0]]}
     results = {"data": name, "args": vars(args), "runs": [], "searches": [], "selection": {}, "finals": {},
@@ -401,7 +398,9 @@ def main(argv=None):
         for text in added:
             done[text] = dict(zip(extra["final_seeds"][text], extra["finals"][text]))
             results["final_seconds"][text] = extra["final_seconds"][text]
-        results["runs"] += [dict(r, merged_from=other, merged=added) for r in extra["runs"]]
+        seen = {(r["command"], r["machine"]) for r in results["runs"]}  # merging twice lists a run once
+        results["runs"] += [dict(r, merged_from=other, merged=added) for r in extra["runs"]
+                            if (r["command"], r["machine"]) not in seen]
         print(f"merged from {other}: {', '.join(added) or 'nothing'} "
               f"(kept this table's {', '.join(t for t in extra['finals'] if t not in added) or 'nothing'})", flush=True)
     print(f"data {name}: {len(y_all)} train / {len(y_test)} test images, {num_classes} classes", flush=True)
@@ -518,7 +517,7 @@ def main(argv=None):
         executor = concurrent.futures.ProcessPoolExecutor(
             args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
             initargs=(args, arrays, True))
-        run["device"] = executor.submit(_worker_device).result()
+        run["device"] = executor.submit(device_name).result()
     else:
         _init_worker(args, arrays)
         executor = _InProcess()
@@ -572,7 +571,7 @@ def _write(results, args, path, done=None):
     lines = []
     for run in results["runs"]:
         loads = run["loads"]
-        merged = f" (merged from {run['merged_from']}: {', '.join(run['merged']) or 'nothing'})" \
+        merged = f" (a run of {run['merged_from']}, from which this table took: {', '.join(run['merged']) or 'nothing'})" \
             if "merged_from" in run else ""
         lines.append(f"Run: `{run['command']}` — {run['machine']}; {run.get('device', 'no model trained')}; "
                      f"{run['workers']} worker(s); load average {min(loads):.1f}–{max(loads):.1f}{merged}")
