@@ -293,7 +293,10 @@ class _InProcess:
 
     def submit(self, fn, *args):
         future = concurrent.futures.Future()
-        future.set_result(fn(*args))
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # reported by future.result(), as a pool's would be
+            future.set_exception(exc)
         return future
 
     def shutdown(self):

@@ -112,3 +112,17 @@ def test_merge_adds_the_other_runs_missing_configurations(e2e, tmp_path, capsys)
     assert results["finals"]["no augmentation"] == mine["finals"]["no augmentation"]  # a collision keeps this table's
     assert [r.get("merged", None) for r in results["runs"]] == [None, None, ["crop + TrivialAugment"]]
     assert "(1 pairs)" in (tmp_path / "end_to_end_digits.md").read_text()  # paired against the merged reference
+
+
+def test_a_failed_model_is_reported_and_the_others_kept(e2e, tmp_path, monkeypatch):
+    def train_final(x, y, xt, yt, steps, seed, args, num_classes, epochs):
+        if steps:  # crop: fails
+            raise MemoryError("out of memory")
+        return 0.25, 123
+
+    monkeypatch.setattr(e2e, "train_final", train_final)
+    e2e.main(["--data", "digits", "--methods", "none", "--out", str(tmp_path), "--seeds", "2", "--configs", "none,cf"])
+    results = json.loads((tmp_path / "end_to_end_digits.json").read_text())
+    assert results["finals"] == {"no augmentation": [0.25, 0.25]}
+    assert [(f["label"], f["seed"]) for f in results["failed_models"]] == [("crop", 4000), ("crop", 4001)]
+    assert "FAILED model: crop (seed 4000): MemoryError: out of memory" in (tmp_path / "end_to_end_digits.md").read_text()
