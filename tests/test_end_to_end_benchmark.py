@@ -1,5 +1,6 @@
 """The end-to-end benchmark's own pieces: the NumPy crop+flip, the paired statistics over seeds,
-and a resumed run that trains only what is missing (tiny digits models)."""
+and its runs (tiny digits models): --resume trains only what is missing, --merge adds only missing
+configurations, and a failed model is reported while the others are kept."""
 
 import importlib.util
 import json
