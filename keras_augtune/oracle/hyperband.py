@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import collections
 
-import numpy as np
 from keras_tuner.engine import trial as trial_module
 from keras_tuner.oracles import HyperbandOracle
 
+from keras_augtune.checks import check_int
 from keras_augtune.oracle.random_forest import RandomForestOracle
 from keras_augtune.oracle.training_data import TrainingData, is_finite
 from keras_augtune.trials import EPOCHS, INITIAL_EPOCH, budget_of, without_budget
 
 __all__ = ["RandomForestHyperbandOracle"]
+
 
 class RandomForestHyperbandOracle(HyperbandOracle, RandomForestOracle):
     """Keras Tuner oracle: Hyperband over child epochs, new trials proposed by a random forest.
@@ -70,32 +71,25 @@ class RandomForestHyperbandOracle(HyperbandOracle, RandomForestOracle):
 
     def __init__(self, objective=None, max_epochs=100, factor=3, hyperband_iterations=None, max_trials=None,
                  random_share=0.2, num_initial_points=10, canonical_values=None, seed=None, **options):
-        for name, value, minimum in (("max_epochs", max_epochs, 1), ("factor", factor, 2)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-        if hyperband_iterations is not None and (
-                isinstance(hyperband_iterations, bool) or not isinstance(hyperband_iterations, (int, np.integer))
-                or hyperband_iterations < 1):
-            raise ValueError(f"`hyperband_iterations` must be an integer >= 1 or None, got {hyperband_iterations!r}.")
+        max_epochs, factor = check_int("`max_epochs`", max_epochs), check_int("`factor`", factor, minimum=2)
+        if hyperband_iterations is not None:
+            hyperband_iterations = check_int("`hyperband_iterations` (or None)", hyperband_iterations)
         if max_trials is None and hyperband_iterations is None:
             raise ValueError("Give `max_trials` or `hyperband_iterations` (or both): otherwise the search never ends.")
-        if canonical_values is not None and not callable(canonical_values):
-            raise TypeError(
-                f"`canonical_values` must be a callable (values dict -> canonical values dict) or None, "
-                f"got {type(canonical_values).__name__}."
-            )
-        # The forest oracle's (and Keras Tuner's base Oracle's) set-up; the brackets are set up below.
+        # The forest oracle's (and Keras Tuner's base Oracle's) set-up, which checks the forest's
+        # options and ``canonical_values``; the brackets are set up below.
         RandomForestOracle.__init__(
             self, objective=objective, max_trials=max_trials, num_initial_points=num_initial_points, seed=seed,
-            random_share=random_share,
-            canonical_values=None if canonical_values is None else _on_policy_values(canonical_values), **options,
+            random_share=random_share, canonical_values=canonical_values, **options,
         )
+        if self.canonical_values is not None:  # it sees a trial's values without the budget values
+            self.canonical_values = _on_policy_values(self.canonical_values)
         # Hyperband's state, as HyperbandOracle.__init__ sets it (its __init__ would re-run the
         # base Oracle's without the forest's options); test_hyperband.py checks it stays in step.
         self.hyperband_iterations = hyperband_iterations or float("inf")
-        self.max_epochs = int(max_epochs)
+        self.max_epochs = max_epochs
         self.min_epochs = 1
-        self.factor = int(factor)
+        self.factor = factor
         self._current_iteration = 0
         self._current_bracket = self._get_num_brackets() - 1
         self._brackets = []
