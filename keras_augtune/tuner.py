@@ -15,7 +15,7 @@ import keras_tuner
 import numpy as np
 
 from keras_augtune import compat, distributed, heap, runs
-from keras_augtune.checks import check_int, check_seed
+from keras_augtune.checks import check_choice, check_int, check_seed
 from keras_augtune.data import VALIDATION_SPLIT, Dataset, prepare_search_data
 from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.evaluation.density_search import DensitySearch
@@ -183,8 +183,7 @@ class AugmentTuner(keras_tuner.Tuner):
             check_int("train_set_size", train_set_size)
         if not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}.")
+        check_choice("method", method, METHODS)
         check_int("hyperband_factor", hyperband_factor, minimum=2)
         check_seed(seed)
 
@@ -721,12 +720,14 @@ class AugmentTuner(keras_tuner.Tuner):
             trial = self.oracle.get_trial(trial.trial_id)
         reward = trial.metrics.get_best_value(REWARD)
         results = self.results()
-        budget, baseline, best = budget_of(trial.hyperparameters), results.baseline, results.best(1)
-        if self.density is not None:  # trials compare density scores (the confirmation's training rewards differ)
-            baseline, best = baseline and baseline.score, results.best(1, by_score=True)
-            best_value = best[0].score if best else reward
-        else:
-            baseline, best_value = baseline and baseline.reward, best[0].reward if best else reward
+        by_score = self.density is not None  # trials compare density scores (the confirmation's training rewards differ)
+        best = results.best(1, by_score=by_score)
+
+        def value(t):  # the number the line shows for a trial
+            return None if t is None else t.score if by_score else t.reward
+
+        baseline, best_value = value(results.baseline), value(best[0]) if best else reward
+        budget = budget_of(trial.hyperparameters)
         if budget is not None and budget != results.full_budget:  # a short trial: no gain to show
             head, baseline = f"{head} [{budget}/{results.full_budget} epochs]", None
         return TrialDisplay.line(head, reward, baseline, best_value, seconds,
