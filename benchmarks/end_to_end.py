@@ -334,13 +334,10 @@ def search(method, x, y, xv, yv, seed, args, directory):
 # ----------------------------------------------------------------------------- statistics
 def interval(values):
     """Mean and 95 % half-width (Student t) of a list of numbers (half-width NaN for one value)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    from scipy import stats
+    from keras_augtune.evaluation.paired import mean_interval
 
-    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-    return float(values.mean()), float(half)
+    mean, half = mean_interval(values)
+    return mean, float("nan") if half is None else half
 
 
 def paired(errors, reference):
