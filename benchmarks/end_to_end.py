@@ -121,6 +121,11 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true", help="smoke-sized run")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args(argv)
+    if args.workers < 1:
+        p.error(f"--workers must be a positive integer, got {args.workers}")
+    for path in [args.searches, *args.merge]:
+        if path is not None and not os.path.isfile(path):
+            p.error(f"no such results file: {path}")
     if args.quick:
         args.seeds, args.trials, args.child_epochs = 2, 3, 2
         args.search_train_size, args.validation_size, args.final_train_size = 200, 100, 300
@@ -392,8 +397,7 @@ def main(argv=None):
     done = {label: dict(zip(seeds, errors)) for label, seeds, errors in
             ((k, results["final_seeds"][k], v) for k, v in results["finals"].items())}
     for other in args.merge:  # final models trained by other runs (e.g. on another machine)
-        with open(other) as f:
-            extra = json.load(f)
+        extra = _read_results(other, ("finals", "final_seeds", "final_seconds", "runs"))
         added = [text for text in extra["finals"] if text not in done]
         for text in added:
             done[text] = dict(zip(extra["final_seeds"][text], extra["finals"][text]))
@@ -407,8 +411,8 @@ def main(argv=None):
 
     # ---- searches: run here, taken from an earlier run's JSON (--searches), or kept (--resume)
     if args.searches:  # its first --search-seeds searches of each method
-        with open(args.searches) as f:
-            results["searches"] = [r for r in json.load(f)["searches"] if r["seed"] < args.search_seeds]
+        searches = _read_results(args.searches, ("searches",))["searches"]
+        results["searches"] = [r for r in searches if r["seed"] < args.search_seeds]
     else:
         for s in range(args.search_seeds if args.methods else 0):
             keep, val = stratified_split(y_all, args.validation_size, 1000 + s)
@@ -556,6 +560,20 @@ def main(argv=None):
             _write(results, args, path, done)
     executor.shutdown()
     print("\n".join(_write(results, args, path, done)), flush=True)
+
+
+def _read_results(path, keys):
+    """An earlier run's end_to_end_*.json, refused in one line when it is not one (or lacks ``keys``)."""
+    try:
+        with open(path) as f:
+            results = json.load(f)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"cannot read {path}: {error}") from None
+    missing = [key for key in keys if not isinstance(results, dict) or key not in results]
+    if missing:
+        raise SystemExit(f"{path} is not an end_to_end results file written by this script "
+                         f"(no {', '.join(missing)})")
+    return results
 
 
 def _write(results, args, path, done=None):

@@ -127,3 +127,23 @@ def test_a_failed_model_is_reported_and_the_others_kept(e2e, tmp_path, monkeypat
     assert results["finals"] == {"no augmentation": [0.25, 0.25]}
     assert [(f["label"], f["seed"]) for f in results["failed_models"]] == [("crop", 4000), ("crop", 4001)]
     assert "FAILED model: crop (seed 4000): MemoryError: out of memory" in (tmp_path / "end_to_end_digits.md").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--workers", "0"], "--workers must be a positive integer, got 0"),
+    (["--merge", "missing.json"], "no such results file: missing.json"),
+    (["--searches", "missing.json"], "no such results file: missing.json"),
+])
+def test_bad_arguments_are_refused_in_one_line(e2e, tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit):
+        e2e.parse_args(["--out", str(tmp_path), *extra])
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["{not json", '{"finals": {}}', "[1, 2]"])
+def test_a_file_that_is_not_a_results_file_is_named(e2e, tmp_path, content):
+    path = tmp_path / "other.json"
+    path.write_text(content)
+    with pytest.raises(SystemExit, match="other.json"):
+        e2e.main(["--data", "digits", "--methods", "none", "--seeds", "0", "--configs", "none",
+                  "--out", str(tmp_path), "--merge", str(path)])
