@@ -48,7 +48,7 @@ def main(argv=None):
     import keras
 
     from keras_augtune import AugmentTuner, heap
-    from keras_augtune import tuner as tuner_module
+    from keras_augtune import runner as runner_module
     from keras_augtune.data import load_data
 
     x, y, _ = load_data(args.data, image_size=args.image_size if args.data == "digits" else None)
@@ -80,7 +80,7 @@ def main(argv=None):
     # Every call of these, wherever it comes from (Keras Tuner, keras_augtune), is timed.
     keras.backend.clear_session = timed("clear_session", keras.backend.clear_session)
     gc.collect = timed("gc_collect", gc.collect)
-    tuner_module.Notebook.write_trial = timed("notebook", tuner_module.Notebook.write_trial)
+    runner_module.Notebook.write_trial = timed("notebook", runner_module.Notebook.write_trial)
     if args.no_freeze:
         heap.freeze = heap.thaw = heap.settle = lambda: None
 

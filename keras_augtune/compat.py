@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "is_chief", "is_worker", "explore_space", "configure_tensorboard", "checkpoint_path", "set_project_dir",
+    "is_chief", "is_worker", "explore_space", "configure_tensorboard", "build_model", "checkpoint_path", "set_project_dir",
     "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_values", "project_dir",
     "release_lock_if_held",
 ]
@@ -74,6 +74,13 @@ def configure_tensorboard(tuner: Any, callbacks: list, trial: Any, execution: in
     add Keras Tuner's HParams callback for it (TensorFlow backend); returns those folders."""
     tuner._configure_tensorboard_dir(callbacks, trial, execution)
     return [str(c.log_dir) for c in callbacks if c.__class__.__name__ == "TensorBoard"]
+
+
+def build_model(tuner: Any, hp: Any) -> Any:
+    """Keras Tuner's build of ``hp``'s model (``Tuner._try_build``): the hypermodel's ``build`` through
+    ``_build_hypermodel`` (Hyperband's weight loading), its size check (``max_model_size``) and
+    ``compile`` when the hypermodel left the model uncompiled."""
+    return tuner._try_build(hp)
 
 
 def checkpoint_path(tuner: Any, trial_id: str) -> str:

@@ -81,6 +81,22 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         #: weights (the tuner sets it when ``child_first_train_epochs > 0``), or None.
         self.warm_start: Any = None
 
+    @classmethod
+    def of(cls, hypermodel: Any, policy_space: PolicySpace | None = None, **space_options: Any) -> tuple[
+            "AugmentHyperModel", bool]:
+        """``(AugmentHyperModel, default_ops)`` for what ``AugmentTuner(hypermodel, policy_space=...)``
+        was given: an ``AugmentHyperModel`` as it is (with ``policy_space`` when given), anything
+        else wrapped over a ``policy_space`` (or one made of ``space_options``). ``default_ops``:
+        nobody chose the ops, so the search may leave out those that cannot act on the images."""
+        if isinstance(hypermodel, cls):
+            if policy_space is not None:
+                hypermodel.policy_space = policy_space
+            return hypermodel, False
+        default_ops = policy_space is None and space_options.get("ops") is None
+        if policy_space is None:
+            policy_space = PolicySpace(**space_options)
+        return cls(hypermodel, policy_space=policy_space), default_ops
+
     # ------------------------------------------------------------------ set-up
     def configure(self, input_shape, num_classes: int, value_range=(0.0, 255.0), one_hot: bool = False) -> None:
         """Tell the hypermodel what data it will see."""

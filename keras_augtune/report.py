@@ -1,7 +1,7 @@
 """Search reports: the pictures of a finished (or running) search, for notebooks and files.
 
 * [`load_search()`][keras_augtune.report.load_search]: the trials of an [`AugmentTuner`][keras_augtune.AugmentTuner], or of a
-  search directory on disk (no tuner object needed), as a [`SearchResults`][keras_augtune.confirmation.SearchResults];
+  search directory on disk (no tuner object needed), as a [`SearchResults`][keras_augtune.results.SearchResults];
 * [`plot_rewards()`][keras_augtune.report.plot_rewards]: reward per trial, the best so far, and the no-augmentation
   baseline as a line;
 * [`op_effects()`][keras_augtune.AugmentTuner.op_effects] and [`plot_op_effects()`][keras_augtune.report.plot_op_effects]: which ops help the reward and how much,
@@ -183,7 +183,7 @@ def plot_rewards(results: Any, path: Any = None, ax: Any = None):
     rewards when it was trained more than once); failed trials are marked with an ``x``.
     The x-axis shows the trial ids, as the tables do.
 
-    ``results``: a [`SearchResults`][keras_augtune.confirmation.SearchResults], a tuner or a search directory.
+    ``results``: a [`SearchResults`][keras_augtune.results.SearchResults], a tuner or a search directory.
     """
     results = _results(results)
     fig = None
@@ -280,7 +280,7 @@ def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = No
 
 def op_effects(results: Any, **options: Any) -> OpEffects:
     """Every op's estimated effect on the reward, best first ([`keras_augtune.effects.estimate_op_effects()`][keras_augtune.effects.estimate_op_effects],
-    ``options`` as it takes them). ``results``: a [`SearchResults`][keras_augtune.confirmation.SearchResults], a tuner or a search directory."""
+    ``options`` as it takes them). ``results``: a [`SearchResults`][keras_augtune.results.SearchResults], a tuner or a search directory."""
     return estimate_op_effects(_results(results), **options)
 
 
@@ -292,7 +292,7 @@ def plot_op_effects(results: Any, top: int | None = None, path: Any = None, ax: 
     behind it (in brackets) and the magnitudes where it helps (right); green: the interval is
     above 0, red: below, grey: unclear. Ops used by too few trials are left out.
 
-    ``results``: an [`OpEffects`][keras_augtune.effects.OpEffects], a [`SearchResults`][keras_augtune.confirmation.SearchResults], a
+    ``results``: an [`OpEffects`][keras_augtune.effects.OpEffects], a [`SearchResults`][keras_augtune.results.SearchResults], a
     tuner or a search directory; ``top``: at most that many ops (the best and the worst halves).
     """
     effects = results if isinstance(results, OpEffects) else op_effects(results)
@@ -421,7 +421,7 @@ def write_report(tuner_or_dir: Any, out_path: Any, num_policies: int = 5, num_gr
     of the best ``num_grids``, and the hyperparameter importances. ``.png``: one page with
     the rewards, the op effects and the table.
 
-    ``tuner_or_dir``: an ``AugmentTuner``, a search directory, or a [`SearchResults`][keras_augtune.confirmation.SearchResults].
+    ``tuner_or_dir``: an ``AugmentTuner``, a search directory, or a [`SearchResults`][keras_augtune.results.SearchResults].
     """
     if isinstance(tuner_or_dir, SearchResults):
         results = tuner_or_dir

@@ -1,7 +1,7 @@
 """Search results: the baseline, the ranked policies and their gains, summaries, the policies file.
 
 One results model for the tuner, the report, the command line and DeepAugment:
-[`SearchResults`][keras_augtune.confirmation.SearchResults] is read from an oracle (a live tuner's, or one reloaded from a
+[`SearchResults`][keras_augtune.results.SearchResults] is read from an oracle (a live tuner's, or one reloaded from a
 search directory) and holds one [`TrialResult`][keras_augtune.results.TrialResult] per trial, in trial order.
 
 * the **baseline** is the completed trial whose values are exactly the space's
@@ -10,12 +10,12 @@ search directory) and holds one [`TrialResult`][keras_augtune.results.TrialResul
   direction), earlier trials first among equals; in a multi-fidelity search (trials with a
   ``tuner/epochs`` budget) only the trials at the **full budget** (the largest) are ranked or
   given a gain, since a trial stopped after fewer epochs is not comparable;
-* every execution's reward is kept per configuration ([`keras_augtune.executions`][keras_augtune.executions]); a
+* every execution's reward is kept per configuration ([`keras_augtune.records`][keras_augtune.records]); a
   trial's **reward** is the mean over its executions, and its **gain** is the mean *paired*
   difference to the no-augmentation run of the same architecture on the same execution seeds,
   with a 95 % t-interval from two pairs on ([`keras_augtune.evaluation.paired`][keras_augtune.evaluation.paired]);
 * the **ranking** puts the policies the confirmation step re-measured
-  ([`keras_augtune.confirmation`][keras_augtune.confirmation]) first, by their mean over all their executions;
+  ([`keras_augtune.intensifier.confirmation`][keras_augtune.intensifier.confirmation]) first, by their mean over all their executions;
 * a trial whose policy changes no image is the baseline in disguise: never ranked;
 * the **verdict** ([`SearchResults.verdict()`][keras_augtune.results.SearchResults.verdict]) is the one place that says whether the search
   found a policy better than no augmentation: only when the winner's gain interval lies above 0.
@@ -27,14 +27,12 @@ The best policies are written to (and read back from) one JSON file,
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from keras_augtune.evaluation.paired import CONFIDENCE, paired_gain
 from keras_augtune.evaluation.reward import REWARD, accuracy_keys
-from keras_augtune.executions import ExecutionRecord, ExecutionStore, config_key
+from keras_augtune.records import ExecutionRecord, ExecutionStore, config_key
 from keras_augtune.files import atomic_write_json
 from keras_augtune.policy import Policy, read_policy_json
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name, policy_of
@@ -42,7 +40,7 @@ from keras_augtune.trials import (
     COMPLETED, EPOCHS, INITIAL_EPOCH, UNSUCCESSFUL, budget_of, failure_reason, in_order, without_budget,
 )
 
-__all__ = ["TrialResult", "SearchResults", "Verdict", "TrialDisplay", "describe_policy", "policy_from_values",
+__all__ = ["TrialResult", "SearchResults", "Verdict", "describe_policy", "policy_from_values",
            "baseline_config", "write_policies", "load_policies", "POLICIES_FORMAT"]
 
 #: ``format`` field of the policies file written by [`write_policies()`][keras_augtune.results.SearchResults.write_policies].
@@ -481,49 +479,3 @@ def load_policies(path: str) -> list[Policy]:
             raise ValueError(f"{path}: field 'policies' must be a list of policies, got {type(policies).__name__}.")
         return [Policy.from_dict(p) for p in policies]
     return [Policy.from_dict(data)]
-
-
-# ----------------------------------------------------------------------------- live display
-class TrialDisplay:
-    """The one line shown as each trial of a running search ends.
-
-    ``write`` receives each line (default: ``print``); the command line hands it to its
-    progress bar, DeepAugment to its logger: ``tuner.display.write = logger.info``.
-    """
-
-    def __init__(self, write: Callable[[str], Any] | None = None):
-        self.write: Callable[[str], Any] = write if write is not None else _print
-        #: Where the lines that are no trial's go (the confirmation's); default: ``write``.
-        self.notes: Callable[[str], Any] | None = None
-        self._started: dict[str, float] = {}
-
-    def note(self, line: str) -> None:
-        """Write a line that reports no trial (e.g. a confirmation training) to ``notes``."""
-        (self.notes or self.write)(line)
-
-    def started(self, trial_id: str) -> None:
-        self._started[trial_id] = time.time()
-
-    def ended(self, trial: Any, describe: Callable[[Any, float], str]) -> None:
-        """Write ``describe(trial, seconds)``; a failing description never stops the search."""
-        seconds = time.time() - self._started.pop(trial.trial_id, time.time())
-        try:
-            line = describe(trial, seconds)
-        except Exception as exc:  # a log line must never stop a search
-            line = f"Trial {trial.trial_id} {str(trial.status).lower()} (no summary: {type(exc).__name__}: {exc})"
-        self.write(line)
-
-    @staticmethod
-    def line(head: str, reward: float, baseline: float | None, best: float, seconds: float, policy: Policy) -> str:
-        """A completed trial's line: reward, gain over no augmentation, best so far, time, policy."""
-        gain = "" if baseline is None else f" ({reward - baseline:+.4f} vs no augmentation)"
-        return (f"{head}: reward {reward:.4f}{gain} | best {best:.4f} | {seconds:.1f}s | "
-                f"{describe_policy(policy, limit=140)}")
-
-    @staticmethod
-    def failed_line(head: str, status: str, message: str | None, seconds: float) -> str:
-        return f"{head} {status.lower()}: {failure_reason(message)} | {seconds:.1f}s"
-
-
-def _print(line: str) -> None:
-    print(line, flush=True)

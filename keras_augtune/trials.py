@@ -12,8 +12,8 @@ import zlib
 from typing import Any, Iterable, Mapping
 
 __all__ = ["COMPLETED", "FAILED", "INVALID", "RUNNING", "FINISHED", "UNSUCCESSFUL",
-           "BUDGET_PREFIX", "EPOCHS", "INITIAL_EPOCH", "RESUME_FROM", "BRACKET", "ROUND", "budget_of", "without_budget",
-           "trial_index", "trial_order_key", "in_order", "failure_reason"]
+           "BUDGET_PREFIX", "EPOCHS", "INITIAL_EPOCH", "RESUME_FROM", "BRACKET", "ROUND", "budget_of", "without_budget", "epoch_budget",
+           "trial_index", "trial_order_key", "in_order", "failure_reason", "consecutive_failures_message"]
 
 # Keras Tuner's ``TrialStatus`` values, written out so that reading results needs no TensorFlow
 # (tests/test_cli.py checks them against keras_tuner.engine.trial.TrialStatus).
@@ -48,6 +48,17 @@ def budget_of(values: Any) -> int | None:
 def without_budget(values: Any) -> dict:
     """A trial's values (a dict or ``HyperParameters``) without the budget values: what its policy and model are."""
     return {k: v for k, v in _values(values).items() if not str(k).startswith(BUDGET_PREFIX)}
+
+
+def epoch_budget(values: Any, epochs: int, fit_kwargs: dict) -> tuple[int, int]:
+    """(epochs, initial_epoch) of a trial with ``values``: Hyperband's ``tuner/epochs`` and
+    ``tuner/initial_epoch`` when the oracle set them (``fit_kwargs`` then gets the initial epoch),
+    else the search's ``epochs`` and ``fit_kwargs``'s initial epoch."""
+    values = _values(values)
+    if EPOCHS not in values:
+        return epochs, int(fit_kwargs.get("initial_epoch", 0))
+    fit_kwargs["initial_epoch"] = int(values.get(INITIAL_EPOCH, 0))
+    return int(values[EPOCHS]), fit_kwargs["initial_epoch"]
 
 
 def _values(values: Any) -> Mapping:
@@ -109,3 +120,21 @@ def failure_reason(message: str | None) -> str:
     if reason.endswith(":") and len(body) > 1:
         reason = f"{reason} {body[1]}"
     return reason if len(reason) <= REASON_LIMIT else reason[: REASON_LIMIT - 3] + "..."
+
+
+def consecutive_failures_message(oracle: Any) -> str:
+    """Why a search stopped early (Keras Tuner's ``max_consecutive_failed_trials``): the reasons of
+    ``oracle``'s last failed trials, and what to do."""
+    limit = oracle.max_consecutive_failed_trials
+    reasons = []
+    for trial_id in list(oracle.end_order)[-limit:]:
+        trial = oracle.trials[trial_id]
+        reasons.append(f"trial {trial_id}: {failure_reason(trial.message)}")
+    return (
+        f"The search stopped: {limit} trials in a row failed (max_consecutive_failed_trials={limit}), "
+        "so every trial is likely to fail the same way. "
+        + "; ".join(reasons)
+        + ". Fix the cause (the full tracebacks are in each trial's trial.json), or pass a larger "
+        "max_consecutive_failed_trials to tolerate more failures. Finished trials are kept: "
+        "run the search again with the same directory to continue."
+    )

@@ -104,7 +104,7 @@ def test_grid_values_of_stepped_hyperparameters():
     assert compat.grid_values(hps.Int("n", 1, 5, step=2)) == [1, 3, 5]
 
 
-def test_try_build_goes_through_the_build_hypermodel_hook(tmp_path):
+def test_build_model_goes_through_the_build_hypermodel_hook(tmp_path):
     built = []
 
     class HookedTuner(keras_tuner.RandomSearch):
@@ -115,7 +115,7 @@ def test_try_build_goes_through_the_build_hypermodel_hook(tmp_path):
     tuner = HookedTuner(_build, objective="loss", max_trials=1, directory=str(tmp_path), project_name="p")
     built.clear()
     trial = tuner.oracle.create_trial("tuner0")
-    tuner._try_build(trial.hyperparameters)
+    compat.build_model(tuner, trial.hyperparameters)
     assert built == [trial.hyperparameters.values["units"]]
 
 

@@ -7,7 +7,7 @@ is the density score of the trial's policy — no training per trial.
 
 A density score ranks policies by how much of the data's distribution they keep; it is not the
 gain a policy brings to a trained model (no policy scores above no augmentation). The search's
-confirmation ([`keras_augtune.confirmation`][keras_augtune.confirmation]) then trains the best
+confirmation ([`keras_augtune.intensifier.confirmation`][keras_augtune.intensifier.confirmation]) then trains the best
 policies by density score and the baseline with the training reward, on paired executions:
 the results rank those by their training reward, with paired gains; the other trials keep
 their density score, without a gain.
@@ -16,12 +16,14 @@ their density score, without a gain.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
+from keras_augtune import compat
 from keras_augtune.checks import check_choice
 from keras_augtune.evaluation.density import DensityEvaluator
 from keras_augtune.evaluation.reward import REWARD
 from keras_augtune.files import file_lock
+from keras_augtune.space import parse_name
 
 __all__ = ["EVALUATORS", "DensitySearch"]
 
@@ -40,15 +42,40 @@ class DensitySearch:
         self.seeded_by_search = seeded_by_search
 
     @classmethod
-    def resolve(cls, evaluator: Any, hypermodel: Any, epochs: int, batch_size: int) -> "DensitySearch | None":
+    def resolve(cls, evaluator: Any, hypermodel: Any, epochs: int, batch_size: int,
+                method: str = "bayesian") -> "DensitySearch | None":
         """``None`` for ``"training"``; for ``"density"`` a ``DensityEvaluator`` of the tuner's
         child (its default folds and draws, ``epochs``/``batch_size`` of the trials, seeded by the
-        search's seed when it is fitted); a ``DensityEvaluator`` given is used as it is."""
-        if isinstance(evaluator, DensityEvaluator):
-            return cls(evaluator)
-        if check_choice("evaluator (or a DensityEvaluator)", evaluator, EVALUATORS) == "training":
-            return None
-        return cls(DensityEvaluator(hypermodel, epochs=epochs, batch_size=batch_size), seeded_by_search=True)
+        search's seed when it is fitted); a ``DensityEvaluator`` given is used as it is. The
+        search ``method`` cannot be ``"hyperband"`` (no training per trial: no epochs to shorten)."""
+        if not isinstance(evaluator, DensityEvaluator):
+            if check_choice("evaluator (or a DensityEvaluator)", evaluator, EVALUATORS) == "training":
+                return None
+            evaluator = DensityEvaluator(hypermodel, epochs=epochs, batch_size=batch_size)
+            seeded_by_search = True
+        else:
+            seeded_by_search = False
+        if method == "hyperband":
+            raise ValueError("evaluator='density' trains no child per trial, so method='hyperband' has no epochs "
+                             "to shorten: use method='bayesian' (or 'random') with it.")
+        return cls(evaluator, seeded_by_search=seeded_by_search)
+
+    def start(self, oracle: Any, x: Any, y: Any, value_range: Any, project_dir: str, search_seed: int,
+              log: Callable[[str], Any]) -> None:
+        """Check that ``oracle``'s search can be density-scored (one process, no tuned model
+        hyperparameters), then fit (or load) the fold models on its training images."""
+        if compat.is_chief() or compat.is_worker():
+            raise ValueError("evaluator='density' scores a policy in a second or two: run the search in one "
+                             "process, not distributed.")
+        from keras_tuner.engine.hyperparameters import Fixed
+
+        tuned = [hp.name for hp in oracle.get_space().space if parse_name(hp.name) is None and not isinstance(hp, Fixed)]
+        if tuned:
+            raise ValueError(f"evaluator='density' scores policies with fold models built once, so it cannot tune "
+                             f"the model's own hyperparameters ({', '.join(tuned)}): fix them, or use "
+                             "evaluator='training'.")
+        log(f"Density matching: fitting (or loading) {self.evaluator.folds} fold models on {len(y)} images.")
+        self.fit(x, y, value_range, project_dir, search_seed)
 
     def fit(self, x: Any, y: Any, value_range: Any, project_dir: str, search_seed: int) -> None:
         """Fit the fold models on the search's training images, or load them from the project folder."""

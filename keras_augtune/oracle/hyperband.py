@@ -154,6 +154,15 @@ class RandomForestHyperbandOracle(HyperbandOracle, RandomForestOracle):
         enough = max(self.num_initial_points, 2)
         return max((b for b, n in counts.items() if b is not None and n >= enough), default=None)
 
+    def check_epochs(self, epochs: int) -> None:
+        """The full budget was fixed when this oracle was built: ``search(epochs=...)`` cannot change it."""
+        if epochs != self.max_epochs:
+            raise ValueError(
+                f"method='hyperband' trains each trial for the epochs its bracket gives, up to {self.max_epochs} "
+                f"(the child_epochs the search began with); epochs={epochs} cannot change that: pass "
+                f"child_epochs={self.max_epochs} and no search(epochs=...)."
+            )
+
     # ------------------------------------------------------------------ insight
     def budgets(self) -> dict[int, int]:
         """How many trials started at each budget (epochs), smallest budget first."""

@@ -6,11 +6,11 @@ configuration has one JSON file, ``<project dir>/executions/<key>.json``, rewrit
 (`keras_augtune.files.atomic_write_json()`) after every execution, so a search killed at any
 point keeps each finished execution, and a resumed one neither loses nor repeats it::
 
-    {"format": "keras_augtune.executions", "version": 1, "values": {...}, "trial_id": "03",
+    {"format": "keras_augtune.records", "version": 1, "values": {...}, "trial_id": "03",
      "search_seed": 1234, "executions": {"0": {"reward": 0.91, "history": {"val_accuracy": [...]}}}}
 
 ``confirmation.json`` in the same folder records the confirmation step's plan
-([`keras_augtune.confirmation`][keras_augtune.confirmation]).
+([`keras_augtune.intensifier.confirmation`][keras_augtune.intensifier.confirmation]).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from keras_augtune.files import atomic_write_json
 __all__ = ["ExecutionRecord", "ExecutionStore", "config_key", "plain_values", "EXECUTIONS_DIR"]
 
 EXECUTIONS_DIR = "executions"
-FORMAT = "keras_augtune.executions"
+FORMAT = "keras_augtune.records"
 VERSION = 1
 PLAN_FILE = "confirmation.json"
 

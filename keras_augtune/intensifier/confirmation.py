@@ -1,4 +1,4 @@
-"""Confirmation (intensification): re-measure the best policies and the baseline before naming a winner.
+"""The confirmation intensifier: re-measure the best policies and the baseline before naming a winner.
 
 The search ranks trials by a few noisy trainings each, so its best trial is partly the luckiest
 one (the winner's curse). As SMAC's intensifier does for noisy objectives, the confirmation step
@@ -10,13 +10,12 @@ results then rank these policies by their mean over all executions and give each
 with a t-interval (`keras_augtune.results`).
 
 It is an extra cost on top of ``max_trials``: ``extra_trainings`` in the plan, shown in the log
-and the summary. Every execution is stored as it finishes ([`keras_augtune.executions`][keras_augtune.executions]), so
+and the summary. Every execution is stored as it finishes ([`keras_augtune.records`][keras_augtune.records]), so
 a confirmation killed halfway resumes where it stopped.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -24,26 +23,13 @@ from typing import Any, Callable, Mapping, Sequence
 from keras_tuner.errors import FatalError
 
 from keras_augtune import runs
-from keras_augtune.executions import ExecutionStore, config_key
+from keras_augtune.checks import check_int
+from keras_augtune.intensifier.base import Configuration, Context, Intensifier
+from keras_augtune.records import ExecutionStore, config_key
 from keras_augtune.results import SearchResults, baseline_config, describe_policy
 from keras_augtune.space import PolicySpace
 
-__all__ = ["Configuration", "plan_confirmation", "Confirmation"]
-
-
-@dataclasses.dataclass(frozen=True)
-class Configuration:
-    """One configuration to measure: trial values, the trial they belong to (None for an
-    architecture's no-augmentation run that was no trial), and a label for the log."""
-
-    values: dict[str, Any]
-    trial_id: str | None
-    label: str
-    is_baseline: bool = False
-
-    @property
-    def key(self) -> str:
-        return config_key(self.values)
+__all__ = ["plan_confirmation", "Confirmation"]
 
 
 def plan_confirmation(results: SearchResults, trial_values: Mapping[str, Mapping[str, Any]],
@@ -69,8 +55,33 @@ def plan_confirmation(results: SearchResults, trial_values: Mapping[str, Mapping
     return list(planned.values())
 
 
-class Confirmation:
-    """Bring every planned configuration to ``executions`` paired executions.
+class Confirmation(Intensifier):
+    """Bring the ``top_k`` best policies (by the search's score) and the no-augmentation runs they
+    are compared with to ``executions`` paired executions each (their own trial's included).
+    ``top_k=0`` or ``executions < 2`` measure nothing."""
+
+    def __init__(self, top_k: int = 3, executions: int = 3):
+        self.top_k = check_int("confirm_top_k", top_k, minimum=0)
+        self.executions = check_int("confirm_executions", executions, minimum=0)
+
+    @property
+    def active(self) -> bool:
+        return self.top_k >= 1 and self.executions >= 2
+
+    def intensify(self, results: SearchResults, context: Context) -> int:
+        """Plan the confirmation from ``results`` and measure what is missing."""
+        if not self.active:
+            return 0
+        configurations = plan_confirmation(results, context.trial_values, context.space, self.top_k)
+        if not configurations:
+            return 0
+        executions = max(self.executions, context.own_executions)
+        return _Run(context.store, context.search_seed, executions, context.own_executions,
+                    context.log).run(configurations, context.measure)
+
+
+class _Run:
+    """One confirmation: every planned configuration brought to ``executions`` paired executions.
 
     Args:
         store: where the executions are kept (and the plan is written).
