@@ -114,7 +114,8 @@ def main(argv=None):
 
     from keras_augtune.data import load_digits, stratified_split, stratified_subsample
     from keras_augtune.evaluation.density import DensityEvaluator
-    from keras_augtune.hypermodel import AugmentHyperModel, baseline_values
+    from keras_augtune.hypermodel import AugmentHyperModel
+    from keras_augtune.space import baseline_values
     from keras_augtune.space import PolicySpace
 
     load_start = os.getloadavg()

@@ -59,6 +59,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+from keras_augtune import compat  # noqa: E402
+
 warnings.filterwarnings("ignore")
 
 METHODS = ("forest", "tpe", "tpe-indep", "smac", "random")
@@ -306,7 +308,7 @@ def run_kt(method, problem, seed, budget):
     evaluate = _Evaluator(problem, seed)
     truths, seconds = [], []
     with tempfile.TemporaryDirectory() as directory:
-        oracle._set_project_dir(directory, "bench")
+        compat.set_project_dir(oracle, directory, "bench")
         oracle.verbose = 0
         for _ in range(budget):
             start = time.process_time()
@@ -450,7 +452,7 @@ def proposal_cost(method, completed, repeats, seed=0):
     oracle = _make_kt_oracle(method, problem, seed, completed + 2 * repeats + 1)
     wall, cpu = [], []
     with tempfile.TemporaryDirectory() as directory:
-        oracle._set_project_dir(directory, "cost")
+        compat.set_project_dir(oracle, directory, "cost")
         oracle.verbose = 0
         acquisition = oracle.acquisition
         oracle.acquisition = "random"  # fill with random trials fast

@@ -99,8 +99,8 @@ def oracle_phase(args, meter: Meter) -> dict:
     import keras_tuner
     import numpy as np
 
-    from keras_augtune import PolicySpace, RandomForestOracle
-    from keras_augtune.hypermodel import baseline_values
+    from keras_augtune import PolicySpace, RandomForestOracle, compat
+    from keras_augtune.space import baseline_values
 
     space = PolicySpace()
     directory = tempfile.mkdtemp(prefix="augtune_soak_")
@@ -108,7 +108,7 @@ def oracle_phase(args, meter: Meter) -> dict:
         oracle = RandomForestOracle(objective=keras_tuner.Objective("reward", "max"), max_trials=args.trials,
                                     num_initial_points=10, seed=args.seed, initial_values=[baseline_values(space)],
                                     max_consecutive_failed_trials=args.trials)
-        oracle._set_project_dir(directory, "soak")
+        compat.set_project_dir(oracle, directory, "soak")
         oracle.verbose = 0
         oracle.update_space(space.hyperparameters())
         rng = np.random.default_rng(args.seed)

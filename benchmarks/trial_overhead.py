@@ -48,6 +48,7 @@ def main(argv=None):
     import keras
 
     from keras_augtune import AugmentTuner, heap
+    from keras_augtune import compat
     from keras_augtune import runner as runner_module
     from keras_augtune.data import load_data
 
@@ -81,6 +82,7 @@ def main(argv=None):
     keras.backend.clear_session = timed("clear_session", keras.backend.clear_session)
     gc.collect = timed("gc_collect", gc.collect)
     runner_module.Notebook.write_trial = timed("notebook", runner_module.Notebook.write_trial)
+    compat.build_model = timed("build", compat.build_model)  # the runner's every build (Keras Tuner's _try_build)
     if args.no_freeze:
         heap.freeze = heap.thaw = heap.settle = lambda: None
 
@@ -93,9 +95,6 @@ def main(argv=None):
             timed("trial_end", super().on_trial_end)(trial)  # trial & oracle state saved, the trial's line
             marks["last_end"] = time.perf_counter()
             memory.append(rss_mib())
-
-        def _build_hypermodel(self, hp):
-            return timed("build", super()._build_hypermodel)(hp)
 
     with tempfile.TemporaryDirectory() as directory:
         tuner = TimedTuner(max_trials=args.trials, child_epochs=args.epochs, train_set_size=args.train_set_size,

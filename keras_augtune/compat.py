@@ -27,10 +27,19 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
   lock only when the method returns; the chief releases it after a failed request, or every
   later request would wait forever (``distributed.py``).
 * ``HyperParameter._get_n_values``, ``._get_value_by_index``: a stepped numeric
-  hyperparameter's grid (the oracle's encoding).
+  hyperparameter's grid (the oracle's encoding: `grid_size()`, `grid_values()`).
+* ``Tuner._try_build``: Keras Tuner's build of a trial's model (its ``max_model_size`` check,
+  the ``_build_hypermodel`` hook), used by the execution runner (`build_model()`).
+* ``Oracle._duplicate``: whether values repeat a trial Keras Tuner already holds (the forest
+  oracle never proposes one: `is_duplicate()`).
+* ``HyperbandOracle``'s bracket state (``_current_iteration``, ``_current_bracket``,
+  ``_brackets``, ``_start_new_bracket``) and plan (``_get_num_brackets``, ``_get_num_rounds``,
+  ``_get_size``, ``_get_epochs``): ``RandomForestHyperbandOracle`` keeps Keras Tuner's bracket
+  logic but runs the forest oracle's ``__init__`` (`start_brackets()`, `hyperband_plan()`); and
+  the hook ``HyperbandOracle._random_values``, which it overrides so that the forest proposes each
+  bracket's new trials (checked by `hyperband_asks_random_values()` in the tests).
 
-``oracle/`` still reaches the grid of a stepped hyperparameter directly; it is listed (and
-tested) here so that it moves behind `grid_values()` with its next change.
+Nothing else in the package or its benchmarks reaches into Keras Tuner's private code.
 """
 
 from __future__ import annotations
@@ -39,8 +48,8 @@ from typing import Any
 
 __all__ = [
     "is_chief", "is_worker", "explore_space", "configure_tensorboard", "build_model", "checkpoint_path", "set_project_dir",
-    "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_values", "project_dir",
-    "release_lock_if_held",
+    "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_size", "grid_values", "project_dir",
+    "release_lock_if_held", "is_duplicate", "start_brackets", "hyperband_plan",
 ]
 
 
@@ -122,9 +131,39 @@ def oracle_servicer_class() -> type:
     return oracle_chief.OracleServicer
 
 
+def grid_size(hp: Any) -> int:
+    """How many values a stepped ``Int``/``Float`` hyperparameter has."""
+    return int(hp._get_n_values())
+
+
 def grid_values(hp: Any) -> list:
     """Every value of a stepped ``Int``/``Float`` hyperparameter, in order."""
     return [hp._get_value_by_index(i) for i in range(hp._get_n_values())]
+
+
+def is_duplicate(oracle: Any, values: dict) -> bool:
+    """Keras Tuner's own check that ``values`` repeat a trial ``oracle`` already holds (or queued)."""
+    return bool(oracle._duplicate(values))
+
+
+def start_brackets(oracle: Any) -> None:
+    """Set up a ``HyperbandOracle``'s bracket state as its ``__init__`` does (for a subclass that
+    runs another ``__init__``): iteration 0, the largest bracket first, its first round started."""
+    oracle._current_iteration = 0
+    oracle._current_bracket = oracle._get_num_brackets() - 1
+    oracle._brackets = []
+    oracle._start_new_bracket()
+
+
+def hyperband_plan(oracle: Any) -> list[dict[str, list[int]]]:
+    """A ``HyperbandOracle``'s plan for one iteration: per bracket (largest first), the trials and
+    epochs of each round."""
+    plan = []
+    for bracket in reversed(range(oracle._get_num_brackets())):
+        rounds = range(oracle._get_num_rounds(bracket))
+        plan.append({"trials": [oracle._get_size(bracket, r) for r in rounds],
+                     "epochs": [oracle._get_epochs(bracket, r) for r in rounds]})
+    return plan
 
 
 def release_lock_if_held(oracle: Any) -> bool:

@@ -11,7 +11,7 @@ from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.models import DEFAULT_MODEL, build_model, check_model_name
 from keras_augtune.policy import Policy
 from keras_augtune.schedule import DEFAULT_LEARNING_RATES, WarmupCosineDecay, check_schedule
-from keras_augtune.space import PolicySpace, baseline_values, is_baseline, policy_of  # noqa: F401 (kept importable here)
+from keras_augtune.space import PolicySpace, policy_of
 
 
 class AugmentHyperModel(keras_tuner.HyperModel):

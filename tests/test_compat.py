@@ -102,6 +102,54 @@ def test_grid_values_of_stepped_hyperparameters():
 
     assert compat.grid_values(hps.Float("x", 0.0, 1.0, step=0.25)) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert compat.grid_values(hps.Int("n", 1, 5, step=2)) == [1, 3, 5]
+    assert compat.grid_size(hps.Float("x", 0.0, 1.0, step=0.25)) == 5 and compat.grid_size(hps.Int("n", 1, 5, step=2)) == 3
+
+
+def test_is_duplicate_is_keras_tuners_own_check(tmp_path):
+    oracle = _oracle(tmp_path)
+    trial = oracle.create_trial("tuner0")
+    values = dict(trial.hyperparameters.values)
+    assert compat.is_duplicate(oracle, values)
+    assert not compat.is_duplicate(oracle, {"units": 1 + values["units"] % 4})
+
+
+def _hyperband(tmp_path):
+    hp = keras_tuner.HyperParameters()
+    hp.Int("units", 1, 4)
+    oracle = keras_tuner.oracles.HyperbandOracle(objective=keras_tuner.Objective("score", "max"), max_epochs=9,
+                                                 factor=3, hyperparameters=hp, seed=1)
+    oracle._set_project_dir(str(tmp_path), "hb")
+    return oracle
+
+
+def test_start_brackets_sets_the_state_hyperband_init_sets(tmp_path):
+    oracle = _hyperband(tmp_path)
+    state = (oracle._current_iteration, oracle._current_bracket, [dict(b) for b in oracle._brackets])
+    oracle._current_iteration, oracle._current_bracket, oracle._brackets = 7, 0, []
+    compat.start_brackets(oracle)
+    assert (oracle._current_iteration, oracle._current_bracket, [dict(b) for b in oracle._brackets]) == state
+
+
+def test_hyperband_plan_is_successive_halving_up_to_max_epochs(tmp_path):
+    plan = compat.hyperband_plan(_hyperband(tmp_path))
+    assert len(plan) == 3 and plan[0] == {"trials": [9, 3, 1], "epochs": [1, 3, 9]}
+    assert [bracket["epochs"][-1] for bracket in plan] == [9, 9, 9]
+
+
+def test_hyperband_asks_random_values_for_a_bracket_s_new_trials(tmp_path):
+    class Asking(keras_tuner.oracles.HyperbandOracle):  # the hook RandomForestHyperbandOracle overrides
+        asked = 0
+
+        def _random_values(self):
+            Asking.asked += 1
+            return {"units": 3}
+
+    hp = keras_tuner.HyperParameters()
+    hp.Int("units", 1, 4)
+    oracle = Asking(objective=keras_tuner.Objective("score", "max"), max_epochs=9, factor=3, hyperparameters=hp)
+    oracle._set_project_dir(str(tmp_path), "asking")
+    trial = oracle.create_trial("tuner0")
+    assert Asking.asked >= 1 and trial.hyperparameters.values["units"] == 3
 
 
 def test_build_model_goes_through_the_build_hypermodel_hook(tmp_path):

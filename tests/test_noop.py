@@ -182,6 +182,3 @@ def test_baseline_values_without_identity_op():
     assert space.canonical_values(space.to_values(Policy([[("posterize", 1.0, 0.12)] * 2]))) == values
     with pytest.raises(ValueError, match="cannot be expressed"):
         baseline_values(PolicySpace(ops=["rotate"], search_probabilities=False, magnitude_range=(0.1, 1.0)))
-    from keras_augtune.hypermodel import baseline_values as from_hypermodel
-
-    assert from_hypermodel is baseline_values

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from keras_tuner.engine import hyperparameters as hp_module
 
+from keras_augtune import compat
 from keras_augtune.oracle.pooling import find_policy_groups, pooled_features
 
 __all__ = ["Column", "SpaceEncoder", "INACTIVE"]
@@ -60,8 +61,8 @@ class Column:
             self.low = float(hp.min_value)
             self.high = float(hp.max_value)
             self.sampling = hp.sampling or "linear"
-            if hp.step is not None and hp._get_n_values() <= _MAX_GRID:
-                grid = np.array([hp._get_value_by_index(i) for i in range(hp._get_n_values())], dtype=float)
+            if hp.step is not None and compat.grid_size(hp) <= _MAX_GRID:
+                grid = np.array(compat.grid_values(hp), dtype=float)
                 grid = np.unique(grid[(grid >= self.low - 1e-12) & (grid <= self.high + 1e-12)])
                 if grid.size:
                     self.grid = grid

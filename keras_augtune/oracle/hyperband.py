@@ -32,6 +32,7 @@ import collections
 from keras_tuner.engine import trial as trial_module
 from keras_tuner.oracles import HyperbandOracle
 
+from keras_augtune import compat
 from keras_augtune.checks import check_int
 from keras_augtune.oracle.random_forest import RandomForestOracle
 from keras_augtune.oracle.training_data import TrainingData, is_finite
@@ -90,10 +91,7 @@ class RandomForestHyperbandOracle(HyperbandOracle, RandomForestOracle):
         self.max_epochs = max_epochs
         self.min_epochs = 1
         self.factor = factor
-        self._current_iteration = 0
-        self._current_bracket = self._get_num_brackets() - 1
-        self._brackets = []
-        self._start_new_bracket()
+        compat.start_brackets(self)
         self._proposal_id = None
 
     # ------------------------------------------------------------------ state
@@ -171,12 +169,7 @@ class RandomForestHyperbandOracle(HyperbandOracle, RandomForestOracle):
 
     def brackets_per_iteration(self) -> list[dict[str, list[int]]]:
         """Hyperband's plan for one iteration: per bracket, the trials and epochs of each round."""
-        plan = []
-        for bracket in reversed(range(self._get_num_brackets())):
-            rounds = range(self._get_num_rounds(bracket))
-            plan.append({"trials": [self._get_size(bracket, r) for r in rounds],
-                         "epochs": [self._get_epochs(bracket, r) for r in rounds]})
-        return plan
+        return compat.hyperband_plan(self)
 
 
 def _on_policy_values(canonical_values):

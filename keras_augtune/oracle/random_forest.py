@@ -20,19 +20,22 @@ refitted on demand).
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Any, Mapping
 
 import numpy as np
 from keras_tuner.engine import oracle as oracle_module
 from keras_tuner.engine import trial as trial_module
 
+from keras_augtune import compat
+from keras_augtune.checks import check_choice, check_int
 from keras_augtune.oracle.acquisition import ACQUISITIONS, make_acquisition
 from keras_augtune.oracle.candidates import MAXIMISERS, CandidateGenerator, LocalSearch
 from keras_augtune.oracle.encoding import SpaceEncoder
 from keras_augtune.oracle.forest import FORESTS, Forest
 from keras_augtune.oracle.initial_design import INITIAL_DESIGNS, space_filling_design
 from keras_augtune.oracle.training_data import FAILED_POLICIES, LIARS, TARGETS, Rows, TrainingData
+from keras_augtune.seeds import derive_seed
+from keras_augtune.trials import in_order, trial_index
 
 __all__ = ["RandomForestOracle"]
 
@@ -200,36 +203,19 @@ class RandomForestOracle(oracle_module.Oracle):
     }
 
     def _validate_options(self):
-        def positive_int(name, value, minimum=1):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
-
         if self.max_trials is not None:
-            positive_int("max_trials", self.max_trials)
-        positive_int("num_initial_points", self.num_initial_points, minimum=0)
-        positive_int("n_estimators", self.n_estimators)
-        positive_int("min_samples_leaf", self.min_samples_leaf)
-        positive_int("num_candidates", self.num_candidates, minimum=2)
-        positive_int("num_parents", self.num_parents)
+            check_int("`max_trials`", self.max_trials)
+        for name, minimum in (("num_initial_points", 0), ("n_estimators", 1), ("min_samples_leaf", 1),
+                              ("num_candidates", 2), ("num_parents", 1)):
+            check_int(f"`{name}`", getattr(self, name), minimum=minimum)
         if self.max_samples is not None:
-            positive_int("max_samples", self.max_samples, minimum=2)
+            check_int("`max_samples`", self.max_samples, minimum=2)
         if isinstance(self.acquisition, str):
             self.acquisition = self.acquisition.lower()
-        if self.acquisition not in ACQUISITIONS:
-            raise ValueError(f"`acquisition` must be one of {ACQUISITIONS}, got {self.acquisition!r}.")
-        if self.forest not in FORESTS:
-            raise ValueError(f"`forest` must be one of {FORESTS}, got {self.forest!r}.")
-        if self.constant_liar not in LIARS:
-            raise ValueError(f"`constant_liar` must be one of {LIARS}, got {self.constant_liar!r}.")
-        if self.failed_trials not in FAILED_POLICIES:
-            raise ValueError(f"`failed_trials` must be one of {FAILED_POLICIES}, got {self.failed_trials!r}.")
-        for name, value, choices in (
-            ("initial_design", self.initial_design, INITIAL_DESIGNS),
-            ("maximiser", self.maximiser, MAXIMISERS),
-            ("target", self.target, TARGETS),
-        ):
-            if value not in choices:
-                raise ValueError(f"`{name}` must be one of {choices}, got {value!r}.")
+        for name, choices in (("acquisition", ACQUISITIONS), ("forest", FORESTS), ("constant_liar", LIARS),
+                              ("failed_trials", FAILED_POLICIES), ("initial_design", INITIAL_DESIGNS),
+                              ("maximiser", MAXIMISERS), ("target", TARGETS)):
+            check_choice(f"`{name}`", getattr(self, name), tuple(choices))
         for name in ("pool_policies", "slot_features"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"`{name}` must be True or False, got {getattr(self, name)!r}.")
@@ -270,7 +256,7 @@ class RandomForestOracle(oracle_module.Oracle):
     # ------------------------------------------------------------------ proposals
     def populate_space(self, trial_id):
         """Propose the values of trial ``trial_id`` (see the class docstring)."""
-        index = _trial_index(trial_id)
+        index = trial_index(trial_id)
         queued = self._next_initial_values()
         if queued is not None:
             return {"status": trial_module.TrialStatus.RUNNING, "values": queued}
@@ -340,7 +326,7 @@ class RandomForestOracle(oracle_module.Oracle):
 
     def _trials_in_order(self):
         # Reloaded trials come back in directory order: sort so a resumed search refits the same forest.
-        return sorted(self.trials.values(), key=lambda t: (_trial_index(t.trial_id), str(t.trial_id)))
+        return in_order(self.trials.values())
 
     # ------------------------------------------------------------------ canonical forms
     def _canonical_key(self, values: Mapping[str, Any]) -> str:
@@ -368,7 +354,7 @@ class RandomForestOracle(oracle_module.Oracle):
 
     def _is_new(self, values: dict, canonical_seen: set) -> bool:
         """Neither a duplicate for Keras Tuner nor, canonically, a trial already tried or queued."""
-        if self._duplicate(values):
+        if compat.is_duplicate(self, values):
             return False
         return self.canonical_values is None or self._canonical_key(values) not in canonical_seen
 
@@ -413,7 +399,7 @@ class RandomForestOracle(oracle_module.Oracle):
         return forest, y
 
     def _model_proposal(self, encoder, rng, tried, canonical_seen, data: TrainingData, index):
-        forest, y = self._fit(encoder, data, random_state=_derived_seed(self.seed, index, 1))
+        forest, y = self._fit(encoder, data, random_state=derive_seed(self.seed, index, 1, bits=32))
         acquisition = make_acquisition(self.acquisition, xi=self.xi, kappa=self.kappa)
         best = float(y.min())
 
@@ -445,18 +431,9 @@ class RandomForestOracle(oracle_module.Oracle):
         data = self._training_data(trials, self._encode_trials(encoder, trials))
         if data is None or len(data.observed) < 2 or not encoder.columns:
             return {}
-        forest, _ = self._fit(encoder, data, random_state=_derived_seed(self.seed, 0, 2), with_lies=False)
+        forest, _ = self._fit(encoder, data, random_state=derive_seed(self.seed, 0, 2, bits=32), with_lies=False)
         totals: dict[str, float] = {}
         for name, importance in zip(encoder.feature_names, forest.feature_importances_):
             totals[name] = totals.get(name, 0.0) + float(importance)
         norm = sum(totals.values()) or 1.0
         return dict(sorted(((k, v / norm) for k, v in totals.items()), key=lambda kv: -kv[1]))
-
-
-def _trial_index(trial_id) -> int:
-    text = str(trial_id)
-    return int(text) if text.isdigit() else zlib.crc32(text.encode("utf-8"))
-
-
-def _derived_seed(seed, index, stream) -> int:
-    return int(np.random.SeedSequence([int(seed), int(index), int(stream)]).generate_state(1)[0])
