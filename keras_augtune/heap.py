@@ -6,9 +6,9 @@ Keras Tuner cleans up before every trial with ``keras.backend.clear_session()`` 
 a 3-epoch trial on 1,000 CIFAR images (``benchmarks/trial_overhead.py``). Freezing the objects
 that exist when the search begins (the libraries, the data, the tuner) moves them out of the
 collector's view, so each collection only scans what the trials created: the same garbage is
-freed at the same moments, for ~1/10 of the time. :func:`settle`, when a trial begins (the
+freed at the same moments, for ~1/10 of the time. ``settle()``, when a trial begins (the
 previous trial's objects are garbage by then), collects and freezes what survived the trials
-so far as well, so the scans stay small over a long search. :func:`thaw` hands the frozen objects back to the collector when the search ends, so
+so far as well, so the scans stay small over a long search. ``thaw()`` hands the frozen objects back to the collector when the search ends, so
 nothing the search leaves behind is kept.
 
 Freezing only hides objects from the *cycle* collector: an object whose last reference goes
@@ -38,7 +38,7 @@ def freeze() -> None:
 
 
 def settle() -> None:
-    """During a search (between :func:`freeze` and :func:`thaw`): collect, then freeze what
+    """During a search (between ``freeze()`` and ``thaw()``): collect, then freeze what
     survived too. Called when a trial begins, once the previous trial's objects are garbage, so
     the collections during the trial scan only the objects made since: the previous trial's
     garbage is freed as before, and what outlives a trial (Keras Tuner's trial records; what
@@ -51,7 +51,7 @@ def settle() -> None:
 
 
 def thaw() -> None:
-    """Undo one :func:`freeze`; the last one unfreezes the objects (later collections see them again)."""
+    """Undo one ``freeze()``; the last one unfreezes the objects (later collections see them again)."""
     global _depth
     with _lock:
         if _depth == 0:

@@ -32,7 +32,7 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from keras_augtune.checks import check_int
-from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, is_identity_at, ops_for_channels, resolve_op
+from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, check_unit, is_identity_at, ops_for_channels, resolve_op
 from keras_augtune.policy import Policy
 from keras_augtune.trials import without_budget
 
@@ -95,7 +95,7 @@ class PolicySpace:
         object.__setattr__(self, "probability_range", _check_range("probability_range", self.probability_range))
         if not isinstance(self.search_probabilities, bool):
             raise ValueError(f"`search_probabilities` must be True or False, got {self.search_probabilities!r}.")
-        object.__setattr__(self, "fixed_probability", _check_unit("fixed_probability", self.fixed_probability))
+        object.__setattr__(self, "fixed_probability", check_unit("`fixed_probability`", self.fixed_probability))
         for field in ("magnitude_step", "probability_step"):
             step = getattr(self, field)
             if step is not None:
@@ -424,18 +424,12 @@ def _values_of(values: Any) -> Mapping[str, Any]:
     )
 
 
-def _check_unit(what: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-        raise ValueError(f"`{what}` must be a number in [0, 1], got {value!r}.")
-    return float(value)
-
-
 def _check_range(what: str, value_range: Any) -> tuple[float, float]:
     try:
         low, high = value_range
     except (TypeError, ValueError):
         raise ValueError(f"`{what}` must be a (low, high) pair, got {value_range!r}.") from None
-    low, high = _check_unit(f"{what}[0]", low), _check_unit(f"{what}[1]", high)
+    low, high = check_unit(f"`{what}[0]`", low), check_unit(f"`{what}[1]`", high)
     if low > high:
         raise ValueError(f"`{what}` must have low <= high, got {value_range!r}.")
     return (low, high)

@@ -85,8 +85,8 @@ def test_metric_and_reduction_pick_the_number(fitted):
 
 @pytest.mark.parametrize("kwargs,exc,message", [
     ({"folds": 1}, ValueError, "folds must be an integer >= 2"),
-    ({"draws": 0}, ValueError, "draws must be an integer >= 1"),
-    ({"epochs": 1.5}, ValueError, "epochs must be an integer >= 1"),
+    ({"draws": 0}, ValueError, "draws must be a positive integer"),
+    ({"epochs": 1.5}, ValueError, "epochs must be a positive integer"),
     ({"metric": "acuracy"}, ValueError, "Did you mean 'accuracy'"),
     ({"reduction": "max"}, ValueError, "reduction must be one of 'mean', 'best'"),
     ({"model": "simpel"}, ValueError, "Did you mean 'simple'"),

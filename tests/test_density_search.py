@@ -55,8 +55,10 @@ def test_density_search_scores_without_training_then_confirms_the_best(tmp_path,
     for t in confirmed:  # rewards are the training rewards now, not density scores
         assert t.reward == pytest.approx(sum(t.execution_rewards) / 2)
         assert t.gain is not None and (t.is_baseline or t.gain_interval is not None)
-    assert all(t.gain is None for t in ranked[3:])  # density scores: no gain in training units
-    assert results.verdict() is not None
+    assert len(ranked) > 3 and all(t.gain is None for t in ranked[3:])  # density scores: no gain in training units
+    verdict, winner = results.verdict(), next(t for t in ranked if not t.is_baseline)  # judged on training rewards
+    assert verdict.winner.trial_id == winner.trial_id and verdict.gain == winner.gain
+    assert verdict.better == (winner.gain_interval[0] > 0)
     out = capsys.readouterr().out
     assert "Density matching: fitting (or loading) 3 fold models" in out and "Confirmation" in out
 

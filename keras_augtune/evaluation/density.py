@@ -1,7 +1,7 @@
 """Density matching (Fast AutoAugment): score a policy by how well models trained on clean data
 recognise the policy's augmented held-out images — no training per policy.
 
-:class:`DensityEvaluator` splits the data into ``folds`` stratified folds and trains the child
+``DensityEvaluator`` splits the data into ``folds`` stratified folds and trains the child
 once per fold on the other folds' clean images (``fit``). ``score(policy)`` then augments each
 fold's held-out images with the policy ``draws`` times (seeded) and runs them through that
 fold's frozen model: a policy whose augmented images still look like the data the model learnt
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from keras_augtune.checks import check_choice
+from keras_augtune.checks import check_choice, check_int, check_seed
 from keras_augtune.data import check_dataset, stratified_folds
 from keras_augtune.files import atomic_write_json, load_weights
 from keras_augtune.policy import as_policy
@@ -46,11 +46,11 @@ class DensityEvaluator:
     """Score policies with child models trained once per fold on clean data.
 
     Args:
-        model: the child, as for :class:`~keras_augtune.AugmentTuner`: a built-in model name
+        model: the child, as for [`AugmentTuner`][keras_augtune.AugmentTuner]: a built-in model name
             (default ``"simple"``, built by ``keras_augtune.models.build_model`` with inputs
             rescaled to [0, 1]), a ``keras.Model`` (cloned per fold), a ``build(hp)`` function
             or ``keras_tuner.HyperModel`` (built with its hyperparameters' defaults), or an
-            :class:`~keras_augtune.AugmentHyperModel` (its child is used, never its policy).
+            [`AugmentHyperModel`][keras_augtune.AugmentHyperModel] (its child is used, never its policy).
             Models the user did not compile are compiled with Adam(``learning_rate``).
         folds: K of the stratified K folds (>= 2; Fast AutoAugment used 5).
         epochs, batch_size: training of each fold model.
@@ -76,14 +76,12 @@ class DensityEvaluator:
 
         for name, value, minimum in (("folds", folds, 2), ("epochs", epochs, 1), ("batch_size", batch_size, 1),
                                      ("draws", draws, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+            check_int(name, value, minimum=minimum)
         self.metric = check_choice("metric", metric, METRICS)
         self.reduction = check_choice("reduction", reduction, REDUCTIONS)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed must be an integer or None, got {seed!r}.")
+        check_seed(seed)
         if isinstance(model, AugmentHyperModel):  # its child, without its policy space
             learning_rate = model.learning_rate
             model = model.child_hypermodel or model.child_model or model.child_name
@@ -100,7 +98,7 @@ class DensityEvaluator:
         self.fit_seconds: float | None = None
         #: How many fold models the last ``fit`` loaded from its ``cache_dir`` instead of training.
         self.cached_folds = 0
-        #: The clean (no-augmentation) numbers, as :meth:`score_details` reports them.
+        #: The clean (no-augmentation) numbers, as ``score_details`` reports them.
         self.clean_details: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ training

@@ -92,7 +92,7 @@ class CandidateGenerator:
         return pool
 
     def _score_new_indexed(self, units: np.ndarray, score_fn, seen: set) -> tuple[CandidatePool | None, list]:
-        """:meth:`_score_new`, also returning which input rows were kept."""
+        """``_score_new``, also returning which input rows were kept."""
         codes, active = self.encoder.decode(units)
         keep = []
         for i, key in enumerate(self.encoder.keys(codes, active)):

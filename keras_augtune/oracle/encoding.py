@@ -1,15 +1,15 @@
 """How a Keras Tuner search space becomes arrays: unit samples, value codes and forest features.
 
-Every non-fixed hyperparameter is a :class:`Column` with three representations:
+Every non-fixed hyperparameter is a ``Column`` with three representations:
 
 * a *unit* value in [0, 1], in which candidates are sampled and mutated;
 * a *code*, a float that identifies the value (choice index, number, 0/1);
 * *features*, what the forest sees ((log-)scaled position, one-hot, 0/1).
 
-:class:`SpaceEncoder` vectorises them over a whole space, conditions
-(``conditional_scope``) included: ``values -> codes`` (:meth:`SpaceEncoder.encode_values`),
-``units -> codes`` (:meth:`SpaceEncoder.decode`), ``codes -> values``
-(:meth:`SpaceEncoder.values`) and ``codes -> features`` (:meth:`SpaceEncoder.features`).
+``SpaceEncoder`` vectorises them over a whole space, conditions
+(``conditional_scope``) included: ``values -> codes`` (``SpaceEncoder.encode_values``),
+``units -> codes`` (``SpaceEncoder.decode``), ``codes -> values``
+(``SpaceEncoder.values``) and ``codes -> features`` (``SpaceEncoder.features``).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ class Column:
         return values
 
     def units(self, codes: np.ndarray) -> np.ndarray:
-        """Unit values that decode back to ``codes`` (the inverse of :meth:`decode`)."""
+        """Unit values that decode back to ``codes`` (the inverse of ``decode``)."""
         if self.num_values:
             return (codes + 0.5) / self.num_values
         return self.position(codes)

@@ -8,7 +8,7 @@ from sklearn.tree import DecisionTreeRegressor, ExtraTreeRegressor
 
 __all__ = ["Forest", "FORESTS"]
 
-#: Forest kinds :class:`Forest` fits.
+#: Forest kinds ``Forest`` fits.
 FORESTS = ("extra_trees", "random_forest")
 
 

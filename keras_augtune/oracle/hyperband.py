@@ -2,14 +2,14 @@
 
 Multi-fidelity search in the style of BOHB and SMAC3's multi-fidelity facade:
 
-* **Brackets** are Keras Tuner's own (:class:`keras_tuner.oracles.HyperbandOracle`, which
+* **Brackets** are Keras Tuner's own (``keras_tuner.oracles.HyperbandOracle``, which
   this class subclasses unchanged for the bracket logic): successive halving over child
   epochs with reduction factor ``factor`` (η = 3). A bracket starts ``n`` new trials at a
   small budget, keeps the best ``1/η`` of them and continues those for ``η`` times more
   epochs (``tuner/epochs``, from ``tuner/initial_epoch``, resuming the weights of trial
   ``tuner/trial_id``), up to ``max_epochs``.
 * **New trials** (the first round of every bracket) are proposed by the random forest of
-  :class:`~keras_augtune.oracle.RandomForestOracle` instead of drawn at random: the forest is
+  [`RandomForestOracle`][keras_augtune.RandomForestOracle] instead of drawn at random: the forest is
   fitted on the trials of the *largest budget that has enough results*
   (``num_initial_points`` completed trials), so the model always ranks with the most faithful
   evidence available; before any budget has enough, proposals are random. A share

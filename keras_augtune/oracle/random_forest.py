@@ -3,11 +3,11 @@
 How a proposal is made (details in ``docs/oracle.md``):
 
 1. The first ``num_initial_points`` trials are seeded random samples.
-2. Then every proposal refits a forest (:mod:`.forest`) on the encoded
-   (:mod:`.encoding`) completed trials (:mod:`.training_data`), scores
-   candidates (:mod:`.candidates`: random samples plus mutations of the best
+2. Then every proposal refits a forest (``forest``) on the encoded
+   (``encoding``) completed trials (``training_data``), scores
+   candidates (``candidates``: random samples plus mutations of the best
    trials, refined once around the most promising) with an acquisition function
-   (:mod:`.acquisition`) using the spread of the trees as uncertainty, and
+   (``acquisition``) using the spread of the trees as uncertainty, and
    returns the best candidate that was never tried.
 3. Trials still running (parallel workers) enter the fit with a "constant liar"
    score, so concurrent workers are sent different points.
