@@ -35,6 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import setup_paths, trial_hyperparameters  # noqa: E402
+
+setup_paths()
 from keras_augtune.evaluation.reward import overfit_filtered_reward  # noqa: E402
 
 VARIANTS = ("accuracy_mean", "accuracy_best", "neg_loss_mean", "neg_loss_best")
@@ -62,27 +66,15 @@ def random_policy_values(space, rng: random.Random) -> dict:
     return {hp.name: hp.random_sample(rng.randrange(2 ** 31)) for hp in space.hyperparameters().space}
 
 
-def trial_hyperparameters(hypermodel, values):
-    """The ``HyperParameters`` a tuner trial with these values would hand to ``build``."""
-    import keras_tuner
-
-    hp = keras_tuner.HyperParameters()
-    hypermodel.declare_hyperparameters(hp)
-    hp.values.update(values)
-    return hp
-
-
 def training_reward(hypermodel, values, x, y, xv, yv, epochs, seed):
-    """One tuner trial by hand: build the augmented child for ``values``, fit, score the history."""
+    """One tuner trial by hand: the augmented child for ``values`` built under ``seed`` as the runner
+    builds it, fitted with ``model.fit`` (the compiled model's own optimizer, as when these figures
+    were first measured), its history scored."""
     import keras
 
-    from keras_augtune.layer import PolicyAugmentation
+    from keras_augtune.runner import build_seeded
 
-    keras.utils.set_random_seed(seed)
-    model = hypermodel.build(trial_hyperparameters(hypermodel, values))
-    for layer in model.layers:
-        if isinstance(layer, PolicyAugmentation):
-            layer.seed = seed
+    model = build_seeded(hypermodel.build, trial_hyperparameters(hypermodel, values), seed)
     history = model.fit(x, y, validation_data=(xv, yv), epochs=epochs, batch_size=64, verbose=0).history
     keras.backend.clear_session()
     return overfit_filtered_reward(history), history

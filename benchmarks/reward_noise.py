@@ -38,6 +38,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import load_average, load_split, setup_paths, train_child  # noqa: E402
+
+setup_paths()
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 #: name -> 2 sub-policies x 2 ops (one space shape for all, the baseline included)
@@ -76,26 +80,7 @@ def parse_args(argv=None):
 
 def load(args):
     """(name, x_train, y_train, x_val, y_val): fixed splits, the same for every run."""
-    from keras_augtune.data import load_digits, load_image_folder, stratified_split, stratified_subsample
-
-    if args.data == "digits":
-        x, y = load_digits(32)
-        train, val = stratified_split(y, args.validation_size, 0)  # as the tuner's split with seed 0
-        keep = train[stratified_subsample(y[train], min(args.train_size, len(train)), 0)]
-        return "digits", x[keep], y[keep], x[val], y[val]
-    x, y, classes = load_image_folder(os.path.join(args.data, "train"))
-    xv, yv, classes_v = load_image_folder(os.path.join(args.data, "test"))
-    if classes != classes_v:
-        raise SystemExit(f"train and test class folders differ: {classes} vs {classes_v}")
-    keep = stratified_subsample(y, min(args.train_size, len(y)), 0)
-    held = stratified_subsample(yv, min(int(args.validation_size) if args.validation_size > 1 else 1000, len(yv)), 0)
-    return os.path.basename(os.path.normpath(args.data)), x[keep], y[keep], xv[held], yv[held]
-
-
-def reward_function():
-    from keras_augtune.evaluation.reward import overfit_filtered_reward
-
-    return overfit_filtered_reward
+    return load_split(args.data, args.train_size, args.validation_size, 0)
 
 
 def parse_schedule(spec: str) -> tuple[str, float]:
@@ -104,11 +89,8 @@ def parse_schedule(spec: str) -> tuple[str, float]:
 
 
 def train_once(policy_subs, schedule, seed, data, args):
-    import keras
-    import keras_tuner as kt
-
+    """One execution of the policy (None: no augmentation) under ``seed``, as the tuner trains it."""
     from keras_augtune.hypermodel import AugmentHyperModel
-    from keras_augtune.layer import PolicyAugmentation
     from keras_augtune.policy import Policy
     from keras_augtune.space import PolicySpace, baseline_values
 
@@ -117,20 +99,10 @@ def train_once(policy_subs, schedule, seed, data, args):
     name, rate = parse_schedule(schedule)
     hypermodel = AugmentHyperModel("simple", policy_space=space, learning_rate_schedule=name, learning_rate=rate)
     hypermodel.configure(x.shape[1:], int(y.max()) + 1)
-    hp = kt.HyperParameters()
-    space.declare(hp)
-    hp.values.update(baseline_values(space) if policy_subs is None else space.to_values(Policy(policy_subs)))
-    keras.utils.set_random_seed(seed)
-    model = hypermodel.build(hp)
-    for layer in model.layers:
-        if isinstance(layer, PolicyAugmentation):
-            layer.seed = seed
+    values = baseline_values(space) if policy_subs is None else space.to_values(Policy(policy_subs))
     start = time.time()
-    history = hypermodel.fit(hp, model, x, y, validation_data=(xv, yv), epochs=args.epochs,
-                             batch_size=args.batch_size, verbose=0).history
+    score, history = train_child(hypermodel, values, x, y, (xv, yv), args.epochs, args.batch_size, seed)
     seconds = time.time() - start
-    score = reward_function()(history)
-    keras.backend.clear_session()
     return {"reward": score.reward, "final_val_accuracy": score.final_val_accuracy,
             "best_val_accuracy": score.best_val_accuracy, "epochs_kept": score.epochs_kept,
             "val_accuracy": [float(v) for v in history["val_accuracy"]], "seconds": seconds}
@@ -138,7 +110,7 @@ def train_once(policy_subs, schedule, seed, data, args):
 
 def summarise(runs, policies, schedules, seeds):
     """Per schedule and policy: reward mean/sd over seeds; paired gain mean/sd/95 % interval."""
-    from scipy import stats
+    from keras_augtune.evaluation.paired import mean_interval
 
     table = {}
     for schedule in schedules:
@@ -151,7 +123,7 @@ def summarise(runs, policies, schedules, seeds):
             paired = [rewards[s] - base[s] for s in rewards if s in base]
             if name != "no augmentation" and len(paired) > 1:
                 gains = np.array(paired)
-                half = stats.t.ppf(0.975, len(gains) - 1) * gains.std(ddof=1) / np.sqrt(len(gains))
+                _, half = mean_interval(paired)
                 base_sd = np.std([base[s] for s in rewards if s in base], ddof=1)
                 row.update(gain_mean=float(gains.mean()), gain_sd_paired=float(gains.std(ddof=1)),
                            gain_sd_unpaired=float(np.sqrt(values.std(ddof=1) ** 2 + base_sd ** 2)),
@@ -183,8 +155,8 @@ def markdown(result) -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_average() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
+def load_text() -> str:
+    return " ".join(f"{v:.2f}" for v in load_average())
 
 
 def main(argv=None):
@@ -205,7 +177,7 @@ def main(argv=None):
     command = " ".join(["python"] + sys.argv)
     result = {"data": name, "settings": vars(args), "policies": {p: POLICIES[p] for p in policies},
               "validation_images": int(len(data[4])), "commands": [command],
-              "cpus": os.cpu_count(), "platform": platform.platform(), "load_before": load_average(), "runs": [],
+              "cpus": os.cpu_count(), "platform": platform.platform(), "load_before": load_text(), "runs": [],
               "minutes_before": 0.0}
     if args.resume and os.path.exists(path):
         with open(path) as f:
@@ -224,13 +196,13 @@ def main(argv=None):
                 if (schedule, seed, policy) in done:
                     continue
                 run = train_once(POLICIES[policy], schedule, seed, data, args)
-                run.update(policy=policy, schedule=schedule, seed=seed, load=load_average())
+                run.update(policy=policy, schedule=schedule, seed=seed, load=load_text())
                 result["runs"].append(run)
                 print(f"seed {seed} {schedule:8s} {policy:22s} reward {run['reward']:.4f} "
                       f"({run['seconds']:.0f} s, load {run['load']})", flush=True)
                 result.update(runs_done=len(result["runs"]),
                               minutes=result["minutes_before"] + (time.time() - start) / 60,
-                              load_after=load_average(),
+                              load_after=load_text(),
                               table=summarise(result["runs"], policies, schedules, range(args.seeds)))
                 with open(path, "w") as f:
                     json.dump(result, f, indent=1)

@@ -40,7 +40,7 @@ from keras_augtune.seeds import execution_seed
 from keras_augtune.space import architecture_values
 from keras_augtune.trials import FAILED, epoch_budget, failure_reason
 
-__all__ = ["ExecutionRunner", "write_notebook", "pretraining_recorder"]
+__all__ = ["ExecutionRunner", "build_seeded", "check_finite", "write_notebook", "pretraining_recorder"]
 
 #: The notebook's last columns, after the metrics.
 _NOTEBOOK_TAIL = (REWARD, "status", "error", "policy", "hyperparameters")
@@ -89,13 +89,8 @@ class ExecutionRunner:
         """The model of execution ``execution``: built under that execution's seed, which every
         configuration shares (same initial weights for the same architecture, same batch order,
         same augmentation seeds: paired evaluations)."""
-        seed = execution_seed(self.tuner.search_seed, execution)
-        keras.utils.set_random_seed(seed)
-        model = compat.build_model(self.tuner, hp)
-        for layer in model.layers:
-            if isinstance(layer, PolicyAugmentation):
-                layer.seed = seed
-        return model
+        return build_seeded(lambda values: compat.build_model(self.tuner, values), hp,
+                            execution_seed(self.tuner.search_seed, execution))
 
     def score(self, result: Any) -> tuple[Any, dict | None]:
         """(score, history) of what ``HyperModel.fit`` returned: the reward of a history (checked
@@ -103,7 +98,7 @@ class ExecutionRunner:
         history = _history_of(result)
         if history is None:
             return _objective_value(result, self.tuner.oracle.objective), None
-        _check_finite(history)
+        check_finite(history)
         return overfit_filtered_reward(history, k=self.tuner.reward_k, max_gap=self.tuner.reward_max_gap), history
 
     def rows(self, key: Any, execution: int, score: Any, history: dict | None, initial_epoch: int = 0) -> list[dict]:
@@ -205,6 +200,17 @@ class ExecutionRunner:
             pass
 
 
+def build_seeded(build: Callable[[Any], keras.Model], hp: Any, seed: int) -> keras.Model:
+    """``build(hp)`` under ``seed``: Keras's global seeds (initial weights, batch order) and every
+    policy layer's augmentation seed, so two configurations built under one seed are paired."""
+    keras.utils.set_random_seed(seed)
+    model = build(hp)
+    for layer in model.layers:
+        if isinstance(layer, PolicyAugmentation):
+            layer.seed = seed
+    return model
+
+
 def write_notebook(tuner: Any, key: str, rows: list[dict[str, Any]], hp: Any = None, executions: Any = None) -> None:
     """Replace ``key``'s rows of ``tuner``'s notebook, with the policy and architecture values of ``hp``."""
     if hp is not None:
@@ -273,7 +279,8 @@ def _objective_value(value: Any, objective: Any) -> float:
     return value
 
 
-def _check_finite(history: dict) -> None:
+def check_finite(history: dict) -> None:
+    """Fail the trial (``FailedTrialError``) when any metric of ``history`` is not finite: the child diverged."""
     for key, values in history.items():
         for epoch, value in enumerate(values, start=1):
             if not math.isfinite(float(value)):
