@@ -48,7 +48,7 @@ def _dry_run(python: pathlib.Path, target: str, report: pathlib.Path) -> dict:
     installs = json.loads(report.read_text())["install"]
     names = sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in installs
                    if i["metadata"]["name"].lower().replace("_", "-").startswith(WATCHED))
-    return {"command": "pip " + " ".join(command[4:-3] + [target.replace(str(ROOT), ".")]),
+    return {"command": f"pip install --dry-run --report report.json '{target.replace(str(ROOT), '.')}'",
             "installs": len(installs), "watched": names}
 
 
@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             result = _dry_run(python, target, tmp / "report.json")
             if args.old and target == args.old:
                 result["command"] = result.get("command", "").replace(args.old, "<old checkout>")
+                result["spec"] = "old: tensorflow-cpu required on x86_64"
             cases.append({"environment": where, **result})
             print(cases[-1], flush=True)
     OUT.write_text(json.dumps({
