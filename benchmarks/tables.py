@@ -1,9 +1,9 @@
-"""Regenerate the end-to-end tables of docs/benchmarks.md from the results files in benchmarks/results/.
+"""Regenerate the measured tables of docs/benchmarks.md and docs/install.md from the results files in benchmarks/results/.
 
     python benchmarks/tables.py           # rewrite every table between its markers
     python benchmarks/tables.py --check   # change nothing; exit 1 naming each table that differs
 
-A table in the page sits between ``<!-- tables.py: NAME -->`` and ``<!-- /tables.py -->``;
+A table in a page of `PAGES` sits between ``<!-- tables.py: NAME -->`` and ``<!-- /tables.py -->``;
 NAME is a key of `TABLES`. Every number in those tables is computed here from the JSON that
 ``benchmarks/end_to_end.py`` wrote (means and 95 % t-intervals with the package's
 ``mean_interval``, paired differences over the seeds both rows have), so a typo, or a number
@@ -22,6 +22,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
+PAGES = [DOC, ROOT / "docs" / "install.md"]
 MARKER = re.compile(r"(<!-- tables\.py: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /tables\.py -->)", re.S)
 NONE = "no augmentation"
 
@@ -153,6 +154,23 @@ def cifar_search_rewards() -> list[str]:
                   + ", ".join(text(seed) for seed in seeds) + ".")]
 
 
+def install_dry_run() -> list[str]:
+    """What pip's resolver would install, per environment and command (benchmarks/install_dry_run.py)."""
+    results = load("install_dry_run")
+    lines = [f"| environment | command (`{results['script']}`, pip {results['pip']}, {results['when']}) "
+             "| TensorFlow / CUDA distributions pip would install |", "|---|---|---|"]
+    for case in results["cases"]:
+        names = case.get("watched", [])
+        cuda = [name for name in names if name.startswith("nvidia-")]
+        watched = ", ".join(f"`{name}`" for name in names if name not in cuda) or "none (the installed one stays)"
+        if cuda:
+            watched += f" + {len(cuda)} NVIDIA CUDA libraries (`{cuda[0].split('==')[0]}`, …)"
+        if "error" in case:
+            watched = f"resolver error: {' '.join(case['error'])}"
+        lines.append(f"| {case['environment']} | `{case['command']}` | {watched} |")
+    return lines
+
+
 TABLES = {
     "cifar-final": cifar_final,
     "cifar-epochs": cifar_epochs,
@@ -160,6 +178,7 @@ TABLES = {
     "cifar-search-rewards": cifar_search_rewards,
     "digits-final": digits_final,
     "digits-searches": lambda: searches_table("end_to_end_digits"),
+    "install-dry-run": install_dry_run,
 }
 
 
@@ -170,7 +189,7 @@ def render(page: str) -> tuple[str, list[str]]:
     def replace(match: re.Match) -> str:
         name = match["name"]
         if name not in TABLES:
-            raise SystemExit(f"{DOC.name}: unknown table {name!r} (known: {', '.join(TABLES)})")
+            raise SystemExit(f"unknown table {name!r} (known: {', '.join(TABLES)})")
         body = "\n".join(TABLES[name]()) + "\n"
         if body != match["body"]:
             changed.append(name)
@@ -187,19 +206,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs from the data")
     args = parser.parse_args(argv)
-    page = DOC.read_text(encoding="utf-8")
-    new, changed = render(page)
-    missing = sorted(set(TABLES) - set(marker_names(page)))
+    found, failed = set(), False
+    for path in PAGES:
+        page = path.read_text(encoding="utf-8")
+        new, changed = render(page)
+        found |= set(marker_names(page))
+        if args.check:
+            for name in changed:
+                print(f"{path.name}: table {name!r} differs from benchmarks/results (run python benchmarks/tables.py)")
+            failed |= bool(changed)
+        else:
+            if changed:
+                path.write_text(new, encoding="utf-8")
+            print(f"{path.name}: {len(changed)} table(s) rewritten" + (f" ({', '.join(changed)})" if changed else ""))
+    missing = sorted(set(TABLES) - found)
     if missing:
-        print(f"{DOC.name} has no marker for: {', '.join(missing)}")
-    if args.check:
-        for name in changed:
-            print(f"{DOC.name}: table {name!r} differs from benchmarks/results (run python benchmarks/tables.py)")
-        return 1 if changed or missing else 0
-    if changed:
-        DOC.write_text(new, encoding="utf-8")
-    print(f"{DOC.name}: {len(changed)} table(s) rewritten" + (f" ({', '.join(changed)})" if changed else ""))
-    return 1 if missing else 0
+        print(f"no page has a marker for: {', '.join(missing)}")
+    return 1 if failed or missing else 0
 
 
 if __name__ == "__main__":
