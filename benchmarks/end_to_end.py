@@ -25,6 +25,7 @@ is left out (a flipped digit is another digit) and the labels say "crop".
 Usage:
     python benchmarks/end_to_end.py --data ../shared/data/cifar10-jpeg --seeds 5
     python benchmarks/end_to_end.py --data digits --seeds 5
+    python benchmarks/end_to_end.py --data medmnist:../shared/data/medmnist/breastmnist.npz --seeds 10
     python benchmarks/end_to_end.py --data digits --quick      # a smoke-sized run (minutes)
     python benchmarks/end_to_end.py --data ../shared/data/cifar10-jpeg --methods none \\
         --configs none,cf,ta --seeds 2 --epochs 40
@@ -70,7 +71,8 @@ CONFIGS = ("none", "cf", "ta", "ra", "searched", "random", "scaled", "hyperband"
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="digits", help="'digits' or a folder with train/ and test/ class folders")
+    p.add_argument("--data", default="digits", help="'digits', a folder with train/ and test/ class folders, or "
+                   "medmnist:<file.npz> (checked and prepared by benchmarks/medmnist_data.py)")
     p.add_argument("--seeds", type=int, default=5, help="paired seeds of the final models (default 5)")
     p.add_argument("--search-seeds", type=int, default=1, help="searches per method (default 1)")
     p.add_argument("--trials", type=int, default=50, help="trial budget per search, baseline included")
@@ -144,6 +146,11 @@ def parse_args(argv=None):
 def load(data: str):
     from keras_augtune.data import load_digits, load_image_folder, stratified_split
 
+    if data.startswith("medmnist:"):  # official train + val as the training images; its test split as test
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from medmnist_data import load_for_end_to_end
+
+        return load_for_end_to_end(data.split(":", 1)[1])
     if data == "digits":
         x, y = load_digits(32)
         rest, test = stratified_split(y, 500, 12345, what="test")

@@ -45,6 +45,7 @@ _EXPORTS = {
     "RandomForestHyperbandOracle": "keras_augtune.oracle",
     "RandomForestOracle": "keras_augtune.oracle",
     "declare_policy_space": "keras_augtune.space",
+    "load_model": "keras_augtune.registration",
     "load_policies": "keras_augtune.results",
     "overfit_filtered_reward": "keras_augtune.evaluation.reward",
     "resolve_op": "keras_augtune.ops",
@@ -76,6 +77,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_augtune.oracle import RandomForestHyperbandOracle, RandomForestOracle
     from keras_augtune.policy import Policy, PolicyOp
     from keras_augtune.space import PolicySpace, declare_policy_space
+    from keras_augtune.registration import load_model
     from keras_augtune.results import load_policies
     from keras_augtune.tuner import AugmentTuner
 

@@ -17,6 +17,15 @@ Keras itself (that starts TensorFlow: seconds, for a command line that only show
 A proxy registered in Keras's registry would also need Keras imported; an eager
 import would cost every ``import keras_augtune`` the TensorFlow start-up. The hook
 costs nothing until Keras is imported, then ~0.5 s (imgaug) on top of Keras's own import.
+
+Two hints ride on the same hook, for the two ways a first Keras step fails here:
+
+* a ``.keras`` file loaded without ``import keras_augtune`` fails in Keras with "Could not
+  locate class 'PolicyAugmentation'" (Keras imports only its own packages' modules, and its
+  message cannot be changed; it shows the registered name ``keras_augtune>PolicyAugmentation``):
+  `load_model()` is the documented loader that needs no prior import;
+* the package installs no TensorFlow (it would replace the user's, see docs/install.md), so
+  ``import keras`` can fail for want of a backend: that error gets the install line.
 """
 
 from __future__ import annotations
@@ -28,6 +37,30 @@ import warnings
 from typing import Any
 
 _MODULE = "keras_augtune.layer"
+#: the module each Keras backend imports first -> how to install it with keras-augtune
+_BACKEND_INSTALLS = {"tensorflow": "'.[tensorflow-cpu]' (CPU only) or '.[gpu]' (NVIDIA GPU)",
+                     "jax": "'.[jax]'", "torch": "'.[torch]'"}
+
+
+def missing_backend_message(module: str) -> str:
+    """One line for ``import keras`` failing because its backend's package is not installed."""
+    return (f"Keras's backend package {module!r} is not installed (keras-augtune installs none, so as never to "
+            f"replace yours): pip install {_BACKEND_INSTALLS.get(module, repr(module))} in the keras-augtune "
+            f"folder, or set KERAS_BACKEND to an installed backend; see docs/install.md")
+
+
+def load_model(filepath: Any, custom_objects: dict | None = None, compile: bool = True, safe_mode: bool = True) -> Any:
+    """Load a ``.keras`` file that may hold a `PolicyAugmentation` layer: `keras.saving.load_model`
+    with the layer registered first.
+
+    ``import keras_augtune`` before ``keras.saving.load_model`` does the same; this function is
+    for code that loads a model without otherwise using the package (Keras's own error then is
+    "Could not locate class 'PolicyAugmentation'"). The arguments are Keras's.
+    """
+    import keras
+
+    register_layer()
+    return keras.saving.load_model(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
 def register_layer() -> None:
@@ -54,7 +87,13 @@ class _RegisteringLoader(importlib.abc.Loader):
         return self._loader.create_module(spec)
 
     def exec_module(self, module) -> None:
-        self._loader.exec_module(module)
+        try:
+            self._loader.exec_module(module)
+        except ModuleNotFoundError as exc:
+            top = (exc.name or "").split(".")[0]
+            if top in _BACKEND_INSTALLS:  # the backend is missing: say how to install one
+                raise ModuleNotFoundError(missing_backend_message(top), name=top) from exc
+            raise
         register_layer()
 
     def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package, ... as Keras's loader

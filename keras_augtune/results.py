@@ -251,6 +251,14 @@ class SearchResults:
         (`TrialResult.to_policy()`: reward, paired gain and its interval, executions, ...)."""
         return [t.to_policy() for t in self.best(n, skip_identity=skip_identity)]
 
+    def to_frame(self) -> Any:
+        """The trials as a pandas DataFrame, one row each, indexed by trial id: status, rank, policy,
+        reward, score, gain and its interval, executions, ... ([`keras_augtune.frames`][keras_augtune.frames]).
+        Needs pandas (``pip install 'keras-augtune[pandas]'``); without it, an ImportError saying so."""
+        from keras_augtune.frames import results_frame
+
+        return results_frame(self)
+
     def verdict(self) -> "Verdict":
         """Whether the search found a policy better than no augmentation ([`Verdict`][keras_augtune.results.Verdict])."""
         winners = self.best(1, skip_identity=True)

@@ -1,0 +1,229 @@
+"""Regenerate the measured tables of docs/benchmarks.md and docs/install.md from the results files in benchmarks/results/.
+
+    python benchmarks/tables.py           # rewrite every table between its markers
+    python benchmarks/tables.py --check   # change nothing; exit 1 naming each table that differs
+
+A table in a page of `PAGES` sits between ``<!-- tables.py: NAME -->`` and ``<!-- /tables.py -->``;
+NAME is a key of `TABLES`. Every number in those tables is computed here from the JSON that
+``benchmarks/end_to_end.py`` wrote (means and 95 % t-intervals with the package's
+``mean_interval``, paired differences over the seeds both rows have), so a typo, or a number
+with no data behind it, cannot survive a regeneration; ``tests/test_docs_data.py`` runs the
+check and also holds README's numbers to these tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOC = ROOT / "docs" / "benchmarks.md"
+PAGES = [DOC, ROOT / "docs" / "install.md"]
+MARKER = re.compile(r"(<!-- tables\.py: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /tables\.py -->)", re.S)
+NONE = "no augmentation"
+
+# (label in the JSON, label in the page); the page's order
+CIFAR_ROWS = [
+    (NONE, NONE), ("crop+flip", "crop+flip"),
+    ("crop+flip + TrivialAugment", "crop+flip + TrivialAugment (trained on the CPU)"),
+    ("crop+flip + RandAugment(N=1, M=0.4)", "crop+flip + RandAugment(N=1, M=0.4) (validation-picked)"),
+    ("crop+flip + searched policy", "crop+flip + searched policy (random forest, search seed 0)"),
+    ("crop+flip + random-search best", "crop+flip + random-search best (search seed 0, same budget)"),
+]
+DIGITS_ROWS = [(label, label) for label in [
+    NONE, "crop", "crop + TrivialAugment", "crop + RandAugment(N=1, M=0.2)", "crop + searched policy",
+    "crop + searched policy × 1 (scale picked on validation)", "crop + random-search best", "crop + hyperband-search best"]]
+METHODS = {"bayesian": 'random forest + EI (`method="bayesian"`)', "random": 'random search (`method="random"`)',
+           "hyperband": '`method="hyperband"`'}
+
+
+def load(name: str) -> dict:
+    with open(RESULTS / f"{name}.json") as f:
+        return json.load(f)
+
+
+def interval(values: list[float]) -> tuple[float, float]:
+    """Mean and 95 % t half-width (NaN for one value): the package's ``mean_interval``."""
+    sys.path.insert(0, str(ROOT))
+    from keras_augtune.evaluation.paired import mean_interval
+
+    mean, half = mean_interval(values)
+    return mean, float("nan") if half is None else half
+
+
+def finals(results: dict) -> dict[str, dict[int, float]]:
+    """{label: {final seed: test error}}; files written before ``final_seeds`` existed used seeds 0, 1, ..."""
+    seeds = results.get("final_seeds") or {label: list(range(len(e))) for label, e in results["finals"].items()}
+    return {label: dict(zip(seeds[label], errors)) for label, errors in results["finals"].items()}
+
+
+def paired(errors: dict[int, float], reference: dict[int, float]) -> tuple[float, float]:
+    seeds = sorted(set(errors) & set(reference))
+    return interval([errors[s] - reference[s] for s in seeds])
+
+
+def minus(text: str) -> str:
+    """The page's minus sign (U+2212) for negative numbers."""
+    return re.sub(r"(?<![\w(])-(?=\d)", "−", text)
+
+
+def points(mean_half: tuple[float, float]) -> str:
+    return minus(f"{mean_half[0] * 100:+.2f} ± {mean_half[1] * 100:.2f} points")
+
+
+def final_table(results: dict, rows: list[tuple[str, str]], decimals: int, relative_decimals: int,
+                versus_none: bool = False) -> list[str]:
+    """The final models' test errors: mean ± CI, per seed, relative to no augmentation, paired
+    difference to the reference (and, with ``versus_none``, to no augmentation)."""
+    data = finals(results)
+    reference_label = results["reference"]
+    reference, base = data[reference_label], data[NONE]
+    base_mean = interval(list(base.values()))[0]
+    seeds = sorted(base)
+    header = (f"| final-model augmentation | test error, mean ± 95 % CI | per seed ({seeds[0]}–{seeds[-1]}) "
+              f"| vs no augmentation (relative) | paired difference vs {reference_label} |")
+    rule = "|---|---:|---|---:|---:|"
+    if versus_none:
+        header, rule = header + " paired difference vs no augmentation |", rule + "---:|"
+    lines = [header, rule]
+    for label, shown in rows:
+        errors = data[label]
+        mean, half = interval(list(errors.values()))
+        cells = [shown, f"{mean * 100:.{decimals}f}% ± {half * 100:.{decimals}f}%",
+                 ", ".join(f"{errors[s] * 100:.1f}%" for s in sorted(errors)),
+                 "–" if label == NONE else minus(f"{(mean - base_mean) / base_mean * 100:+.{relative_decimals}f}%"),
+                 "–" if label == reference_label else points(paired(errors, reference))]
+        if versus_none:
+            cells.append("–" if label == NONE else points(paired(errors, base)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def cifar_final() -> list[str]:
+    return final_table(load("end_to_end_cifar10-jpeg_gpu"), CIFAR_ROWS, decimals=1, relative_decimals=1)
+
+
+def digits_final() -> list[str]:
+    return final_table(load("end_to_end_digits"), DIGITS_ROWS, decimals=2, relative_decimals=0, versus_none=True)
+
+
+def cifar_epochs() -> list[str]:
+    lines = ["| epochs | no augmentation | crop+flip | crop+flip − none, paired |", "|---:|---:|---:|---:|"]
+    for epochs, name in [(30, "end_to_end_cifar10-jpeg_gpu_30ep"), (60, "end_to_end_cifar10-jpeg_gpu")]:
+        data = finals(load(name))
+        cells = [f"{m * 100:.1f}% ± {h * 100:.1f}%" for m, h in (interval(list(data[k].values())) for k in (NONE, "crop+flip"))]
+        lines.append(f"| {epochs} | {cells[0]} | {cells[1]} | {points(paired(data['crop+flip'], data[NONE]))} |")
+    return lines
+
+
+def _recommendation(search: dict) -> str:
+    """The search's confirmed winner and its gain interval, or no augmentation, from its best policy."""
+    policy = search["best_policy"]
+    meta = policy.get("metadata", {})
+    if all(op["op"] == "identity" for sub in policy["sub_policies"] for op in sub):
+        return "**no augmentation** recommended (no policy beat it)"
+    low, high = meta["gain_interval"]
+    return minus(f"trial {int(meta['trial_id'])}: {meta['gain']:+.4f} [{low:+.4f}, {high:+.4f}] "
+                 f"({meta['executions']} paired executions)")
+
+
+def searches_table(name: str) -> list[str]:
+    lines = ["| search | trials | wall time, confirmation included | best confirmed reward "
+             "| its gain over no augmentation (95 % interval) |", "|---|---:|---:|---:|---|"]
+    for search in load(name)["searches"]:
+        lines.append(f"| {METHODS[search['method']]}, seed {search['seed']} | {search['completed']} | "
+                     f"{search['wall_s'] / 60:.1f} min | {search['best_reward']:.4f} | {_recommendation(search)} |")
+    return lines
+
+
+def cifar_search_rewards() -> list[str]:
+    """Searched − random search's best confirmed reward, per search seed (the target table's line)."""
+    searches = load("end_to_end_cifar10-jpeg_search")["searches"]
+    best = {(s["method"], s["seed"]): s["best_reward"] for s in searches}
+    seeds = sorted({seed for _, seed in best})
+    def text(seed):
+        difference = best["bayesian", seed] - best["random", seed]
+        both_none = best["bayesian", seed] == best["random", seed]  # both recommend the baseline: the same reward
+        return f"seed {seed}: {difference:+.4f}" + (" (both no augmentation)" if both_none else "")
+
+    return [minus("Searched − random search's best confirmed search reward, by search seed: "
+                  + ", ".join(text(seed) for seed in seeds) + ".")]
+
+
+def install_dry_run() -> list[str]:
+    """What pip's resolver would install, per environment and command (benchmarks/install_dry_run.py)."""
+    results = load("install_dry_run")
+    lines = [f"| environment | command (`{results['script']}`, pip {results['pip']}, {results['when']}) "
+             "| TensorFlow / CUDA distributions pip would install |", "|---|---|---|"]
+    for case in results["cases"]:
+        names = case.get("watched", [])
+        cuda = [name for name in names if name.startswith("nvidia-")]
+        watched = ", ".join(f"`{name}`" for name in names if name not in cuda) or "none (the installed one stays)"
+        if cuda:
+            watched += f" + {len(cuda)} NVIDIA CUDA libraries (`{cuda[0].split('==')[0]}`, …)"
+        if "error" in case:
+            watched = f"resolver error: {' '.join(case['error'])}"
+        lines.append(f"| {case['environment']} | `{case['command']}` | {watched} |")
+    return lines
+
+
+TABLES = {
+    "cifar-final": cifar_final,
+    "cifar-epochs": cifar_epochs,
+    "cifar-searches": lambda: searches_table("end_to_end_cifar10-jpeg_search"),
+    "cifar-search-rewards": cifar_search_rewards,
+    "digits-final": digits_final,
+    "digits-searches": lambda: searches_table("end_to_end_digits"),
+    "install-dry-run": install_dry_run,
+}
+
+
+def render(page: str) -> tuple[str, list[str]]:
+    """``page`` with every marked table regenerated, and the names of those that changed."""
+    changed = []
+
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        if name not in TABLES:
+            raise SystemExit(f"unknown table {name!r} (known: {', '.join(TABLES)})")
+        body = "\n".join(TABLES[name]()) + "\n"
+        if body != match["body"]:
+            changed.append(name)
+        return match.group(1) + body + match.group(4)
+
+    return MARKER.sub(replace, page), changed
+
+
+def marker_names(page: str) -> list[str]:
+    return [m["name"] for m in MARKER.finditer(page)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table differs from the data")
+    args = parser.parse_args(argv)
+    found, failed = set(), False
+    for path in PAGES:
+        page = path.read_text(encoding="utf-8")
+        new, changed = render(page)
+        found |= set(marker_names(page))
+        if args.check:
+            for name in changed:
+                print(f"{path.name}: table {name!r} differs from benchmarks/results (run python benchmarks/tables.py)")
+            failed |= bool(changed)
+        else:
+            if changed:
+                path.write_text(new, encoding="utf-8")
+            print(f"{path.name}: {len(changed)} table(s) rewritten" + (f" ({', '.join(changed)})" if changed else ""))
+    missing = sorted(set(TABLES) - found)
+    if missing:
+        print(f"no page has a marker for: {', '.join(missing)}")
+    return 1 if failed or missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
