@@ -25,7 +25,7 @@ is left out (a flipped digit is another digit) and the labels say "crop".
 Usage:
     python benchmarks/end_to_end.py --data ../shared/data/cifar10-jpeg --seeds 5
     python benchmarks/end_to_end.py --data digits --seeds 5
-    python benchmarks/end_to_end.py --data medmnist:../shared/data/medmnist/breastmnist.npz --seeds 10
+    python benchmarks/end_to_end.py --data medmnist:benchmarks/data/medmnist/breastmnist.npz --seeds 10
     python benchmarks/end_to_end.py --data digits --quick      # a smoke-sized run (minutes)
     python benchmarks/end_to_end.py --data ../shared/data/cifar10-jpeg --methods none \\
         --configs none,cf,ta --seeds 2 --epochs 40

@@ -3,8 +3,8 @@
 The file is not in this repository (CC BY 4.0 data; see docs/benchmarks.md, "Medical images"):
 fetch it, then point the benchmark at it::
 
-    python benchmarks/medmnist_data.py ../shared/data/medmnist/breastmnist.npz     # verify, summarise
-    python benchmarks/end_to_end.py --data medmnist:../shared/data/medmnist/breastmnist.npz --seeds 10
+    python benchmarks/medmnist_data.py benchmarks/data/medmnist/breastmnist.npz     # verify, summarise
+    python benchmarks/end_to_end.py --data medmnist:benchmarks/data/medmnist/breastmnist.npz --seeds 10
 
 A file is accepted when its SHA-256 is one recorded in `KNOWN` (a copy whose origin was
 checked), or when its MD5 is the one MedMNIST publishes for the official Zenodo file
