@@ -217,6 +217,10 @@ def batches(x, y, steps, seed, batch_size=64):
         def __init__(self):
             super().__init__()
             self.rng = np.random.default_rng(seed)
+            # Each step draws from a stream of its own (seed, step number), never from the shuffle's:
+            # adding a step (even one that changes nothing) leaves the batch order and every other
+            # step's draws as they were, so configurations on one seed stay paired.
+            self.step_rngs = [np.random.default_rng([seed, number]) for number in range(1, len(steps) + 1)]
             self.order = self.rng.permutation(len(x))
 
         def __len__(self):
@@ -225,8 +229,8 @@ def batches(x, y, steps, seed, batch_size=64):
         def __getitem__(self, index):
             chosen = self.order[index * batch_size:(index + 1) * batch_size]
             images = x[chosen]
-            for step in steps:
-                images = step(images, self.rng)
+            for step, rng in zip(steps, self.step_rngs):
+                images = step(images, rng)
             return images.astype("float32") / 255.0, y[chosen]
 
         def on_epoch_end(self):

@@ -7,8 +7,10 @@ line hands them to its progress bar, DeepAugment to its logger: ``tuner.display.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from keras_augtune import compat
 from keras_augtune.evaluation.reward import REWARD
@@ -20,21 +22,49 @@ __all__ = ["TrialDisplay", "trial_line"]
 
 
 class TrialDisplay:
-    """The one line shown as each trial of a running search ends.
+    """The one line shown as each trial of a running search ends, under a progress bar.
 
-    ``write`` receives each line (default: ``print``); the command line hands it to its
-    progress bar, DeepAugment to its logger: ``tuner.display.write = logger.info``.
+    ``write`` receives each line (default: ``print``; DeepAugment hands it to its logger:
+    ``tuner.display.write = logger.info``). While a search runs with ``verbose >= 1`` a tqdm
+    progress bar on standard error counts the trials, with the elapsed time and the ETA
+    (``progress=False``, or ``tuner.display.progress = False``, turns it off); the default
+    ``print`` then writes above the bar.
     """
 
-    def __init__(self, write: Callable[[str], Any] | None = None):
+    def __init__(self, write: Callable[[str], Any] | None = None, progress: bool = True):
         self.write: Callable[[str], Any] = write if write is not None else _print
         #: Where the lines that are no trial's go (the intensifier's); default: ``write``.
         self.notes: Callable[[str], Any] | None = None
+        #: Show a progress bar (with ETA) while a search runs.
+        self.progress = bool(progress)
+        self._bar: Any = None
         self._started: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def running(self, total: int | None, show: bool = True) -> Iterator[None]:
+        """While the block runs, a progress bar over ``total`` trials (``None``: unknown, no ETA),
+        when ``show`` and ``progress``."""
+        if not (show and self.progress):
+            yield
+            return
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total, unit="trial", desc="search", file=sys.stderr, dynamic_ncols=True)
+        try:
+            yield
+        finally:
+            self._bar.close()
+            self._bar = None
+
+    def _out(self, writer: Callable[[str], Any], line: str) -> None:
+        if self._bar is not None and writer is _print:  # print above the bar, not through it
+            self._bar.write(line)
+        else:
+            writer(line)
 
     def note(self, line: str) -> None:
         """Write a line that reports no trial (e.g. an intensifier's training) to ``notes``."""
-        (self.notes or self.write)(line)
+        self._out(self.notes or self.write, line)
 
     def started(self, trial_id: str) -> None:
         self._started[trial_id] = time.time()
@@ -46,7 +76,9 @@ class TrialDisplay:
             line = describe(trial, seconds)
         except Exception as exc:  # a log line must never stop a search
             line = f"Trial {trial.trial_id} {str(trial.status).lower()} (no summary: {type(exc).__name__}: {exc})"
-        self.write(line)
+        self._out(self.write, line)
+        if self._bar is not None:
+            self._bar.update(1)
 
     @staticmethod
     def line(head: str, reward: float, gain: float | None, best: float, seconds: float, policy: Policy) -> str:

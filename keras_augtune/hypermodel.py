@@ -105,6 +105,11 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.one_hot = bool(one_hot)
 
+    def data_config(self) -> dict[str, Any]:
+        """What `configure()` was told, as JSON (``configure(**data_config())`` restores it)."""
+        return {"input_shape": list(self.input_shape), "num_classes": self.num_classes,
+                "value_range": list(self.value_range), "one_hot": self.one_hot}
+
     @property
     def configured(self) -> bool:
         return self.input_shape is not None

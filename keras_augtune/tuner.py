@@ -21,7 +21,7 @@ from keras_augtune.data import VALIDATION_SPLIT, Dataset
 from keras_augtune.display import TrialDisplay, trial_line
 from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.evaluation.density_search import DensitySearch
-from keras_augtune.evaluation.reward import REWARD, reward_objective
+from keras_augtune.evaluation.reward import REWARD, check_objective, reward_objective
 from keras_augtune.files import load_weights
 from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.intensifier import Confirmation, Intensifier
@@ -66,12 +66,11 @@ class AugmentTuner(keras_tuner.Tuner):
         policy_space: a [`PolicySpace`][keras_augtune.PolicySpace]; or give ``num_sub_policies``,
             ``ops_per_sub_policy``, ``ops`` and ``search_probabilities``.
         executions_per_trial: trainings per trial, rewards averaged (DeepAugment's ``opt_samples``).
-        reward_k: the reward's K: how many of the best (not overfitting) epochs are averaged.
-        reward_max_gap: the reward's overfitting threshold (train minus validation accuracy).
+        reward_k, reward_max_gap: the reward's K (how many of the best epochs not overfitting are
+            averaged) and its overfitting threshold (train minus validation accuracy).
         train_set_size: stratified subsample of the training images used by the search.
         validation_split: stratified fraction held out when ``validation_data`` is not given.
-        child_epochs: epochs of each child model's training.
-        batch_size: batch size of each child model's training.
+        child_epochs, batch_size: the epochs and batch size of each child model's training.
         child_first_train_epochs: if > 0, pretrain the child once without augmentation for this
             many epochs; each trial starts from those weights with a fresh optimizer (one
             pretraining per architecture, input shape and data: `keras_augtune.warm_start`).
@@ -83,18 +82,15 @@ class AugmentTuner(keras_tuner.Tuner):
             ``confirm_executions`` paired executions each (default 3), an extra cost beyond
             ``max_trials``; ``0`` for either turns it off ([`Confirmation`][keras_augtune.intensifier.Confirmation]).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
-        directory: as in Keras Tuner: where the project folder is made.
-        project_name: as in Keras Tuner: the project folder's name.
-        overwrite: as in Keras Tuner: start afresh instead of reloading the project.
+        directory, project_name, overwrite: as in Keras Tuner (the project folder, and whether to start
+            afresh instead of reloading it).
         seed: as in Keras Tuner (also seeds the split, the trainings and the oracle).
         max_consecutive_failed_trials: stop the search, with the failures' reasons, when this
             many trials in a row fail (default 3).
         max_retries_per_trial: as in Keras Tuner: a trial that raised is run again up to this
             many times (default 0: a failed trial is never retried; a diverging child never is).
-        hyperparameters: as in Keras Tuner, for the child's own hyperparameters; the
-            policy's (``augment/*``) are always searched.
-        tune_new_entries: as in Keras Tuner, for the child's own hyperparameters.
-        allow_new_entries: as in Keras Tuner, for the child's own hyperparameters.
+        hyperparameters, tune_new_entries, allow_new_entries: as in Keras Tuner, for the child's own
+            hyperparameters; the policy's (``augment/*``) are always searched.
         oracle: any Keras Tuner oracle instead of the built-in random forest (then pass the
             oracle's own arguments to it). Its ``tuner/epochs`` and ``tuner/initial_epoch``
             (Hyperband) set each trial's epochs, and its first trial is the no-augmentation
@@ -173,7 +169,7 @@ class AugmentTuner(keras_tuner.Tuner):
         self._default_ops = default_ops
         self._channels: int | None = None  # of the searched images, known in search()
 
-        objective = reward_objective() if objective is None else objective
+        objective = check_objective(reward_objective() if objective is None else objective)
         if oracle is None:
             oracle = build_oracle(
                 method, self.policy_space, objective=objective, max_trials=max_trials,
@@ -183,6 +179,7 @@ class AugmentTuner(keras_tuner.Tuner):
                 allow_new_entries=allow_new_entries, max_retries_per_trial=max_retries_per_trial,
                 max_consecutive_failed_trials=max_consecutive_failed_trials)
         else:
+            check_objective(getattr(oracle, "objective", None))
             check_user_oracle(oracle, hyperparameters=hyperparameters, tune_new_entries=tune_new_entries,
                               allow_new_entries=allow_new_entries, max_retries_per_trial=max_retries_per_trial)
             if baseline_trial:
@@ -263,8 +260,9 @@ class AugmentTuner(keras_tuner.Tuner):
             fit = dict(validation_data=validation, epochs=epochs, batch_size=batch_size,
                        callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
             self._runner = ExecutionRunner(self, x_train, y_train, fit)
-            super().search(x_train, y_train, **fit)
-            self._intensify()
+            with self.display.running(self.oracle.remaining_trials(), show=self.search_verbose >= 1):
+                super().search(x_train, y_train, **fit)
+                self._intensify()
         except RuntimeError as exc:
             if "consecutive failures" not in str(exc):
                 raise
@@ -322,6 +320,16 @@ class AugmentTuner(keras_tuner.Tuner):
             return int(self.seed)
         seed = getattr(self.oracle, "seed", None) if not compat.is_worker() else None
         return int(seed) if seed is not None else self._process_seed
+
+    def get_state(self) -> dict:
+        """Keras Tuner's tuner state (``tuner0.json``): the data the child was configured for, so that
+        a reloaded tuner rebuilds its models (``get_best_models()``) before any new search."""
+        return {"data": self.hypermodel.data_config()} if self.hypermodel.configured else {}
+
+    def set_state(self, state: dict) -> None:
+        if isinstance(state, dict) and isinstance(state.get("data"), dict) and not self.hypermodel.configured:
+            self.hypermodel.configure(**state["data"])
+            self._channels = int(self.hypermodel.input_shape[-1])
 
     def _build_hypermodel(self, hp):
         """Keras Tuner's build; a Hyperband trial that continues another (``tuner/trial_id``)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from keras_augtune.checks import check_int
 
@@ -30,6 +30,24 @@ def reward_objective() -> "keras_tuner.Objective":
     import keras_tuner  # here, not at the top: reading rewards and results needs no TensorFlow
 
     return keras_tuner.Objective(REWARD, direction="max")
+
+
+def check_objective(objective: Any) -> Any:
+    """``objective`` when it is the reward (``"reward"``, maximised); otherwise a one-line error.
+
+    An augmentation search ranks its trials, measures their gains over no augmentation and names
+    a winner on one quantity, the reward: another objective would rank on one number and decide
+    on another. To rank on a quantity of your own, return it from ``HyperModel.fit`` as a number:
+    it is then the execution's reward (higher is better)."""
+    name = objective if isinstance(objective, str) else getattr(objective, "name", None)
+    direction = "max" if isinstance(objective, str) else getattr(objective, "direction", None)
+    if name != REWARD or direction != "max":
+        shown = objective if isinstance(objective, str) else f"{name!r} ({direction})"
+        raise ValueError(
+            f"objective={shown} is not supported: the search ranks, measures gains and names a winner on "
+            f"{REWARD!r} (the overfit-filtered validation accuracy, maximised). Leave objective unset, or "
+            "return your own quantity from HyperModel.fit as a number (higher is better): it is then the reward.")
+    return objective
 
 
 @dataclass(frozen=True)
