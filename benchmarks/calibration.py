@@ -1,0 +1,152 @@
+"""Calibration of the recommendation (issue 21): false "better", power and the named gain's bias, by simulation.
+
+Each simulated search runs 20 trials of a fake child with known true gains, proposed at random
+(thousands of searches per setting, in seconds) and through the real ``RandomForestOracle``
+(about 1-2 s per search on this machine's CPUs, so fewer: the race's fresh executions make
+the null rates independent of who proposed the finalists; the power is not), then the default race (the top searched policies,
+TrivialAugment, RandAugment on a small grid and the baseline on fresh paired executions) and its
+decision (``benchmarks/_calibration.py`` holds the harness; ``tests/test_calibration.py`` runs it
+with random proposals). Writes ``benchmarks/results/calibration.json`` and prints the Markdown
+table published in ``docs/benchmarks.md``.
+
+    python benchmarks/calibration.py --searches 2000 --oracle-searches 80
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import shlex
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import _calibration as calibration  # noqa: E402
+
+from keras_augtune.intensifier.race import Race  # noqa: E402
+
+GRID = ((2, 0.3), (2, 0.6))
+
+
+def _settings(args, race, proposer, searches, loads) -> dict:
+    settings = {}
+    for name in args.settings:
+        setting = calibration.SETTINGS[name]
+        began = time.time()
+        outcomes = [calibration.simulate(setting, seed, race, top_k=args.top_k, proposer=proposer, recipe_grid=GRID)
+                    for seed in range(searches)]
+        settings[name] = calibration.summarise(setting, outcomes)
+        settings[name]["seconds"] = round(time.time() - began, 1)
+        loads.append(os.getloadavg()[0])
+        print(f"{proposer} {name}: {json.dumps({k: settings[name][k] for k in ('better_rate', 'power', 'bias_sigma')})}",
+              flush=True)
+    return settings
+
+
+def _headline(settings: dict) -> dict:
+    """The figures the issue asks for, from one proposer's settings."""
+    nulls = {n: s for n, s in settings.items() if s["null"]}
+    planted = {n: s for n, s in settings.items() if not s["null"]}
+    worst = max(nulls, key=lambda n: nulls[n]["better_rate"]) if nulls else None
+    biased = max(settings, key=lambda n: abs(settings[n]["bias_sigma"]))
+    over = max(planted, key=lambda n: planted[n]["searched_over_recipe_rate"]) if planted else None
+    return {
+        "false_better_rate": nulls[worst]["better_rate"] if worst else None,
+        "false_better_interval": nulls[worst]["better_interval"] if worst else None, "false_better_setting": worst,
+        "searched_over_recipe_rate": planted[over]["searched_over_recipe_rate"] if over else None,
+        "searched_over_recipe_setting": over,
+        "power": {f"{s['setting']['gain']:g}": s["power"] for s in planted.values()},
+        "power_interval": {f"{s['setting']['gain']:g}": s["power_interval"] for s in planted.values()},
+        "bias_sigma": settings[biased]["bias_sigma"], "bias_setting": biased,
+        "settings": settings,
+    }
+
+
+def run(args) -> dict:
+    race = Race(screen_executions=args.screen_executions, eta=args.eta, confirm_executions=args.confirm_executions)
+    loads, start = [os.getloadavg()[0]], time.time()
+    random = _settings(args, race, "random", args.searches, loads)
+    oracle = _settings(args, race, "oracle", args.oracle_searches, loads) if args.oracle_searches else {}
+    everything = list(random.values()) + list(oracle.values())
+    return {
+        "command": "python " + " ".join(shlex.quote(a) for a in ["benchmarks/calibration.py", *sys.argv[1:]]),
+        "searches_per_setting": args.searches, "oracle_searches_per_setting": args.oracle_searches,
+        "trials": 20, "sigma": calibration.SIGMA, "shared_sd": calibration.SHARED_SD,
+        "race": {"screen_executions": args.screen_executions, "eta": args.eta,
+                 "confirm_executions": args.confirm_executions, "top_k": args.top_k,
+                 "recipes": [p.metadata["name"] for p in calibration.recipes(GRID)]},
+        **_headline(random),
+        "oracle": _headline(oracle) if oracle else None,
+        "cost": {"trainings_mean": max(s["trainings_mean"] for s in everything),
+                 "race_trainings_mean": max(s["race_trainings_mean"] for s in everything), "search_trainings": 20},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": loads},
+        "seconds": round(time.time() - start, 1),
+    }
+
+
+def _pct(rate, interval=None) -> str:
+    return f"{rate:.1%}" + (f" [{interval[0]:.1%}, {interval[1]:.1%}]" if interval else "")
+
+
+def _rows(settings: dict, proposer: str) -> list[str]:
+    rows = []
+    for name, s in settings.items():
+        rows.append(f"| {name} | {proposer} | {s['searches']} | {_pct(s['better_rate'], s['better_interval'])} | "
+                    f"{'—' if s['null'] else _pct(s['power'], s['power_interval'])} | "
+                    f"{'—' if s['null'] else _pct(s['searched_over_recipe_rate'], s['searched_over_recipe_interval'])} | "
+                    f"{s['bias_sigma']:+.3f} ± {s['bias_sigma_se']:.3f} | {s['pooled_share']:.0%} |")
+    return rows
+
+
+def markdown(results: dict) -> str:
+    """The calibration table of ``docs/benchmarks.md``, from the results file."""
+    race = results["race"]
+    lines = [f"Race: top {race['top_k']} searched policies, {', '.join(race['recipes'])} and no augmentation; "
+             f"screening rounds of {race['screen_executions']} executions (halving, eta {race['eta']}), then "
+             f"{race['confirm_executions']} confirmation executions of the finalists; searches of "
+             f"{results['trials']} trials; sigma = {results['sigma']}, shared noise sd {results['shared_sd']}; "
+             f"{results['cost']['trainings_mean']:.0f} trainings per search in all "
+             f"({results['cost']['search_trainings']} search + {results['cost']['race_trainings_mean']:.0f} race).", "",
+             "| setting | proposals | searches | \"better\" said [95 % Wilson] | names a truly helpful one | "
+             "searched said to beat an equal recipe | named gain's bias (sigma) | pooled |",
+             "|---|---|---|---|---|---|---|---|"]
+    lines += _rows(results["settings"], "random")
+    if results.get("oracle"):
+        lines += _rows(results["oracle"]["settings"], "RandomForestOracle")
+    power = ", ".join(f"+{k} sigma {v:.1%}" for k, v in results["power"].items())
+    lines += ["", f"Worst null setting (random proposals): "
+                  f"{_pct(results['false_better_rate'], results['false_better_interval'])} false \"better\" "
+                  f"({results['false_better_setting']}; target <= 3.5 %); power {power} "
+                  f"(targets >= 50 % at +1, >= 80 % at +2); largest |bias| {results['bias_sigma']:+.3f} sigma "
+                  f"({results['bias_setting']}; target <= 0.2).",
+              f"Measured in {results['seconds']:.0f} s, load average "
+              f"{', '.join(f'{x:.1f}' for x in results['machine']['load_average'])} "
+              f"({results['machine']['cpus']} CPUs): `{results['command']}`"]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--searches", type=int, default=2000, help="simulated searches per setting, random proposals")
+    parser.add_argument("--oracle-searches", type=int, default=80,
+                        help="simulated searches per setting through the real RandomForestOracle (~1-2 s each)")
+    parser.add_argument("--settings", nargs="+", default=list(calibration.SETTINGS), choices=list(calibration.SETTINGS))
+    parser.add_argument("--top-k", type=int, default=4)
+    parser.add_argument("--screen-executions", type=int, default=Race().screen_executions)
+    parser.add_argument("--eta", type=int, default=Race().eta)
+    parser.add_argument("--confirm-executions", type=int, default=Race().confirm_executions)
+    parser.add_argument("--out", default=str(HERE / "results" / "calibration.json"))
+    args = parser.parse_args(argv)
+    results = run(args)
+    pathlib.Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
