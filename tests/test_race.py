@@ -62,15 +62,23 @@ def test_pooled_when_noise_is_comparable_else_per_pair():
     assert noise_comparable(np.array([[1.0, 2.0], [2.0, 3.0]]))  # two rows: paired t either way
 
 
-def test_unequal_noise_keeps_its_level():
-    """The noisiest challenger picked against a quiet baseline: pooling it with quiet recipes
-    would understate its variance; the check falls back and the rate stays <= 3.5 %."""
-    rng = np.random.default_rng(3)
-    reps, false = 1000, 0
-    for _ in range(reps):
-        rewards = _table(rng, {"none": 0, "s": 0, "r": 0}, 12, sds=[0.005, 0.02, 0.005])
-        false += decide(rewards, {"none": "baseline", "s": "searched", "r": "recipe"}).better
-    assert false / reps <= 0.035
+def test_unequal_noise_keeps_its_level(monkeypatch):
+    """A noisy challenger among quiet ones: the pooled variance would understate its variance and
+    say "better" in ~6 % of null tables; the check falls back to per-pair intervals and stays <= 3.5 %."""
+    import keras_augtune.evaluation.verdict as verdict
+
+    kinds = {"none": "baseline", "s": "searched", "s2": "searched", "s3": "searched"}
+
+    def rate():
+        rng, false = np.random.default_rng(3), 0
+        for _ in range(3000):  # binomial sd 0.3 % at 2.5 %
+            rewards = _table(rng, dict.fromkeys(kinds, 0.0), 12, sds=[0.002, 0.03, 0.002, 0.002])
+            false += decide(rewards, kinds).better
+        return false / 3000
+
+    assert rate() <= 0.035
+    monkeypatch.setattr(verdict, "noise_comparable", lambda table: True)
+    assert rate() > 0.045  # pooling regardless would break the bound
 
 
 def _kinds(**kinds):
