@@ -16,9 +16,9 @@ import _calibration as calibration  # noqa: E402
 from keras_augtune.intensifier.race import Race  # noqa: E402
 
 
-def _run(name, searches):
+def _run(name, searches, race=None):
     setting = calibration.SETTINGS[name]
-    outcomes = [calibration.simulate(setting, seed, Race()) for seed in range(searches)]
+    outcomes = [calibration.simulate(setting, seed, race or Race()) for seed in range(searches)]
     return calibration.summarise(setting, outcomes)
 
 
@@ -30,6 +30,11 @@ def test_no_false_better_and_no_bias_when_nothing_helps():
     assert summary["better_rate"] <= 0.035
     assert abs(summary["bias_sigma"]) <= 0.2
     assert summary["pooled_share"] > 0.9  # equal noise: the two-way model pools
+    # the bound has the power to fail today's rule: a true 5 % rate passes it with probability < 0.1 %
+    from scipy import stats
+
+    assert stats.binom.cdf(int(0.035 * 2000), 2000, 0.05) < 0.001
+    assert summary["bias_sigma_se"] < 0.05  # +0.9 sigma (today's) is 14 standard errors above 0.2
 
 
 def test_power_when_an_op_helps():
