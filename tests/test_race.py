@@ -199,3 +199,17 @@ def test_bad_race_input_is_one_line():
         race.run(_candidates() + [Candidate("s0", "searched")], _reward, range(20))
     with pytest.raises(ValueError, match="eta must be an integer >= 2"):
         Race(eta=1)
+
+
+def test_table_rows_for_every_raced_candidate():
+    from keras_augtune.evaluation.verdict import table
+
+    result = Race(confirm_executions=4).run(_candidates(), _reward, range(8), log=None)
+    rows = {row.name: row for row in table(result.rewards, result.kinds)}
+    assert list(rows)[0] == "s3" and set(rows) == {c.name for c in _candidates()}
+    assert rows["s3"].executions == 8 and rows["s3"].vs_none.executions == 4 and rows["s3"].vs_recipe.executions == 6  # TA waited out round 2
+    assert rows["s0"].vs_none is None  # screened out before the baseline was measured
+    assert rows["s0"].vs_recipe.executions == 2 and rows["TA"].vs_recipe is None and rows["none"].vs_none is None
+    # Bonferroni over the 6 rows: wider than the decision's interval for the same pair
+    low, high = rows["s3"].vs_none.interval
+    assert high - low > result.decision.interval_vs_none[1] - result.decision.interval_vs_none[0]

@@ -35,7 +35,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 __all__ = ["CONFIDENCE", "KINDS", "NOISE_P", "mean_interval", "PairedGain", "paired_gain", "Comparison",
-           "Decision", "contrasts", "decide", "critical_value"]
+           "Decision", "Row", "contrasts", "decide", "table", "critical_value", "noise_comparable"]
 
 #: The confidence of every interval the package reports.
 CONFIDENCE = 0.95
@@ -131,25 +131,27 @@ def _shared(rewards: Mapping[str, Mapping[int, float]], names: Sequence[str],
 
 
 def contrasts(rewards: Mapping[str, Mapping[int, float]], reference: str, others: Sequence[str],
-              executions: Sequence[int] | None = None, confidence: float = CONFIDENCE) -> list[Comparison]:
+              executions: Sequence[int] | None = None, confidence: float = CONFIDENCE,
+              family: int | None = None) -> list[Comparison]:
     """Each of ``others`` against ``reference``, as one family of simultaneous intervals.
 
     On the executions all of them share (within ``executions`` when given): the pooled two-way
     fit with Dunnett's critical value when the noise is comparable, else each pair's own
-    t-interval with Bonferroni's. Returns one [`Comparison`][keras_augtune.evaluation.verdict.Comparison]
-    per name of ``others``, in order."""
+    t-interval with Bonferroni's. ``family``: the number of comparisons the correction covers
+    when it is larger than ``others`` (e.g. a table computed one row at a time). Returns one
+    [`Comparison`][keras_augtune.evaluation.verdict.Comparison] per name of ``others``, in order."""
     if not others:
         return []
     names = [reference, *others]
     shared = _shared(rewards, names, executions)
-    n, m = len(shared), len(others)
+    n, m = len(shared), max(len(others), family or 0)
     if n == 0:
         raise ValueError(f"{reference!r} and {', '.join(map(repr, others))} share no execution to compare on.")
     table = np.array([[float(rewards[name][e]) for e in shared] for name in names])
     gains = table[1:].mean(axis=1) - table[0].mean()
     if n < 2:
         return [Comparison(name, reference, float(g), None, n, False) for name, g in zip(others, gains)]
-    pooled = noise_comparable(table)
+    pooled = noise_comparable(table) and m == len(others)
     if pooled:
         residuals = table - table.mean(axis=1, keepdims=True) - table.mean(axis=0, keepdims=True) + table.mean()
         df = (len(names) - 1) * (n - 1)
@@ -174,6 +176,41 @@ def noise_comparable(table: np.ndarray) -> bool:
     if np.ptp(residuals) == 0.0:
         return True
     return bool(stats.levene(*residuals, center="median").pvalue >= NOISE_P)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One raced configuration in a results table: its ``kind``, ``executions`` measured, ``mean``
+    reward over them, and its gains over no augmentation (``vs_none``) and over the best recipe
+    (``vs_recipe``), each on the executions it shares with that reference (``None`` when it
+    shares none, or is that reference)."""
+
+    name: str
+    kind: str
+    executions: int
+    mean: float
+    vs_none: Comparison | None
+    vs_recipe: Comparison | None
+
+
+def table(rewards: Mapping[str, Mapping[int, float]], kinds: Mapping[str, str],
+          confidence: float = CONFIDENCE) -> list[Row]:
+    """Every configuration's row, best mean first, for tables. Each row compares on the executions
+    it shares with the reference (a candidate the race dropped early shares fewer), with per-pair
+    intervals Bonferroni-corrected over the rows; the verdict itself is [`decide`][keras_augtune.evaluation.verdict.decide]'s."""
+    baseline, searched, recipes = _check_kinds(rewards, kinds)
+    names = [n for n in kinds if rewards[n]]
+    mean = {n: float(np.mean(list(rewards[n].values()))) for n in names}
+    recipe = max(recipes, key=lambda n: (len(rewards[n]), mean[n])) if recipes else None
+    family = max(len(names) - 1, 1)
+
+    def versus(name, reference):
+        if reference is None or name == reference or not set(rewards[name]) & set(rewards[reference]):
+            return None
+        return contrasts(rewards, reference, [name], confidence=confidence, family=family)[0]
+
+    return [Row(n, kinds[n], len(rewards[n]), mean[n], versus(n, baseline), versus(n, recipe))
+            for n in sorted(names, key=lambda n: -mean[n])]
 
 
 @dataclasses.dataclass(frozen=True)
