@@ -247,3 +247,57 @@ def summarise(setting: Setting, outcomes: list[dict[str, Any]], sigma: float = S
         "trainings_mean": float(np.mean([o["trainings"] for o in outcomes])),
         "race_trainings_mean": float(np.mean([o["race_trainings"] for o in outcomes])),
     }
+
+
+# ------------------------------------------------------------------------------------- op effects
+#: op effects planted in the "planted" op-effects setting, in sigma per sub-policy applying the op
+PLANTED_OPS = {"rotate": 2.0, "invert": -2.0}
+
+
+def effects_search(seed: int, planted: bool, noise: str = "gauss", trials: int = 20, num_bootstrap: int = 200,
+                   space: PolicySpace | None = None) -> dict[str, Any]:
+    """One search of random policies whose reward is ``0.80 + sum(effect(op) * uses(op)) + eps``
+    (every effect 0, or ``PLANTED_OPS`` when ``planted``), and its op effects: how many ops that do
+    nothing were labelled "helps"/"hurts", whether each estimate lies inside its interval, and the
+    planted ops' labels."""
+    from keras_augtune.effects import estimate_op_effects, op_uses
+    from keras_augtune.results import SearchResults, TrialResult
+
+    space = space or PolicySpace()
+    rng = np.random.default_rng(zlib.crc32(f"effects/{planted}/{noise}/{seed}".encode()))
+    truth = {op: (PLANTED_OPS.get(op, 0.0) if planted else 0.0) * SIGMA for op in space.ops}
+    ops = list(space.ops)
+    rows = [TrialResult("00", 1, "COMPLETED", Policy.identity(), 0.80, 0.80, None, {}, is_baseline=True)]
+    for t in range(1, trials):
+        steps = _random_steps(space, rng)
+        policy = Policy([steps[i:i + space.ops_per_sub_policy]
+                         for i in range(0, len(steps), space.ops_per_sub_policy)])
+        uses = op_uses(policy, ops)[0]
+        draw = rng.standard_t(3) / math.sqrt(3.0) if noise == "t3" else rng.normal()
+        reward = 0.80 + float(sum(truth[op] * u for op, u in zip(ops, uses))) + draw * SIGMA
+        rows.append(TrialResult(f"{t:02d}", t + 1, "COMPLETED", policy, reward, reward, None, {}))
+    effects = estimate_op_effects(SearchResults(rows, space=space), num_bootstrap=num_bootstrap, seed=seed)
+    null = [e for e in effects.estimated if truth.get(e.op, 0.0) == 0.0]
+    return {
+        "null_ops": len(null), "false_labels": sum(e.verdict in ("helps", "hurts") for e in null),
+        "inside": sum(e.low <= e.effect <= e.high for e in effects.estimated), "estimated": len(effects.estimated),
+        "planted": {op: (effects[op].verdict, effects[op].effect) for op in PLANTED_OPS if op in space.ops}
+        if planted else {},
+    }
+
+
+def summarise_effects(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The share of null ops labelled, of estimates inside their interval, and the planted ops' labels."""
+    null = sum(o["null_ops"] for o in outcomes)
+    false = sum(o["false_labels"] for o in outcomes)
+    estimated = sum(o["estimated"] for o in outcomes)
+    out = {"searches": len(outcomes), "null_ops": null, "false_label_rate": false / max(null, 1),
+           "false_label_interval": wilson(false, null),
+           "inside_rate": sum(o["inside"] for o in outcomes) / max(estimated, 1)}
+    for op, effect in PLANTED_OPS.items():
+        labels = [o["planted"][op][0] for o in outcomes if op in o["planted"]]
+        if labels:
+            wanted = "helps" if effect > 0 else "hurts"
+            out[f"{op}_{wanted}_rate"] = sum(label == wanted for label in labels) / len(labels)
+            out[f"{op}_wrong_rate"] = sum(label == ("hurts" if effect > 0 else "helps") for label in labels) / len(labels)
+    return out

@@ -64,3 +64,16 @@ def test_the_published_table_is_the_results_file():
 def test_bad_race_options(bad, message):
     with pytest.raises(ValueError, match=message):
         Race(**bad)
+
+
+def test_op_effects_label_few_null_ops():
+    """Op effects of 60 simulated 20-trial searches over the default space's 31 ops: an op that
+    does nothing is labelled "helps"/"hurts" in <= 1 % of cases (issue target 5 %; the intervals
+    are simultaneous over the ops; bootstrap percentiles uncorrected labelled ~4 % even after a
+    Bonferroni correction, because the bootstrap understates the spread), every estimate lies
+    inside its interval, and a planted helpful op is never labelled "hurts"."""
+    null = calibration.summarise_effects([calibration.effects_search(s, False, num_bootstrap=50) for s in range(60)])
+    assert null["null_ops"] > 1500 and null["false_label_rate"] <= 0.01 and null["inside_rate"] == 1.0
+    planted = calibration.summarise_effects([calibration.effects_search(s, True, num_bootstrap=50) for s in range(30)])
+    assert planted["rotate_wrong_rate"] == 0.0 and planted["invert_wrong_rate"] == 0.0
+    assert planted["rotate_helps_rate"] > 0.0  # the planted +2 sigma op is found in some searches
