@@ -9,7 +9,8 @@ decision (``benchmarks/_calibration.py`` holds the harness; ``tests/test_calibra
 with random proposals). Writes ``benchmarks/results/calibration.json`` and prints the Markdown
 table published in ``docs/benchmarks.md``.
 
-    python benchmarks/calibration.py --searches 2000 --oracle-searches 80
+    python benchmarks/calibration.py --searches 2000 --oracle-searches 70
+    python benchmarks/calibration.py --op-effects --searches 300
 """
 
 from __future__ import annotations
@@ -131,6 +132,36 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def run_effects(args) -> dict:
+    """Op effects through the harness: null ops labelled, estimates inside their intervals, planted ops found."""
+    loads, start, settings = [os.getloadavg()[0]], time.time(), {}
+    for name, planted, noise in (("every op 0", False, "gauss"), ("every op 0, heavy-tailed (t3)", False, "t3"),
+                                 ("rotate +2 sigma, invert -2 sigma per use", True, "gauss")):
+        settings[name] = calibration.summarise_effects(
+            [calibration.effects_search(seed, planted, noise) for seed in range(args.searches)])
+        loads.append(os.getloadavg()[0])
+        print(f"{name}: {settings[name]}", flush=True)
+    return {"command": "python " + " ".join(shlex.quote(a) for a in ["benchmarks/calibration.py", *sys.argv[1:]]),
+            "trials": 20, "sigma": calibration.SIGMA, "confidence": 0.9, "num_bootstrap": 200,
+            "false_label_rate": max(s["false_label_rate"] for s in settings.values()),
+            "settings": settings, "seconds": round(time.time() - start, 1),
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_average": loads}}
+
+
+def markdown_effects(results: dict) -> str:
+    """The op-effects calibration table of ``docs/benchmarks.md``, from its results file."""
+    lines = ["| setting | searches | null ops labelled \"helps\"/\"hurts\" [95 % Wilson] | estimate inside its "
+             "interval | rotate labelled \"helps\" | invert labelled \"hurts\" |", "|---|---|---|---|---|---|"]
+    for name, s in results["settings"].items():
+        found = (f"{s['rotate_helps_rate']:.0%} | {s['invert_hurts_rate']:.0%}" if "rotate_helps_rate" in s else "— | —")
+        lines.append(f"| {name} | {s['searches']} | {_pct(s['false_label_rate'], s['false_label_interval'])} "
+                     f"({s['null_ops']} op estimates) | {s['inside_rate']:.0%} | {found} |")
+    lines += ["", f"Measured in {results['seconds']:.0f} s, load average "
+                  f"{', '.join(f'{x:.1f}' for x in results['machine']['load_average'])} "
+                  f"({results['machine']['cpus']} CPUs): `{results['command']}`"]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--searches", type=int, default=2000, help="simulated searches per setting, random proposals")
@@ -142,7 +173,15 @@ def main(argv=None) -> None:
     parser.add_argument("--eta", type=int, default=Race().eta)
     parser.add_argument("--confirm-executions", type=int, default=Race().confirm_executions)
     parser.add_argument("--out", default=str(HERE / "results" / "calibration.json"))
+    parser.add_argument("--op-effects", action="store_true",
+                        help="calibrate the op effects instead (writes results/calibration_effects.json)")
     args = parser.parse_args(argv)
+    if args.op_effects:
+        results = run_effects(args)
+        out = HERE / "results" / "calibration_effects.json" if args.out == parser.get_default("out") else args.out
+        pathlib.Path(out).write_text(json.dumps(results, indent=1) + "\n")
+        print(markdown_effects(results))
+        return
     results = run(args)
     pathlib.Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
     print(markdown(results))

@@ -48,7 +48,7 @@ def test_power_when_an_op_helps():
 
 
 def test_the_published_table_is_the_results_file():
-    """docs/benchmarks.md's calibration table is generated from benchmarks/results/calibration.json."""
+    """docs/benchmarks.md's calibration tables are generated from benchmarks/results/calibration*.json."""
     import calibration as script
 
     results = json.loads((ROOT / "benchmarks" / "results" / "calibration.json").read_text())
@@ -57,6 +57,8 @@ def test_the_published_table_is_the_results_file():
     assert table in page
     assert results["false_better_rate"] == max(s["better_rate"] for s in results["settings"].values() if s["null"])
     assert set(results["power"]) == {"1", "2", "4"}
+    effects = json.loads((ROOT / "benchmarks" / "results" / "calibration_effects.json").read_text())
+    assert script.markdown_effects(effects) in page
 
 
 @pytest.mark.parametrize("bad, message", [({"screen_executions": 0}, "screen_executions must be a positive integer"),

@@ -81,10 +81,6 @@ def test_unequal_noise_keeps_its_level(monkeypatch):
     assert rate() > 0.045  # pooling regardless would break the bound
 
 
-def _kinds(**kinds):
-    return dict(kinds)
-
-
 def test_decision_names_one_of_three():
     rng = np.random.default_rng(4)
     kinds = {"none": "baseline", "trial 3": "searched", "TrivialAugment": "recipe", "RA": "recipe"}
