@@ -184,6 +184,23 @@ def test_failed_candidate_is_dropped_fatal_errors_stop():
     with pytest.raises(OSError):
         Race().run(_candidates(), full_disk, range(20), log=None)
 
+    import keras_tuner
+
+    def fatal(c, e):
+        raise keras_tuner.errors.FatalError("stop the search")
+
+    with pytest.raises(keras_tuner.errors.FatalError):
+        Race().run(_candidates(), fatal, range(20), log=None)
+
+    def no_baseline(c, e):
+        if c.kind == "baseline":
+            raise RuntimeError("out of memory")
+        return _reward(c, e)
+
+    lines.clear()
+    result = Race(confirm_executions=3).run(_candidates(), no_baseline, range(8), log=lines.append)
+    assert result.decision is None and result.incumbent == "s3" and "the baseline 'none' failed" in lines[-1]
+
 
 def test_bad_race_input_is_one_line():
     race = Race()
