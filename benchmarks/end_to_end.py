@@ -350,7 +350,7 @@ def search(method, x, y, xv, yv, seed, args, directory):
 # ----------------------------------------------------------------------------- statistics
 def interval(values):
     """Mean and 95 % half-width (Student t) of a list of numbers (half-width NaN for one value)."""
-    from keras_augtune.evaluation.paired import mean_interval
+    from keras_augtune.evaluation.verdict import mean_interval
 
     mean, half = mean_interval(values)
     return mean, float("nan") if half is None else half

@@ -110,7 +110,7 @@ def train_once(policy_subs, schedule, seed, data, args):
 
 def summarise(runs, policies, schedules, seeds):
     """Per schedule and policy: reward mean/sd over seeds; paired gain mean/sd/95 % interval."""
-    from keras_augtune.evaluation.paired import mean_interval
+    from keras_augtune.evaluation.verdict import mean_interval
 
     table = {}
     for schedule in schedules:

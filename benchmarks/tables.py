@@ -49,7 +49,7 @@ def load(name: str) -> dict:
 def interval(values: list[float]) -> tuple[float, float]:
     """Mean and 95 % t half-width (NaN for one value): the package's ``mean_interval``."""
     sys.path.insert(0, str(ROOT))
-    from keras_augtune.evaluation.paired import mean_interval
+    from keras_augtune.evaluation.verdict import mean_interval
 
     mean, half = mean_interval(values)
     return mean, float("nan") if half is None else half

@@ -17,7 +17,11 @@ regressed on the uses of every op (plus the jointly tuned architecture values, i
 **ridge regression**, its penalty chosen by leave-one-out cross-validation. An op's
 **effect** is its coefficient: the change in reward per sub-policy that applies the op,
 relative to doing nothing there, the other ops held fixed. The **interval** is the
-percentile interval of that coefficient over bootstrap resamples of the trials.
+effect plus or minus ``z`` standard errors (the larger of the coefficient's standard
+deviation over bootstrap resamples of the trials and the ridge sandwich error with the
+leave-one-out noise), with ``z`` corrected for the number of ops labelled (Bonferroni: the
+intervals of all the ops read hold together at ``confidence``), so that a "helps" or
+"hurts" label on an op that does nothing is rare however many ops the space has.
 The **magnitude range where it helps** comes from a second fit per op, in which the
 op's column is split over three magnitude knots (the low end, middle and high end of the
 magnitude range, linear in between): its effect becomes a piecewise-linear curve over the
@@ -153,7 +157,8 @@ class OpEffects:
     def method(self) -> str:
         """One sentence on how the numbers were made (for tables and reports)."""
         return (f"Ridge regression of the reward on each op's uses over {self.num_trials} completed trials, "
-                f"pooled over slots; {self.confidence:.0%} bootstrap intervals. Effect = reward change per "
+                f"pooled over slots; bootstrap intervals simultaneous over the ops at {self.confidence:.0%}. "
+                "Effect = reward change per "
                 "sub-policy applying the op. Shrunk towards 0 and rough with few trials: a ranking, not a "
                 "measured gain.")
 
@@ -245,7 +250,7 @@ def estimate_op_effects(results: Any, space: Any = None, ops: Sequence[str] | No
         space: the [`PolicySpace`][keras_augtune.space.PolicySpace] searched (default:
             ``results.space``): its ops are listed, and its magnitude range bounds the curves.
         ops: the ops to report (default: the space's; without a space, every op some trial used).
-        confidence: level of the bootstrap intervals, in (0, 1).
+        confidence: joint level of the bootstrap intervals over the ops labelled, in (0, 1).
         num_bootstrap: bootstrap resamples (>= 50).
         seed: seed of the resampling (the result is deterministic for a given seed).
         channels: the images' channels (1 or 3): on grayscale, colour-only ops change
@@ -290,8 +295,18 @@ def estimate_op_effects(results: Any, space: Any = None, ops: Sequence[str] | No
     for _ in range(num_bootstrap):
         pick = rng.integers(0, len(y), len(y))
         draws.append(_ridge(x[pick], y[pick], alpha)[0][: len(active)])
-    tail = (1.0 - float(confidence)) / 2.0
-    lows, highs = np.quantile(np.array(draws), [tail, 1.0 - tail], axis=0)
+    # Simultaneous intervals: the estimate +- z bootstrap standard deviations, z Bonferroni-corrected
+    # over the ops whose labels are read. Percentile intervals of the shrunk coefficient put the
+    # estimate at their edge, and 90 % per op over ~30 ops labels ~3 null ops "helps"/"hurts".
+    from scipy import stats
+
+    family = max(int((counts[active] >= MIN_OP_TRIALS).sum()), 1)
+    z = float(stats.norm.ppf(1.0 - (1.0 - float(confidence)) / (2.0 * family)))
+    # the larger of two standard errors: the bootstrap's alone understates it when the trials are
+    # about as many as the ops (20 trials, 31 ops: null ops' z-scores spread 1.45 instead of 1);
+    # the ridge sandwich with the leave-one-out noise spreads them 0.98 (benchmarks/calibration.py)
+    spread = np.maximum(np.array(draws).std(axis=0, ddof=1), _sandwich_error(x, y, alpha)[: len(active)])
+    lows, highs = coef[: len(active)] - z * spread, coef[: len(active)] + z * spread
     fitted = y.mean() + (x - x.mean(axis=0)) @ coef
     noise = float(np.sqrt(np.sum((y - fitted) ** 2) / max(len(y) - 1, 1)))
 
@@ -315,6 +330,17 @@ def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, floa
     xc = x - mean_x
     coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (y - mean_y))
     return coef, float(mean_y - mean_x @ coef)
+
+
+def _sandwich_error(x: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Standard errors of the ridge coefficients: ``s2 A X'X A`` with ``A = (X'X + alpha I)^-1`` (columns
+    centred) and ``s2`` the leave-one-out mean squared error (the in-sample one is shrunk by the fit)."""
+    xc, yc = x - x.mean(axis=0), y - y.mean()
+    inverse = np.linalg.inv(xc.T @ xc + alpha * np.eye(x.shape[1]))
+    hat = xc @ inverse @ xc.T
+    leverage = np.diag(hat) + 1.0 / len(y)
+    noise = float(np.mean(((yc - hat @ yc) / np.maximum(1.0 - leverage, 1e-9)) ** 2))
+    return np.sqrt(np.maximum(np.diag(noise * inverse @ (xc.T @ xc) @ inverse), 0.0))
 
 
 def _ridge_cv(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:

@@ -13,7 +13,7 @@ search directory) and holds one [`TrialResult`][keras_augtune.results.TrialResul
 * every execution's reward is kept per configuration ([`keras_augtune.records`][keras_augtune.records]); a
   trial's **reward** is the mean over its executions, and its **gain** is the mean *paired*
   difference to the no-augmentation run of the same architecture on the same execution seeds,
-  with a 95 % t-interval from two pairs on ([`keras_augtune.evaluation.paired`][keras_augtune.evaluation.paired]);
+  with a 95 % t-interval from two pairs on ([`keras_augtune.evaluation.verdict`][keras_augtune.evaluation.verdict]);
 * the **ranking** puts the policies the confirmation step re-measured
   ([`keras_augtune.intensifier.confirmation`][keras_augtune.intensifier.confirmation]) first, by their mean over all their executions;
 * a trial whose policy changes no image is the baseline in disguise: never ranked;
@@ -30,7 +30,7 @@ import dataclasses
 import math
 from typing import Any, Iterable, Sequence
 
-from keras_augtune.evaluation.paired import CONFIDENCE, paired_gain
+from keras_augtune.evaluation.verdict import CONFIDENCE, paired_gain
 from keras_augtune.evaluation.reward import REWARD, accuracy_keys
 from keras_augtune.records import ExecutionRecord, ExecutionStore, config_key
 from keras_augtune.files import atomic_write_json

@@ -12,7 +12,7 @@ from scipy import stats
 
 from conftest import make_tuner, noise_child, spy_fit
 from keras_augtune import load_policies
-from keras_augtune.evaluation.paired import mean_interval, paired_gain
+from keras_augtune.evaluation.verdict import mean_interval, paired_gain
 from keras_augtune.records import ExecutionStore
 from keras_augtune.results import TrialResult, Verdict, baseline_config
 
