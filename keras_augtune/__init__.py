@@ -46,7 +46,7 @@ _EXPORTS = {
     "RandomForestOracle": "keras_augtune.oracle",
     "declare_policy_space": "keras_augtune.space",
     "load_model": "keras_augtune.registration",
-    "load_policies": "keras_augtune.results",
+    "load_policies": "keras_augtune.policies_file",
     "overfit_filtered_reward": "keras_augtune.evaluation.reward",
     "resolve_op": "keras_augtune.ops",
     "reward_objective": "keras_augtune.evaluation.reward",
@@ -78,7 +78,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_augtune.policy import Policy, PolicyOp
     from keras_augtune.space import PolicySpace, declare_policy_space
     from keras_augtune.registration import load_model
-    from keras_augtune.results import load_policies
+    from keras_augtune.policies_file import load_policies
     from keras_augtune.tuner import AugmentTuner
 
 

@@ -545,7 +545,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise UserError(f"--images must be at most 32, got {args.images}.")
     if args.augmentations > 20:
         raise UserError(f"--augmentations must be at most 20, got {args.augmentations}.")
-    from keras_augtune.results import load_policies
+    from keras_augtune.policies_file import load_policies
 
     policies = load_policies(args.policy)
     if not policies:

@@ -6,10 +6,11 @@ configuration has one JSON file, ``<project dir>/executions/<key>.json``, rewrit
 (`keras_augtune.files.atomic_write_json()`) after every execution, so a search killed at any
 point keeps each finished execution, and a resumed one neither loses nor repeats it::
 
-    {"format": "keras_augtune.records", "version": 1, "values": {...}, "trial_id": "03",
+    {"format": "keras_augtune.executions", "version": 1, "values": {...}, "trial_id": "03",
      "search_seed": 1234, "executions": {"0": {"reward": 0.91, "history": {"val_accuracy": [...]}}}}
 
-``confirmation.json`` in the same folder records the confirmation step's plan
+``confirmation.json`` and ``race.json`` in the same folder record the intensifiers' plans (``race.json``:
+[`keras_augtune.intensifier.race`][keras_augtune.intensifier.race]); the confirmation step's plan
 ([`keras_augtune.intensifier.confirmation`][keras_augtune.intensifier.confirmation]).
 """
 
@@ -28,9 +29,11 @@ from keras_augtune.files import atomic_write_json
 __all__ = ["ExecutionRecord", "ExecutionStore", "config_key", "plain_values", "EXECUTIONS_DIR"]
 
 EXECUTIONS_DIR = "executions"
-FORMAT = "keras_augtune.records"
+FORMAT = "keras_augtune.executions"  # the on-disk format name, kept from before the module was renamed
 VERSION = 1
 PLAN_FILE = "confirmation.json"
+#: The race's record: its candidates and execution indices (the rewards are the records').
+RACE_FILE = "race.json"
 
 
 def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,15 +122,16 @@ class ExecutionStore:
         """Every readable record, by key (damaged files are skipped with a warning)."""
         out = {}
         for path in sorted(glob.glob(os.path.join(self.folder, "*.json"))):
-            if os.path.basename(path) != PLAN_FILE:
+            if os.path.basename(path) not in (PLAN_FILE, RACE_FILE):
                 record = self._load(path)
                 if record is not None:
                     out[record.key] = record
         return out
 
-    # ------------------------------------------------------------------ the confirmation plan
-    def read_plan(self) -> dict[str, Any] | None:
-        path = os.path.join(self.folder, PLAN_FILE)
+    # ------------------------------------------------------------------ the intensifiers' plans
+    def read_plan(self, name: str = PLAN_FILE) -> dict[str, Any] | None:
+        """The plan ``name`` (the confirmation's, or `RACE_FILE`), or None when there is none readable."""
+        path = os.path.join(self.folder, name)
         if not os.path.isfile(path):
             return None
         try:
@@ -137,8 +141,8 @@ class ExecutionStore:
         except (OSError, ValueError):
             return None
 
-    def write_plan(self, plan: Mapping[str, Any]) -> None:
-        atomic_write_json(os.path.join(self.folder, PLAN_FILE), dict(plan))
+    def write_plan(self, plan: Mapping[str, Any], name: str = PLAN_FILE) -> None:
+        atomic_write_json(os.path.join(self.folder, name), dict(plan))
 
     @staticmethod
     def _load(path: str) -> ExecutionRecord | None:

@@ -28,24 +28,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 from keras_augtune.evaluation.verdict import CONFIDENCE, paired_gain
 from keras_augtune.evaluation.reward import REWARD, accuracy_keys
-from keras_augtune.records import ExecutionRecord, ExecutionStore, config_key
-from keras_augtune.files import atomic_write_json
-from keras_augtune.policy import Policy, read_policy_json
+from keras_augtune.records import RACE_FILE, ExecutionRecord, ExecutionStore, config_key
+from keras_augtune.policies_file import write_policies
+from keras_augtune.policy import Policy
+from keras_augtune.recommendation import Standings, Verdict
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name, policy_of
 from keras_augtune.trials import (
     COMPLETED, EPOCHS, INITIAL_EPOCH, UNSUCCESSFUL, budget_of, failure_reason, in_order, without_budget,
 )
 
-__all__ = ["TrialResult", "SearchResults", "Verdict", "describe_policy", "policy_from_values",
-           "baseline_config", "write_policies", "load_policies", "POLICIES_FORMAT"]
-
-#: ``format`` field of the policies file written by [`write_policies()`][keras_augtune.results.SearchResults.write_policies].
-POLICIES_FORMAT = "keras_augtune.policies"
-POLICIES_VERSION = 1
+__all__ = ["TrialResult", "SearchResults", "describe_policy", "policy_from_values", "baseline_config"]
 
 
 # ----------------------------------------------------------------------------- one trial
@@ -135,6 +131,8 @@ class SearchResults:
     channels: int | None = None
     #: The confirmation step's plan (``executions/confirmation.json``), None when it did not run.
     confirmation: dict[str, Any] | None = None
+    #: The race (``executions/race.json`` and its rewards), None when none ran.
+    race: Standings | None = None
 
     @classmethod
     def from_oracle(cls, oracle: Any, space: PolicySpace | None = None, project_dir: str = "",
@@ -163,6 +161,8 @@ class SearchResults:
         if project_dir:
             store = ExecutionStore(project_dir)
             executions, results.confirmation = store.records(), store.read_plan()
+            race = store.read_plan(RACE_FILE)
+            results.race = Standings.read(race, executions) if race is not None else None
         results._measure(executions, space)
         return results
 
@@ -194,6 +194,15 @@ class SearchResults:
                 # a search without execution records: unpaired (a trial without records beside a
                 # measured baseline, e.g. a density-scored one, is not comparable with it)
                 t.gain = t.reward - baseline.reward
+        if self.race is not None:  # the raced policies first: its finalists, then by their mean on the race
+            race, by_id = self.race, {t.trial_id: t for t in self.completed}
+            raced = {race.trial_ids[n]: rewards for n, rewards in race.rewards.items()
+                     if race.kinds[n] == "searched" and rewards and race.trial_ids[n] in by_id}
+            order = sorted(raced, key=lambda i: (not set(race.confirmation) <= set(raced[i]),
+                                                 -sum(raced[i].values()) / len(raced[i])))
+            for rank, trial_id in enumerate(order, start=1):
+                by_id[trial_id].confirmed_rank = rank
+            return
         plan = self.confirmation or {}
         planned = set(plan.get("trial_ids", []))
         needed = plan.get("executions", 0)
@@ -259,14 +268,23 @@ class SearchResults:
 
         return results_frame(self)
 
-    def verdict(self) -> "Verdict":
-        """Whether the search found a policy better than no augmentation ([`Verdict`][keras_augtune.results.Verdict])."""
+    def verdict(self) -> Verdict:
+        """What the search recommends ([`Verdict`][keras_augtune.recommendation.Verdict]): the race's
+        decision when a race ran, else whether the best policy beat no augmentation."""
+        if self.race is not None:
+            return Verdict.of_race(self.race, {t.trial_id: t for t in self.completed}, self.baseline)
         winners = self.best(1, skip_identity=True)
         return Verdict.of(winners[0] if winners else None, self.baseline)
 
     # ------------------------------------------------------------------ text
     def confirmation_text(self) -> str | None:
-        """One line on the confirmation step's extra cost (None when it did not run)."""
+        """One line on the intensifier's extra cost, the race's or the confirmation's (None when none ran)."""
+        if self.race is not None:
+            plan, state = self.race.plan, "" if self.race.complete else " (not finished: run the search again to complete it)"
+            names = [n for n, k in self.race.kinds.items() if k != "baseline"]
+            return (f"Race: {', '.join(names)} and no augmentation on up to "
+                    f"{len(plan.get('screening', [])) + len(plan.get('confirmation', []))} fresh paired executions: "
+                    f"about {plan.get('trainings', 0)} trainings beyond the trials{state}.")
         plan = self.confirmation
         if not plan:
             return None
@@ -300,6 +318,8 @@ class SearchResults:
             lines.append(f"{rank:>4} {t.trial_id:>6} {format_value(t.reward):>7} {format_value(t.gain, '+.4f'):>8} "
                          f"{format_interval(t.gain_interval):>19} {t.executions or '':>4} "
                          f"{format_value(t.val_accuracy):>7}  {describe_policy(t.policy, limit=140)}{arch}")
+        if self.race is not None:
+            lines += self.race.text()
         lines.append(f"Verdict: {self.verdict().text}")
         return "\n".join(lines)
 
@@ -310,56 +330,6 @@ class SearchResults:
         write_policies(path, policies, baseline_reward=self.baseline_reward, verdict=self.verdict(),
                        baseline_rewards=None if baseline is None else baseline.execution_rewards)
         return policies
-
-
-# ----------------------------------------------------------------------------- the verdict
-@dataclasses.dataclass(frozen=True)
-class Verdict:
-    """The one statement of whether a search found an augmentation better than none.
-
-    ``better`` only when the winner's paired gain interval lies wholly above 0; otherwise the
-    recommendation is no augmentation. ``text`` says it in one or two sentences (the command
-    line, ``results_summary()``, the report and the DeepAugment table show it as is).
-    """
-
-    better: bool
-    text: str
-    winner: TrialResult | None = None  #: the best augmentation policy's trial (None when none completed)
-    baseline: TrialResult | None = None
-
-    @property
-    def gain(self) -> float | None:
-        return None if self.winner is None else self.winner.gain
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        return None if self.winner is None else self.winner.gain_interval
-
-    @property
-    def recommended(self) -> Policy:
-        """The winner's policy (with its results in ``metadata``) when better, else ``Policy.identity()``."""
-        return self.winner.to_policy() if self.better and self.winner is not None else Policy.identity()
-
-    @classmethod
-    def of(cls, winner: TrialResult | None, baseline: TrialResult | None) -> "Verdict":
-        """The verdict on ``winner`` (the best augmentation policy) against no augmentation."""
-        if winner is None:
-            return cls(False, "No augmentation policy completed: use no augmentation.", None, baseline)
-        name = f"trial {winner.trial_id}'s policy"
-        if winner.gain is None:
-            return cls(False, f"The best policy ({name}) has no no-augmentation run of the same model to compare "
-                              "with, so its gain is unknown: use no augmentation until one is measured.", winner, baseline)
-        runs = winner.executions or 1
-        measured = f"{winner.gain:+.4f}"
-        if winner.gain_interval is not None:
-            measured += f" ({CONFIDENCE:.0%} interval {format_interval(winner.gain_interval)}, {runs} paired executions)"
-        else:
-            measured += (f" on {runs} paired execution{'s' if runs > 1 else ''}, too few for an interval "
-                         "(confirm_executions >= 2 measures the noise)")
-        if winner.gain_interval is not None and winner.gain_interval[0] > 0.0:
-            return cls(True, f"Better than no augmentation: {name} gains {measured}.", winner, baseline)
-        return cls(False, f"No policy beat no augmentation beyond the noise: the best, {name}, gains {measured}. "
-                          "Recommendation: no augmentation.", winner, baseline)
 
 
 def _mean_best_val_accuracy(record: ExecutionRecord, executions: int, default: float | None) -> float | None:
@@ -457,33 +427,3 @@ def _finite(value: Any) -> bool:
         return value is not None and math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
-
-
-# ----------------------------------------------------------------------------- the policies file
-def write_policies(path: str, policies: Sequence[Policy], baseline_reward: float | None = None,
-                   verdict: "Verdict | None" = None, baseline_rewards: Sequence[float] | None = None) -> None:
-    """Write ``policies`` (best first) to a JSON file that [`load_policies()`][keras_augtune.load_policies] reads, with the
-    baseline's reward (and its executions' rewards) and the search's verdict when given."""
-    payload: dict[str, Any] = {"format": POLICIES_FORMAT, "version": POLICIES_VERSION,
-                               "baseline_reward": baseline_reward}
-    if baseline_rewards is not None:
-        payload["baseline_execution_rewards"] = list(baseline_rewards)
-    if verdict is not None:
-        payload["verdict"] = {"better": verdict.better, "text": verdict.text}
-    payload["policies"] = [p.to_dict() for p in policies]
-    atomic_write_json(path, payload)
-
-
-def load_policies(path: str) -> list[Policy]:
-    """Read the policies written by [`AugmentTuner.export_policies()`][keras_augtune.AugmentTuner.export_policies] (or one policy file)."""
-    data = read_policy_json(path)
-    if isinstance(data, dict) and data.get("format") == POLICIES_FORMAT:
-        version, policies = data.get("version"), data.get("policies")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise ValueError(f"{path}: field 'version' must be an integer, got {version!r:.40}.")
-        if version > POLICIES_VERSION:
-            raise ValueError(f"{path} was written by a newer keras_augtune (version {version:.3g}).")
-        if not isinstance(policies, list):
-            raise ValueError(f"{path}: field 'policies' must be a list of policies, got {type(policies).__name__}.")
-        return [Policy.from_dict(p) for p in policies]
-    return [Policy.from_dict(data)]

@@ -177,9 +177,8 @@ class ExecutionRunner:
             trial_values={trial_id: trial.hyperparameters.values for trial_id, trial in tuner.oracle.trials.items()},
             space=tuner.policy_space, store=self.store, search_seed=tuner.search_seed,
             own_executions=0 if tuner.density is not None else tuner.executions_per_trial,  # density trains nothing
-            measure=lambda config, execution: self.run_extra(
-                config.values, config.trial_id,
-                config.trial_id if config.trial_id is not None else f"no-augmentation-{config.key}", execution),
+            measure=lambda config, execution: self.run_extra(config.values, config.trial_id, config.notebook_key,
+                                                             execution),
             log=log)
 
     # ------------------------------------------------------------------ the notebook

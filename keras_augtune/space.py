@@ -32,6 +32,7 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from keras_augtune.checks import check_int
+from keras_augtune.recipes import RECIPE, recipe_policy
 from keras_augtune.ops import DEEPAUGMENT_OPS, OP_NAMES, check_unit, is_identity_at, ops_for_channels, resolve_op
 from keras_augtune.policy import Policy
 from keras_augtune.trials import without_budget
@@ -353,7 +354,7 @@ def parse_name(name: str) -> tuple[str, int, int, str] | None:
 def architecture_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """The values that are not policy slots (a jointly tuned model's own hyperparameters);
     a multi-fidelity trial's budget values (``tuner/epochs``, ...) are not among them."""
-    return {name: value for name, value in without_budget(values).items() if parse_name(name) is None}
+    return {name: value for name, value in without_budget(values).items() if parse_name(name) is None and name != RECIPE}
 
 
 def baseline_values(space: PolicySpace) -> dict[str, Any]:
@@ -393,12 +394,15 @@ def is_baseline(space: PolicySpace, values: Any) -> bool:
         baseline = baseline_values(space)
     except ValueError:
         return False
-    return all(values.get(name) == value for name, value in baseline.items())
+    return RECIPE not in values and all(values.get(name) == value for name, value in baseline.items())
 
 
 def policy_of(space: PolicySpace, values: Any) -> Policy:
-    """The policy trial ``values`` describe in ``space``; the baseline values give ``Policy.identity()``."""
+    """The policy trial ``values`` describe in ``space``; the baseline values give ``Policy.identity()``,
+    a recipe's values its policy ([`keras_augtune.recipes`][keras_augtune.recipes])."""
     values = _values_of(values)
+    if RECIPE in values:
+        return recipe_policy(values)
     if is_baseline(space, values):
         return Policy.identity()
     return space.to_policy(values)

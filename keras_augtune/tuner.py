@@ -21,10 +21,10 @@ from keras_augtune.data import VALIDATION_SPLIT, Dataset
 from keras_augtune.display import TrialDisplay, trial_line
 from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.evaluation.density_search import DensitySearch
-from keras_augtune.evaluation.reward import REWARD, check_objective, reward_objective
+from keras_augtune.evaluation.reward import check_objective, reward_objective
 from keras_augtune.files import load_weights
 from keras_augtune.hypermodel import AugmentHyperModel
-from keras_augtune.intensifier import Confirmation, Intensifier
+from keras_augtune.intensifier import make_intensifier
 from keras_augtune.oracle import RandomForestHyperbandOracle
 from keras_augtune.oracle.choice import METHODS, baseline_first, build_oracle, check_user_oracle
 from keras_augtune.policy import Policy
@@ -77,10 +77,18 @@ class AugmentTuner(keras_tuner.Tuner):
         pretrained_weights_path: where the warm-start weights are kept: a folder (default
             ``warm_start`` in the project dir) or a ``.weights.h5`` file.
         baseline_trial: run the no-augmentation baseline as trial 0 (default True).
-        confirm_top_k, confirm_executions: after the trials, the ``confirm_top_k`` best policies
-            (default 3), the baseline and their architectures' no-augmentation runs are brought to
-            ``confirm_executions`` paired executions each (default 3), an extra cost beyond
-            ``max_trials``; ``0`` for either turns it off ([`Confirmation`][keras_augtune.intensifier.Confirmation]).
+        intensifier: what happens after the trials, an extra cost beyond ``max_trials``: ``"race"``
+            (default; [`Race`][keras_augtune.intensifier.Race]): the ``confirm_top_k`` best policies, the
+            ``recipes`` and no augmentation race on fresh paired executions (successive halving, then
+            ``confirm_executions`` executions of the finalists, optionally at ``race_epochs``), and the
+            verdict names a searched policy, a recipe or no augmentation with intervals corrected for
+            the pick; ``"confirmation"`` ([`Confirmation`][keras_augtune.intensifier.Confirmation]):
+            the best policies re-measured on their own seeds; or an [`Intensifier`][keras_augtune.intensifier.Intensifier].
+        confirm_top_k, confirm_executions: searched policies entering the race (default 4) and the
+            executions of its confirmation (default 14); ``0`` for either turns intensification off.
+        recipes: the recipes raced ([`resolve_recipes()`][keras_augtune.recipes.resolve_recipes]): default
+            TrivialAugment and RandAugment(N=2, M=0.3 / 0.6); names, Policies, or ``()`` for none.
+        race_epochs: the race's child epochs (default the trials'): up to what the final model gets.
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite: as in Keras Tuner (the project folder, and whether to start
             afresh instead of reloading it).
@@ -102,8 +110,6 @@ class AugmentTuner(keras_tuner.Tuner):
             overfit-filtered reward), ``"density"`` (Fast AutoAugment's density matching: fold models
             trained once on clean data score each policy on augmented held-out images, without
             training; ``docs/how-to/density.md``), or a [`DensityEvaluator`][keras_augtune.evaluation.density.DensityEvaluator].
-        intensifier: what measures the best configurations after the trials
-            ([`keras_augtune.intensifier`][keras_augtune.intensifier]); default the confirmation above.
         verbose: 0 silent, 1 one line per trial, 2 also Keras Tuner's and Keras's progress.
         **kwargs: passed on to ``keras_tuner.Tuner`` (e.g. ``max_model_size``).
     """
@@ -125,7 +131,7 @@ class AugmentTuner(keras_tuner.Tuner):
         child_epochs: int = 10, batch_size: int = 64,
         child_first_train_epochs: int = 0, pretrained_weights_path: str | None = None,
         baseline_trial: bool = True,
-        confirm_top_k: int = 3, confirm_executions: int = 3,
+        confirm_top_k: int = 4, confirm_executions: int = 14,
         notebook_path: str | None = None,
         directory: str | None = None, project_name: str | None = "augtune", overwrite: bool = False,
         seed: int | None = None, verbose: int = 1,
@@ -136,7 +142,9 @@ class AugmentTuner(keras_tuner.Tuner):
         tune_new_entries: bool = True, allow_new_entries: bool = True, max_retries_per_trial: int = 0,
         hyperband_factor: int = 3,
         evaluator: Any = "training",
-        intensifier: Intensifier | None = None,
+        intensifier: Any = "race",
+        recipes: Any = None,
+        race_epochs: int | None = None,
         **kwargs: Any,
     ):
         for name, value, minimum in (("max_trials", max_trials, 1), ("executions_per_trial", executions_per_trial, 1),
@@ -154,12 +162,7 @@ class AugmentTuner(keras_tuner.Tuner):
             raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
         check_choice("method", method, METHODS)
         check_seed(seed)
-        confirmation = Confirmation(confirm_top_k, confirm_executions)  # checks them even beside an intensifier
-        if intensifier is None:
-            intensifier = confirmation
-        elif not isinstance(intensifier, Intensifier):
-            raise TypeError(f"intensifier must be a keras_augtune.intensifier.Intensifier, got "
-                            f"{type(intensifier).__name__}.")
+        intensifier = make_intensifier(intensifier, confirm_top_k, confirm_executions, recipes, race_epochs)
 
         hypermodel, default_ops = AugmentHyperModel.of(hypermodel, policy_space, num_sub_policies=num_sub_policies,
                                                        ops_per_sub_policy=ops_per_sub_policy, ops=ops,
@@ -251,15 +254,17 @@ class AugmentTuner(keras_tuner.Tuner):
         x_train, y_train, validation = prepare(self, x, y, validation_data, value_range, batch_size, fit_kwargs)
         self.oracle.verbose = 1 if self.search_verbose >= 2 else 0
         heap.freeze()  # Keras Tuner's per-trial gc.collect() then scans only what the trials create
+        fit = dict(validation_data=validation, epochs=epochs, batch_size=batch_size,
+                   callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
+        self._runner = ExecutionRunner(self, x_train, y_train, fit)
         try:
             if compat.is_chief():
-                # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery.
+                # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery,
+                # then race the workers' results itself.
                 self.save()
                 distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
+                self._intensify()
                 return
-            fit = dict(validation_data=validation, epochs=epochs, batch_size=batch_size,
-                       callbacks=list(callbacks or []), verbose=1 if self.search_verbose >= 2 else 0, **fit_kwargs)
-            self._runner = ExecutionRunner(self, x_train, y_train, fit)
             with self.display.running(self.oracle.remaining_trials(), show=self.search_verbose >= 1):
                 super().search(x_train, y_train, **fit)
                 self._intensify()
@@ -300,10 +305,8 @@ class AugmentTuner(keras_tuner.Tuner):
 
     def _intensify(self) -> None:
         """After the trials, the intensifier measures the best configurations on more paired
-        executions (`keras_augtune.intensifier`). Off in distributed searches and when the
-        objective is not the reward."""
-        objective = getattr(self.oracle, "objective", None)
-        if compat.is_worker() or not self.intensifier.active or getattr(objective, "name", None) != REWARD:
+        executions (`keras_augtune.intensifier`); in a distributed search, the chief's."""
+        if compat.is_worker() or self.intensifier is None or not self.intensifier.active:
             return
         log = self.display.note if self.search_verbose >= 1 else (lambda line: None)
         self.intensifier.intensify(self.results(), self._runner.context(log))

@@ -102,12 +102,11 @@ def noise_child(effect=None, level=0.85, shared=0.02, own=0.01, epochs_seen=None
             return model
 
         def fit(self, hp, model, *args, epochs=1, **kwargs):
-            from keras_augtune.space import PolicySpace
+            from keras_augtune.space import PolicySpace, policy_of
 
             if epochs_seen is not None:
                 epochs_seen.append(epochs)
-            space = PolicySpace.from_hyperparameters(hp)
-            policy = space.to_policy(hp.values)
+            policy = policy_of(PolicySpace.from_hyperparameters(hp), hp.values)  # what the layer would apply
             common = np.random.normal()
             key = zlib.crc32(json.dumps(hp.values, sort_keys=True).encode())
             mine = np.random.default_rng([key, int(np.random.randint(2**31))]).normal()

@@ -14,7 +14,8 @@ from conftest import make_tuner, noise_child, spy_fit
 from keras_augtune import load_policies
 from keras_augtune.evaluation.verdict import mean_interval, paired_gain
 from keras_augtune.records import ExecutionStore
-from keras_augtune.results import TrialResult, Verdict, baseline_config
+from keras_augtune.recommendation import Verdict
+from keras_augtune.results import TrialResult, baseline_config
 
 
 def _counting(tuner, stop_at=None):

@@ -32,6 +32,13 @@ class Configuration:
     def key(self) -> str:
         return config_key(self.values)
 
+    @property
+    def notebook_key(self) -> str:
+        """Its rows' ``trial`` in the notebook: the trial id, else ``no-augmentation-<key>`` or ``recipe-<key>``."""
+        if self.trial_id is not None:
+            return str(self.trial_id)
+        return f"{'no-augmentation' if self.is_baseline else 'recipe'}-{self.key}"
+
 
 @dataclasses.dataclass
 class Context:

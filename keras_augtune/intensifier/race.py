@@ -33,8 +33,19 @@ from typing import Any, Callable, Mapping, Sequence
 
 from keras_augtune.checks import check_int
 from keras_augtune.evaluation.verdict import CONFIDENCE, KINDS, Decision, decide
+from keras_augtune.intensifier.base import Configuration, Context, Intensifier
+from keras_augtune.recipes import recipe_values, resolve_recipes
+from keras_augtune.records import RACE_FILE
+from keras_augtune.trials import EPOCHS, without_budget
 
-__all__ = ["Candidate", "Drop", "Race", "RaceResult"]
+__all__ = ["Candidate", "Drop", "Race", "RaceResult", "FIRST_EXECUTION", "BASELINE_NAME"]
+
+#: The race's first execution index: its executions are 1000, 1001, ..., never an index a trial
+#: used (a trial's own are 0 .. executions_per_trial - 1), so no candidate is scored on the
+#: training that selected it, and the trials' own numbers stay the search's.
+FIRST_EXECUTION = 1000
+#: The race's name for the no-augmentation baseline.
+BASELINE_NAME = "no augmentation"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +99,21 @@ def _fatal(exc: BaseException) -> bool:
     return errors is not None and isinstance(exc, errors.FatalError)
 
 
-class Race:
+class Race(Intensifier):
     """Races candidates on fresh paired executions and names one of them.
 
+    In a search (``AugmentTuner(intensifier=Race(...))``, the default) the candidates are the
+    ``top_k`` searched policies by the search's score (under joint architecture tuning, those of
+    the best trial's architecture), the ``recipes`` and the no-augmentation baseline, all on the
+    best trial's model; their executions are `FIRST_EXECUTION` onwards. ``run`` races any
+    candidates with any ``measure``.
+
     Args:
+        top_k: Searched policies entering the race (0: only the recipes race the baseline).
+        recipes: The recipes raced ([`resolve_recipes()`][keras_augtune.recipes.resolve_recipes]:
+            ``None`` for TrivialAugment and RandAugment(N=2, M=0.3 / 0.6); ``()`` for none).
+        epochs: The race's child epochs (a higher fidelity than the trials', up to what the final
+            model gets); ``None``: the trials' epochs.
         screen_executions: Executions per screening round (>= 1): each round ranks the
             searched policies, and the recipes, by their mean over the rounds so far.
         eta: Each screening round keeps ``ceil(n / eta)`` of each kind (>= 2).
@@ -101,7 +123,10 @@ class Race:
     """
 
     def __init__(self, screen_executions: int = 2, eta: int = 2, confirm_executions: int = 14,
-                 confidence: float = CONFIDENCE):
+                 confidence: float = CONFIDENCE, top_k: int = 4, recipes: Any = None, epochs: int | None = None):
+        self.top_k = check_int("top_k", top_k, minimum=0)
+        self.recipes = resolve_recipes(recipes)
+        self.epochs = None if epochs is None else check_int("epochs", epochs)
         self.screen_executions = check_int("screen_executions", screen_executions)
         self.eta = check_int("eta", eta, minimum=2)
         self.confirm_executions = check_int("confirm_executions", confirm_executions, minimum=2)
@@ -130,6 +155,69 @@ class Race:
             alive = {k: math.ceil(n / self.eta) for k, n in alive.items()}
         finalists = sum(min(n, 1) for n in alive.values()) + any(c.kind == "baseline" for c in candidates)
         return total + self.confirm_executions * finalists
+
+    # ------------------------------------------------------------------ in a search
+    def candidates(self, results: Any, context: Context) -> list[Candidate]:
+        """The search's candidates (payload: a [`Configuration`][keras_augtune.intensifier.Configuration]):
+        the baseline, the ``top_k`` searched policies of the best trial's architecture and the
+        recipes on that architecture; none when no baseline can be expressed."""
+        from keras_augtune.results import baseline_config, describe_policy
+
+        ranked = results.best(None, skip_identity=True, by_score=True)
+        reference = dict(context.trial_values[ranked[0].trial_id]) if ranked else (
+            dict(context.trial_values[results.baseline.trial_id]) if results.baseline is not None else None)
+        if reference is None:
+            return []
+        budget = {EPOCHS: self.epochs} if self.epochs is not None else {}
+        base = baseline_config(context.space, without_budget(reference))
+        if base is None:
+            return []
+        base = {**base, **budget}
+        baseline_trial = None  # the baseline trial's TensorBoard folder and notebook rows, when it is this model's
+        if results.baseline is not None and (not ranked or results.baseline.hyperparameters == ranked[0].hyperparameters):
+            baseline_trial = results.baseline.trial_id
+        out = [Candidate(BASELINE_NAME, "baseline", Configuration(base, baseline_trial, BASELINE_NAME, True))]
+        same_model = [t for t in ranked if t.hyperparameters == ranked[0].hyperparameters]
+        for t in same_model[:self.top_k]:
+            values = {**without_budget(context.trial_values[t.trial_id]), **budget}
+            out.append(Candidate(f"trial {t.trial_id}", "searched",
+                                 Configuration(values, t.trial_id, f"trial {t.trial_id}: {describe_policy(t.policy, limit=60)}")))
+        for name, policy in self.recipes.items():
+            out.append(Candidate(name, "recipe", Configuration(recipe_values(base, policy), None, name)))
+        return out
+
+    def intensify(self, results: Any, context: Context) -> int:
+        """Race the search's candidates (`candidates()`) on fresh executions, keeping every reward
+        in the execution records and the race's plan in ``executions/race.json``."""
+        candidates = self.candidates(results, context)
+        if len(candidates) < 2:
+            context.log("Race: nothing to race (no baseline, or no policy and no recipe).")
+            return 0
+        if context.own_executions > FIRST_EXECUTION:
+            raise ValueError(f"the race's executions start at {FIRST_EXECUTION}: executions_per_trial must be below it.")
+        executions = list(range(FIRST_EXECUTION, FIRST_EXECUTION + self.executions_needed(candidates)))
+        done = {}
+        for c in candidates:
+            record = context.store.read(c.payload.values, context.search_seed)
+            done[c.name] = {e: r for e, r in (record.rewards.items() if record else ()) if e in executions}
+        screened = self.rounds(candidates) * self.screen_executions
+
+        def write(complete: bool, result: RaceResult | None = None) -> None:
+            context.store.write_plan({
+                "format": "keras_augtune.race", "version": 1, "complete": complete,
+                "screening": executions[:screened], "confirmation": executions[screened:], "epochs": self.epochs,
+                "trainings": self.trainings(candidates),
+                "candidates": [{"name": c.name, "kind": c.kind, "key": c.payload.key, "trial_id": c.payload.trial_id,
+                                "label": c.payload.label} for c in candidates],
+                "drops": [dataclasses.asdict(d) for d in (result.drops if result else ())]}, RACE_FILE)
+
+        write(False)
+        context.log(f"Race: {sum(c.kind == 'searched' for c in candidates)} searched policies, "
+                    f"{len(self.recipes)} recipe(s) and no augmentation on up to {len(executions)} fresh paired "
+                    f"executions: about {self.trainings(candidates)} trainings beyond the trials.")
+        result = self.run(candidates, lambda c, e: context.measure(c.payload, e), executions, done, context.log)
+        write(result.decision is not None, result)
+        return result.trainings
 
     # ------------------------------------------------------------------ the race
     def run(self, candidates: Sequence[Candidate], measure: Callable[[Candidate, int], float],
