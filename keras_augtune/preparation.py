@@ -19,10 +19,10 @@ import numpy as np
 from keras_augtune import compat
 from keras_augtune.data import prepare_search_data
 from keras_augtune.runner import pretraining_recorder
-from keras_augtune.space import PolicySpace, baseline_values, parse_name
+from keras_augtune.space import PolicySpace, architecture_values, baseline_values, parse_name
 from keras_augtune.warm_start import WarmStart
 
-__all__ = ["prepare", "settle_policy_space", "child_arrays", "preflight"]
+__all__ = ["prepare", "settle_policy_space", "canonical_values", "child_arrays", "preflight"]
 
 
 def prepare(tuner: Any, x: Any, y: Any, validation_data: Any, value_range: Any, batch_size: int,
@@ -96,6 +96,15 @@ def settle_policy_space(tuner: Any, default_ops: bool) -> None:
         tuner.hypermodel.declare_hyperparameters(hp)
         hp.merge([h for h in oracle.hyperparameters.space if parse_name(h.name) is None])
         oracle.hyperparameters = hp
+
+
+def canonical_values(tuner: Any, values: dict) -> dict:
+    """``tuner``'s oracle canonicaliser: a policy that changes no image of the searched data (its
+    channels read when a proposal is made) is the no-augmentation baseline, never trained twice."""
+    try:
+        return tuner.policy_space.canonical_values(values, channels=tuner._channels or 3)
+    except ValueError:  # a no-op policy in a space that cannot express the baseline (baseline_trial=False)
+        return {"no-op policy": True, **architecture_values(values)}
 
 
 def child_arrays(prepared: Any, one_hot: bool) -> tuple[np.ndarray, np.ndarray, tuple]:

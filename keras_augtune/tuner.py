@@ -29,9 +29,9 @@ from keras_augtune.oracle import RandomForestHyperbandOracle
 from keras_augtune.oracle.choice import METHODS, baseline_first, build_oracle, check_user_oracle
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults
-from keras_augtune.preparation import prepare
+from keras_augtune.preparation import canonical_values, prepare
 from keras_augtune.runner import ExecutionRunner
-from keras_augtune.space import PolicySpace, architecture_values
+from keras_augtune.space import PolicySpace
 from keras_augtune.trials import RESUME_FROM, consecutive_failures_message
 
 __all__ = ["AugmentTuner", "METHODS"]
@@ -177,7 +177,7 @@ class AugmentTuner(keras_tuner.Tuner):
             oracle = build_oracle(
                 method, self.policy_space, objective=objective, max_trials=max_trials,
                 num_initial_points=num_initial_points, seed=seed, baseline_trial=baseline_trial,
-                canonical_values=self._canonical_values, max_epochs=child_epochs, factor=hyperband_factor,
+                canonical_values=lambda values: canonical_values(self, values), max_epochs=child_epochs, factor=hyperband_factor,
                 hyperparameters=hyperparameters, tune_new_entries=tune_new_entries,
                 allow_new_entries=allow_new_entries, max_retries_per_trial=max_retries_per_trial,
                 max_consecutive_failed_trials=max_consecutive_failed_trials)
@@ -275,14 +275,6 @@ class AugmentTuner(keras_tuner.Tuner):
         finally:
             heap.thaw()
 
-    def _canonical_values(self, values: dict) -> dict:
-        """The oracle's canonicaliser: a policy that changes no image of the searched data (its
-        channels read when a proposal is made) is the no-augmentation baseline, never trained twice."""
-        try:
-            return self.policy_space.canonical_values(values, channels=self._channels or 3)
-        except ValueError:  # a no-op policy in a space that cannot express the baseline (baseline_trial=False)
-            return {"no-op policy": True, **architecture_values(values)}
-
     # ------------------------------------------------------------------ one trial
     def run_trial(self, trial, *args, **kwargs):
         """Train the child ``executions_per_trial`` times (`keras_augtune.runner`); a crash or
@@ -319,9 +311,7 @@ class AugmentTuner(keras_tuner.Tuner):
         in the oracle's state, so a resumed search pairs its executions with the earlier ones.
         (A distributed worker's oracle is a client without a seed: pass ``seed`` there.)
         """
-        if self.seed is not None:
-            return int(self.seed)
-        seed = getattr(self.oracle, "seed", None) if not compat.is_worker() else None
+        seed = self.seed if self.seed is not None or compat.is_worker() else getattr(self.oracle, "seed", None)
         return int(seed) if seed is not None else self._process_seed
 
     def get_state(self) -> dict:
