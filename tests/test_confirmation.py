@@ -62,7 +62,8 @@ def test_verdict_says_better_only_when_the_interval_is_above_zero():
 def test_confirmation_measures_the_top_policies_and_the_baseline(tmp_path, digits, capsys):
     x, y = digits
     tuner = make_tuner(tmp_path, noise_child(effect=lambda p: 0.01 * p.ops.count("rotate")), max_trials=5,
-                       num_initial_points=3, confirm_top_k=2, confirm_executions=3, verbose=1)
+                       num_initial_points=3, confirm_top_k=2, confirm_executions=3, verbose=1,
+                       intensifier="confirmation")
     calls = _counting(tuner)
     tuner.search(x, y)
     out = capsys.readouterr().out
@@ -112,7 +113,8 @@ def test_confirmation_measures_the_top_policies_and_the_baseline(tmp_path, digit
 
 def test_a_stopped_confirmation_resumes_without_repeating(tmp_path, digits):
     x, y = digits
-    options = dict(max_trials=4, num_initial_points=2, confirm_top_k=2, confirm_executions=3)
+    options = dict(max_trials=4, num_initial_points=2, confirm_top_k=2, confirm_executions=3,
+                   intensifier="confirmation")
     reference = make_tuner(tmp_path / "reference", noise_child(), **options)
     reference_calls = _counting(reference)
     reference.search(x, y)
@@ -155,7 +157,7 @@ def test_joint_tuning_gain_is_against_the_same_architecture(tmp_path, digits):
     x, y = digits
     # the architecture (width 1-3) adds 0.03 per step; the policy nothing
     tuner = make_tuner(tmp_path, noise_child(width_effect=0.03, own=0.002), max_trials=6, num_initial_points=4,
-                       confirm_top_k=3, confirm_executions=2)
+                       confirm_top_k=3, confirm_executions=2, intensifier="confirmation")
     tuner.search(x, y)
     results = tuner.results()
     baseline_width = results.baseline.hyperparameters["width"]

@@ -29,7 +29,7 @@ def fits(monkeypatch):
 def test_density_search_scores_without_training_then_confirms_the_best(tmp_path, digits, fits, capsys):
     x, y = digits
     tuner = make_tuner(tmp_path, evaluator="density", max_trials=5, child_epochs=1, confirm_top_k=2,
-                       confirm_executions=2, verbose=1)
+                       confirm_executions=2, verbose=1, intensifier="confirmation")
     tuner.search(x, y)
     evaluator = tuner.density.evaluator
     assert evaluator.fitted and evaluator.folds == 3 and evaluator.cached_folds == 0
@@ -65,7 +65,7 @@ def test_density_search_scores_without_training_then_confirms_the_best(tmp_path,
     # resume with more trials: the fold models are loaded, confirmed trainings are not repeated
     fits.clear()
     resumed = make_tuner(tmp_path, evaluator="density", max_trials=7, child_epochs=1, confirm_top_k=2,
-                         confirm_executions=2)
+                         confirm_executions=2, intensifier="confirmation")
     resumed.search(x, y)
     assert resumed.density.evaluator.cached_folds == 3
     again = [t for t in resumed.results().trials if t.confirmed]

@@ -16,7 +16,7 @@ def tuner(tmp_path_factory, digits):
                      policy_space=PolicySpace(num_sub_policies=2, ops_per_sub_policy=1,
                                               ops=["identity", "rotate", "invert", "translate-x"]),
                      num_initial_points=1, directory=str(tmp_path_factory.mktemp("rep")), project_name="p",
-                     seed=1, verbose=0, confirm_top_k=1, confirm_executions=2)
+                     seed=1, verbose=0, confirm_top_k=1, confirm_executions=2, intensifier="confirmation")
     t.search(x, y)
     return t
 

@@ -19,7 +19,7 @@ def completed(tuner):
 
 def test_search_baseline_first_results_and_notebook(tmp_path, digits, capsys):
     x, y = digits
-    tuner = make_tuner(tmp_path, verbose=1, confirm_top_k=1, confirm_executions=2)
+    tuner = make_tuner(tmp_path, verbose=1, confirm_top_k=1, confirm_executions=2, intensifier="confirmation")
     tuner.search(x, y)
     trials = sorted(tuner.oracle.trials.values(), key=lambda t: t.trial_id)
     assert len(completed(tuner)) == 3

@@ -1,4 +1,5 @@
-"""The verdict on whole searches: a null search (the reward ignores the policy, or no policy can change
+"""The confirmation intensifier's verdict on whole searches (the race's, the default, is calibrated in
+test_calibration.py and tested end to end in test_race_search.py): a null search (the reward ignores the policy, or no policy can change
 an image) says "no better" on at least 9 of 10 seeds; a planted effect (validation digits rotated
 ±20°, a space holding `rotate`) says "better", with `rotate` in the winner."""
 
@@ -19,7 +20,8 @@ def test_null_search_says_no_better_on_nine_of_ten_seeds(tmp_path, digits, monke
     verdicts = []
     for seed in range(10):
         tuner = make_tuner(tmp_path / str(seed), noise_child(), policy_space=space, seed=seed + 1, max_trials=6,
-                           num_initial_points=3, confirm_top_k=3, confirm_executions=3)
+                           num_initial_points=3, confirm_top_k=3, confirm_executions=3,
+                           intensifier="confirmation")
         tuner.search(x, y)
         results = tuner.results()
         verdict = results.verdict()
@@ -35,7 +37,8 @@ def test_null_search_says_no_better_on_nine_of_ten_seeds(tmp_path, digits, monke
 def test_a_space_of_noops_says_no_better(tmp_path, digits):
     x, y = digits
     space = PolicySpace(num_sub_policies=1, ops_per_sub_policy=2, ops=["identity", "color", "add-to-hue-and-saturation"])
-    tuner = make_tuner(tmp_path, noise_child(), policy_space=space, max_trials=5, confirm_top_k=3)
+    tuner = make_tuner(tmp_path, noise_child(), policy_space=space, max_trials=5, confirm_top_k=3,
+                       intensifier="confirmation")
     tuner.search(x, y)  # grayscale: nothing to try after the baseline
     assert len(tuner.oracle.trials) == 1
     verdict = tuner.results().verdict()
@@ -69,7 +72,7 @@ def test_planted_rotation_effect_says_better_with_rotate(tmp_path):
                         magnitude_range=(0.5, 1.0), search_probabilities=False)
     # reward_max_gap=1: the rotated validation set makes every epoch "overfit" by the default 0.10
     tuner = AugmentTuner(model, max_trials=3, num_initial_points=3, policy_space=space, child_epochs=5,
-                         batch_size=64, reward_max_gap=1.0, confirm_top_k=1, confirm_executions=3,
+                         batch_size=64, reward_max_gap=1.0, confirm_top_k=1, confirm_executions=3, intensifier="confirmation",
                          directory=str(tmp_path), seed=1, verbose=0)
     tuner.search(x, y, validation_data=(x_val, y_val))
     verdict = tuner.results().verdict()
