@@ -73,21 +73,43 @@ def compile_policy(policy: "Policy") -> PolicyTables:
     return PolicyTables(op_ids, probabilities, parameters, ops, tuple(tuple(step) for step in per_step))
 
 
-def apply_tables(images: Any, tables: PolicyTables, seed: Any) -> Any:
+def apply_tables(images: Any, tables: PolicyTables, seed: Any, subsets: bool | None = None) -> Any:
     """Augment a float32 batch ``(N, H, W, C)`` on the 0-255 scale (C = 1 or 3) with a compiled policy.
 
-    ``seed``: a ``keras.random.SeedGenerator`` (or anything ``keras.random`` takes as a seed).
+    Returns the batch and, per image, whether any step fired on it. ``seed``: a
+    ``keras.random.SeedGenerator`` (or anything ``keras.random`` takes as a seed). ``subsets``: run
+    each op on the images that drew it only (gathered, then scattered back) rather than on the whole
+    batch under a mask; default: on every backend but JAX, whose compiled steps need static shapes.
     """
     import keras
     from keras import ops as K
 
     from keras_augtune.keras_twins import TWINS, warp
 
+    if subsets is None:
+        subsets = keras.backend.backend() != "jax"
     x = K.cast(images, "float32")
     n = K.shape(x)[0]
     height, width = x.shape[1], x.shape[2]
     ids = {name: i for i, name in enumerate(tables.ops)}
+
+    def run(x, chosen, transform):
+        """``transform(images, index)`` on the chosen images; ``index`` selects their per-image values."""
+        if not subsets:  # the whole batch, kept where chosen: static shapes, what jax.jit needs
+            return K.where(chosen[:, None, None, None], transform(x, None), x)
+        # the chosen images only: a TrivialAugment batch does 1 op's work per image, not 14;
+        # skipped when none is chosen (reductions such as a max refuse an empty batch)
+        def chosen_only():
+            index = K.nonzero(chosen)[0]
+            return K.scatter_update(x, index[:, None], transform(K.take(x, index, axis=0), index))
+
+        return K.cond(K.any(chosen), chosen_only, lambda: x)
+
+    def pick(values, index):
+        return values if index is None else K.take(values, index, axis=0)
+
     sub = keras.random.randint((n,), 0, len(tables.op_ids), seed=seed)  # one sub-policy per image
+    touched = K.zeros((n,), "bool")
     for j, names in enumerate(tables.per_step):
         if not names:
             continue
@@ -101,12 +123,14 @@ def apply_tables(images: Any, tables: PolicyTables, seed: Any) -> Any:
                 chosen = fired & (op_j == ids[name])
                 matrices = K.where(chosen[:, None, None], TWINS[name].fn(param, height, width, seed), matrices)
             chosen = fired & K.any(K.stack([op_j == ids[name] for name in geometric], 0), axis=0)
-            x = K.where(chosen[:, None, None, None], warp(x, matrices), x)
+            x = run(x, chosen, lambda images, index: warp(images, pick(matrices, index)))
+            touched = touched | chosen
         for name in names:
             if TWINS[name].kind == "image":
                 chosen = fired & (op_j == ids[name])
-                x = K.where(chosen[:, None, None, None], TWINS[name].fn(x, param, seed), x)
-    return x
+                x = run(x, chosen, lambda images, index, fn=TWINS[name].fn: fn(images, pick(param, index), seed))
+                touched = touched | chosen
+    return x, touched
 
 
 def to_unit_scale(images: Any, value_range: tuple[float, float]) -> Any:
@@ -115,7 +139,9 @@ def to_unit_scale(images: Any, value_range: tuple[float, float]) -> Any:
 
     low, high = value_range
     x = K.cast(images, "float32")
-    return K.clip(K.round((x - low) * (255.0 / (high - low))), 0.0, 255.0)
+    if (low, high) != (0.0, 255.0):
+        x = (x - low) * (255.0 / (high - low))
+    return K.clip(K.round(x), 0.0, 255.0)
 
 
 def from_unit_scale(images: Any, value_range: tuple[float, float], dtype: Any) -> Any:
@@ -123,7 +149,9 @@ def from_unit_scale(images: Any, value_range: tuple[float, float], dtype: Any) -
     from keras import ops as K
 
     low, high = value_range
-    return K.cast(images * ((high - low) / 255.0) + low, dtype)
+    if (low, high) != (0.0, 255.0):
+        images = images * ((high - low) / 255.0) + low
+    return K.cast(images, dtype)
 
 
 def apply(policy: "Policy", images: Any, seed: Any, value_range: tuple[float, float],
@@ -134,11 +162,9 @@ def apply(policy: "Policy", images: Any, seed: Any, value_range: tuple[float, fl
     tables = compile_policy(policy) if tables is None else tables
     dtype = images.dtype
     x = images[..., None] if len(images.shape) == 3 else images
-    before = to_unit_scale(x, value_range)
-    out = apply_tables(before, tables, seed)
-    # images the policy left unchanged come back exactly as they came in (no quantisation), as on imgaug
-    unchanged = K.all(K.reshape(K.equal(out, before), (K.shape(out)[0], -1)), axis=1)
-    out = K.where(unchanged[:, None, None, None], K.cast(x, "float32"), from_unit_scale(out, value_range, "float32"))
+    out, touched = apply_tables(to_unit_scale(x, value_range), tables, seed)
+    # images no step fired on come back exactly as they came in (no quantisation), as on imgaug
+    out = K.where(touched[:, None, None, None], from_unit_scale(out, value_range, "float32"), K.cast(x, "float32"))
     out = K.cast(out, dtype)
     return K.squeeze(out, -1) if len(images.shape) == 3 else out
 

@@ -290,10 +290,14 @@ def _equalize(x, param, seed):
     """PIL ``equalize`` per channel (its step and lookup table, exactly), blended by ``v``."""
     n, channels = K.shape(x)[0], x.shape[-1]
     height, width = x.shape[1], x.shape[2]
-    values = K.cast(K.transpose(K.reshape(x, (n, height * width, channels)), (0, 2, 1)), "int32")  # (N, C, HW)
-    offsets = K.reshape(K.arange(n * channels, dtype="int32") * 256, (n, channels, 1))
-    hist = K.bincount(K.reshape(values + offsets, (-1,)), minlength=n * channels * 256)
-    hist = K.cast(K.reshape(hist[: n * channels * 256], (n, channels, 256)), "float32")
+    values = K.cast(K.reshape(K.transpose(x, (0, 3, 1, 2)), (-1, height * width)), "int32")  # (N*C, HW)
+    # one histogram per (image, channel) as a segment sum over value + 256 * row: its length comes from
+    # the shape alone, so it compiles under XLA and jax.jit (a bincount's length depends on the data)
+    rows = K.arange(n * channels, dtype="int32")[:, None] * 256
+    ids = K.reshape(values + rows, (-1,))
+    hist = K.segment_sum(K.ones_like(ids, dtype="float32"), ids, num_segments=n * channels * 256)
+    hist = K.reshape(hist, (n, channels, 256))
+    values = K.reshape(values, (n, channels, height * width))
     levels = K.arange(256, dtype="float32")
     last = K.max(K.where(hist > 0, levels, -1.0), axis=-1, keepdims=True)  # the highest level used
     last_count = K.sum(K.where(levels == last, hist, 0.0), axis=-1, keepdims=True)

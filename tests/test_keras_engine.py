@@ -154,3 +154,16 @@ def test_hypermodel_on_the_keras_engine_trains_a_child():
     x, y = rng.integers(0, 256, (24, 8, 8, 1)).astype("float32"), np.arange(24) % 3
     history = hypermodel.fit(hp, model, x, y, epochs=1, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
+
+
+def test_masked_and_gathered_paths_agree(photos):
+    # the masked whole-batch path (what jax.jit runs) and the gathered subsets (other backends)
+    policy = Policy([[("equalize", 1.0, 1.0)], [("solarize", 1.0, 0.5), ("posterize", 1.0, 1.0)],
+                     [("horizontal-flip", 1.0, 1.0)], [("identity", 1.0, 0.0)]])
+    tables = keras_engine.compile_policy(policy)
+    x = keras.ops.convert_to_tensor(photos.astype("float32"))
+    masked, touched_masked = keras_engine.apply_tables(x, tables, seed=7, subsets=False)
+    gathered, touched_gathered = keras_engine.apply_tables(x, tables, seed=7, subsets=True)
+    np.testing.assert_array_equal(np.asarray(masked), np.asarray(gathered))
+    np.testing.assert_array_equal(np.asarray(touched_masked), np.asarray(touched_gathered))
+    assert 0 < np.mean(np.asarray(touched_masked)) < 1
