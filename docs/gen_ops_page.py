@@ -228,7 +228,7 @@ def engines_grid(image: np.ndarray, path: Path, magnitudes=(0.5, 1.0), per_row: 
                 axis.imshow(out)
                 axis.set_title(f"{name if j == 0 and e == 0 else ''}\n{engine} m={m:g}", fontsize=5.5, loc="left")
     fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
 
 

@@ -167,3 +167,26 @@ def test_masked_and_gathered_paths_agree(photos):
     np.testing.assert_array_equal(np.asarray(masked), np.asarray(gathered))
     np.testing.assert_array_equal(np.asarray(touched_masked), np.asarray(touched_gathered))
     assert 0 < np.mean(np.asarray(touched_masked)) < 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (pip install 'jax[cpu]')")
+def test_layer_trains_inside_a_jit_compiled_jax_step():
+    # issue 23: the layer inside compiled steps of every backend; a fresh process picks the backend
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, keras\n"
+        "from keras_augtune import Policy\n"
+        "layer = Policy([[('rotate', 0.8, 0.5), ('equalize', 0.5, 1.0)], [('cutout', 1.0, 0.3)]])"
+        ".keras_layer(value_range=(0, 255), seed=1)\n"
+        "model = keras.Sequential([keras.Input((8, 8, 3)), layer, keras.layers.Flatten(), keras.layers.Dense(3)])\n"
+        "model.compile('adam', keras.losses.SparseCategoricalCrossentropy(from_logits=True))\n"
+        "x = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 3)).astype('float32')\n"
+        "h = model.fit(x, np.arange(16) % 3, epochs=1, batch_size=8, verbose=0)\n"
+        "print(keras.backend.backend(), model.jit_compile, bool(np.isfinite(h.history['loss'][-1])))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": ROOT}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-3:] == ["jax", "True", "True"]
