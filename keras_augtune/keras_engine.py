@@ -84,7 +84,7 @@ def apply_tables(images: Any, tables: PolicyTables, seed: Any, subsets: bool | N
     import keras
     from keras import ops as K
 
-    from keras_augtune.keras_twins import TWINS, warp
+    from keras_augtune.keras_twins import TWINS, select_rows, warp
 
     if subsets is None:
         subsets = keras.backend.backend() != "jax"
@@ -96,7 +96,7 @@ def apply_tables(images: Any, tables: PolicyTables, seed: Any, subsets: bool | N
     def run(x, chosen, transform):
         """``transform(images, index)`` on the chosen images; ``index`` selects their per-image values."""
         if not subsets:  # the whole batch, kept where chosen: static shapes, what jax.jit needs
-            return K.where(chosen[:, None, None, None], transform(x, None), x)
+            return select_rows(chosen, transform(x, None), x)
         # the chosen images only: a TrivialAugment batch does 1 op's work per image, not 14;
         # skipped when none is chosen (reductions such as a max refuse an empty batch)
         def chosen_only():
@@ -159,12 +159,14 @@ def apply(policy: "Policy", images: Any, seed: Any, value_range: tuple[float, fl
     """A batch tensor ``(N, H, W)`` / ``(N, H, W, C)`` in ``value_range`` augmented, same shape and dtype."""
     from keras import ops as K
 
+    from keras_augtune.keras_twins import select_rows
+
     tables = compile_policy(policy) if tables is None else tables
     dtype = images.dtype
     x = images[..., None] if len(images.shape) == 3 else images
     out, touched = apply_tables(to_unit_scale(x, value_range), tables, seed)
     # images no step fired on come back exactly as they came in (no quantisation), as on imgaug
-    out = K.where(touched[:, None, None, None], from_unit_scale(out, value_range, "float32"), K.cast(x, "float32"))
+    out = select_rows(touched, from_unit_scale(out, value_range, "float32"), K.cast(x, "float32"))
     out = K.cast(out, dtype)
     return K.squeeze(out, -1) if len(images.shape) == 3 else out
 
