@@ -190,3 +190,19 @@ def test_layer_trains_inside_a_jit_compiled_jax_step():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-3:] == ["jax", "True", "True"]
+
+
+def test_a_search_runs_on_the_keras_engine(tmp_path, digits):
+    # through today's tuner: an AugmentHyperModel on the Keras engine passed as the hypermodel
+    from conftest import make_tuner, tiny_model
+
+    from keras_augtune import AugmentHyperModel
+
+    hypermodel = AugmentHyperModel(tiny_model(), engine="keras")
+    tuner = make_tuner(tmp_path, hypermodel=hypermodel, max_trials=2, child_epochs=1)
+    tuner.search(*digits)
+    models = [tuner.hypermodel.build(t.hyperparameters) for t in tuner.oracle.trials.values()]
+    layers = [m.get_layer("policy_augmentation") for m in models
+              if "policy_augmentation" in [layer.name for layer in m.layers]]
+    assert layers and all(layer.engine == "keras" for layer in layers)
+    assert all(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
