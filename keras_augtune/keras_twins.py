@@ -366,6 +366,24 @@ def _color(x, param, seed):
     return _enhance(_luma)(x, param, seed)
 
 
+def _hue_saturation(x, param, seed):
+    """``AddToHueAndSaturation((-v, v))`` on colour images: one integer per image added to OpenCV's 8-bit
+    saturation and, as ``trunc(value / 255 * 180)``, to its hue (0-179, wrapping); grayscale images
+    (one channel, or three equal channels) unchanged, as ``ops.ColorImagesOnly`` does."""
+    if x.shape[-1] == 1:
+        return x
+    value = K.floor(_uniform(K.shape(param)[0], seed) * (2.0 * param + 1.0)) - param  # DiscreteUniform(-v, v)
+    hsv = K.image.rgb_to_hsv(x / 255.0, data_format="channels_last")
+    hue = K.round(hsv[..., 0:1] * 180.0)  # OpenCV's 8-bit hue: half degrees
+    shift = _img(K.sign(value) * K.floor(K.abs(value) * 180.0 / 255.0))
+    hue = K.mod(hue + shift, 180.0) / 180.0
+    saturation = K.clip(K.round(hsv[..., 1:2] * 255.0) + _img(value), 0.0, 255.0) / 255.0
+    rgb = _uint8(255.0 * K.image.hsv_to_rgb(K.concatenate([hue, saturation, hsv[..., 2:3]], axis=-1),
+                                            data_format="channels_last"))
+    gray = K.all(K.reshape((x[..., 0] == x[..., 1]) & (x[..., 1] == x[..., 2]), (K.shape(x)[0], -1)), axis=1)
+    return select_rows(gray, x, rgb)
+
+
 def _cutout(x, param, seed):
     """One grey (128) square of side ``v`` x the height, centred uniformly over the image."""
     n = K.shape(x)[0]
@@ -415,6 +433,8 @@ TWINS: dict[str, Twin] = {
     "color":           Twin("image", _color, "exact"),
     "brightness":      Twin("image", _enhance(lambda x: K.zeros_like(x)), "exact"),
     "sharpness":       Twin("image", _enhance(_smooth), "exact"),
+    "add-to-hue-and-saturation": Twin("image", _hue_saturation, "approximate",
+                                      "Keras's float HSV rounded to OpenCV's 8-bit steps, not OpenCV's own"),
     "cutout":          Twin("image", _cutout, "approximate", "square placed as imgaug's, rounding may differ by a pixel"),
 }
 # fmt: on
@@ -423,5 +443,4 @@ TWINS: dict[str, Twin] = {
 NO_TWIN: dict[str, str] = {
     "fog": "procedural noise from imgaug's cloud layer generator, not reproducible in keras.ops",
     "clouds": "procedural noise from imgaug's cloud layer generator, not reproducible in keras.ops",
-    "add-to-hue-and-saturation": "imgaug shifts OpenCV's 8-bit HSV (hue in 0-179); not written yet",
 }

@@ -40,7 +40,7 @@ class PolicyAugmentation(keras.layers.Layer):
     Keras engine it runs the ops' Keras twins (`keras_augtune.keras_twins`) in the graph, with
     each image's sub-policy, probabilities and magnitudes drawn per image: it works inside the
     compiled steps of every backend and on an accelerator. A policy using an op without a twin
-    (``fog``, ``clouds``, ``add-to-hue-and-saturation``) is refused on that engine in one line.
+    (``fog``, ``clouds``) is refused on that engine in one line.
     """
 
     def __init__(self, policy: Any, value_range: Any = None, seed: int | None = None,
