@@ -78,7 +78,7 @@ def apply_tables(images: Any, tables: PolicyTables, seed: Any, subsets: bool | N
 
     Returns the batch and, per image, whether any step fired on it. ``seed``: a
     ``keras.random.SeedGenerator`` (or anything ``keras.random`` takes as a seed). ``subsets``: run
-    each op on the images that drew it only (gathered, then scattered back) rather than on the whole
+    each op on the images that drew it only (gathered, then put back in order) rather than on the whole
     batch under a mask; default: on every backend but JAX, whose compiled steps need static shapes.
     """
     import keras
@@ -93,17 +93,26 @@ def apply_tables(images: Any, tables: PolicyTables, seed: Any, subsets: bool | N
     height, width = x.shape[1], x.shape[2]
     ids = {name: i for i, name in enumerate(tables.ops)}
 
-    def run(x, chosen, transform):
-        """``transform(images, index)`` on the chosen images; ``index`` selects their per-image values."""
+    def run_step(x, groups):
+        """Each ``transform(images, index)`` of ``groups`` on the images it was chosen for (groups are
+        disjoint: one op per image and step); ``index`` selects those images' per-image values."""
         if not subsets:  # the whole batch, kept where chosen: static shapes, what jax.jit needs
-            return select_rows(chosen, transform(x, None), x)
-        # the chosen images only: a TrivialAugment batch does 1 op's work per image, not 14;
-        # skipped when none is chosen (reductions such as a max refuse an empty batch)
-        def chosen_only():
+            for chosen, transform in groups:
+                x = select_rows(chosen, transform(x, None), x)
+            return x
+        # the chosen images only (a TrivialAugment batch does 1 op's work per image, not 14), put
+        # back in order by one gather per step rather than one full-batch scatter per op
+        parts, order = [], []
+        for chosen, transform in groups:
             index = K.nonzero(chosen)[0]
-            return K.scatter_update(x, index[:, None], transform(K.take(x, index, axis=0), index))
-
-        return K.cond(K.any(chosen), chosen_only, lambda: x)
+            picked = K.take(x, index, axis=0)
+            # skipped when no image drew the op (reductions such as a max refuse an empty batch)
+            parts.append(K.cond(K.any(chosen), lambda t=transform, p=picked, i=index: t(p, i), lambda p=picked: p))
+            order.append(index)
+        rest = K.nonzero(~K.any(K.stack([chosen for chosen, _ in groups], 0), axis=0))[0]
+        parts.append(K.take(x, rest, axis=0))
+        order.append(rest)
+        return K.take(K.concatenate(parts, axis=0), K.argsort(K.concatenate(order, axis=0)), axis=0)
 
     def pick(values, index):
         return values if index is None else K.take(values, index, axis=0)
@@ -116,6 +125,7 @@ def apply_tables(images: Any, tables: PolicyTables, seed: Any, subsets: bool | N
         op_j = K.take(K.convert_to_tensor(tables.op_ids[:, j]), sub)
         fired = keras.random.uniform((n,), seed=seed) < K.take(K.convert_to_tensor(tables.probabilities[:, j]), sub)
         param = K.take(K.convert_to_tensor(tables.parameters[:, j]), sub)
+        groups = []
         geometric = [name for name in names if TWINS[name].kind == "affine"]
         if geometric:  # one warp for every geometric op of this step: each image its own matrix
             matrices = K.broadcast_to(K.eye(3)[None], (n, 3, 3))
@@ -123,13 +133,13 @@ def apply_tables(images: Any, tables: PolicyTables, seed: Any, subsets: bool | N
                 chosen = fired & (op_j == ids[name])
                 matrices = K.where(chosen[:, None, None], TWINS[name].fn(param, height, width, seed), matrices)
             chosen = fired & K.any(K.stack([op_j == ids[name] for name in geometric], 0), axis=0)
-            x = run(x, chosen, lambda images, index: warp(images, pick(matrices, index)))
-            touched = touched | chosen
+            groups.append((chosen, lambda images, index, m=matrices: warp(images, pick(m, index))))
         for name in names:
             if TWINS[name].kind == "image":
                 chosen = fired & (op_j == ids[name])
-                x = run(x, chosen, lambda images, index, fn=TWINS[name].fn: fn(images, pick(param, index), seed))
-                touched = touched | chosen
+                groups.append((chosen, lambda images, index, fn=TWINS[name].fn, v=param: fn(images, pick(v, index), seed)))
+        x = run_step(x, groups)
+        touched = touched | K.any(K.stack([chosen for chosen, _ in groups], 0), axis=0)
     return x, touched
 
 
