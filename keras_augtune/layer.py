@@ -36,7 +36,9 @@ class PolicyAugmentation(keras.layers.Layer):
 
     On the imgaug engine the layer runs imgaug on the CPU through ``tf.numpy_function`` and
     therefore needs the TensorFlow backend inside compiled models; with the JAX or torch
-    backends, augment in the ``tf.data`` pipeline with ``policy.tf_map()`` instead. On the
+    backends it runs only in uncompiled steps (``jit_compile="auto"`` leaves such a model
+    uncompiled: the layer's ``supports_jit`` is False), so augment in the ``tf.data`` pipeline
+    with ``policy.tf_map()``, or use the Keras engine, to keep the step compiled. On the
     Keras engine it runs the ops' Keras twins (`keras_augtune.keras_twins`) in the graph, with
     each image's sub-policy, probabilities and magnitudes drawn per image: it works inside the
     compiled steps of every backend and on an accelerator. A policy using an op without a twin
@@ -55,6 +57,10 @@ class PolicyAugmentation(keras.layers.Layer):
         if self.engine == "keras":
             self._tables = keras_engine.compile_policy(self.policy)
             self.seed_generator = keras.random.SeedGenerator(self.seed)
+        # What Keras reads for jit_compile="auto": XLA compiles the Keras engine on JAX only. imgaug's
+        # NumPy call never compiles, and on TensorFlow the engine's affine warp and per-op image subsets
+        # have no XLA kernel (Keras's own RandomRotation says the same).
+        self.supports_jit = self.engine == "keras" and keras.backend.backend() == "jax"
 
     def _augment(self, images: np.ndarray) -> np.ndarray:
         seed = derive_call_seed(self.seed, next(self._calls))
