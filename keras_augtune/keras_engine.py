@@ -6,9 +6,10 @@ uniformly, and each of its steps fires with its own probability, at its own magn
 policy becomes three small tables indexed by (sub-policy, step): the op, the probability and the
 op's parameter (``Op.strength`` of the magnitude, from the one op table in `keras_augtune.ops`).
 Each image draws its sub-policy; then, step position by step position, every op present at that
-position runs once on the whole batch with each image's own parameter (`keras_augtune.keras_twins`)
-and is kept where that image's sub-policy has that op there and its probability fired. The
-geometric ops of a position share one batched per-image affine warp. All randomness comes from a
+position runs once, with each image's own parameter (`keras_augtune.keras_twins`), on the images
+whose sub-policy has that op there and whose probability fired: gathered and put back in order
+on TensorFlow and torch, or on the whole batch under a mask on JAX (``jax.jit`` needs static
+shapes). The geometric ops of a position share one batched per-image affine warp. All randomness comes from a
 ``keras.random.SeedGenerator``, so the same code runs eagerly, in ``tf.function`` / ``jax.jit``
 compiled steps, and on an accelerator.
 """
