@@ -14,6 +14,8 @@ A twin that passes at every magnitude is "equivalent"; otherwise it is listed as
 with its measured differences. Run from the repository root (about 2 minutes on 2 idle cores)::
 
     .venv/bin/python benchmarks/engine_equivalence.py
+    .venv/bin/python benchmarks/engine_equivalence.py --size 224 --images 96 \
+        --out benchmarks/results/engine_equivalence_224.json
 
 writes ``benchmarks/results/engine_equivalence.json``; ``docs/gen_ops_page.py`` turns it into the
 table of ``docs/ops.md``.
@@ -78,11 +80,12 @@ def compare(op: str, magnitude: float, images: np.ndarray, alpha: float = 0.01,
             "passed": bool(test.pvalue >= alpha)}
 
 
-def run(ops=None, magnitudes=MAGNITUDES, count: int = 256, alpha: float = 0.01, pixel_tolerance: float = 1.0) -> dict:
+def run(ops=None, magnitudes=MAGNITUDES, count: int = 256, alpha: float = 0.01, pixel_tolerance: float = 1.0,
+        size: int = 32) -> dict:
     """Every (op, magnitude) comparison and each op's verdict."""
     from keras_augtune.keras_twins import NO_TWIN, TWINS
 
-    images = sample_images(count)
+    images = sample_images(count, size=size)
     names = [op for op in (ops or TWINS) if op != "identity"]
     rows = [compare(op, m, images, alpha, pixel_tolerance) for op in names for m in magnitudes]
     verdicts = {}
@@ -92,7 +95,7 @@ def run(ops=None, magnitudes=MAGNITUDES, count: int = 256, alpha: float = 0.01, 
         verdicts[op] = {"verdict": "equivalent" if all(r["passed"] for r in mine) else "approximate",
                         "meant": TWINS[op].fidelity, "note": TWINS[op].note,
                         "worst": {k: worst[k] for k in ("magnitude", "kind", "statistic", "value")}}
-    return {"rows": rows, "ops": verdicts, "no_twin": dict(NO_TWIN), "images": count}
+    return {"rows": rows, "ops": verdicts, "no_twin": dict(NO_TWIN), "images": count, "size": size}
 
 
 def main(argv=None) -> None:
@@ -100,21 +103,22 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--pixel-tolerance", type=float, default=1.0)
+    parser.add_argument("--size", type=int, default=32, help="side of the square crops (default 32)")
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     started = time.perf_counter()
     import keras
 
-    result = run(count=args.images, alpha=args.alpha, pixel_tolerance=args.pixel_tolerance)
+    result = run(count=args.images, alpha=args.alpha, pixel_tolerance=args.pixel_tolerance, size=args.size)
     result.update(
-        command="python benchmarks/engine_equivalence.py" + ("" if argv is None else " " + " ".join(argv)),
+        command=" ".join(["python benchmarks/engine_equivalence.py", *(sys.argv[1:] if argv is None else argv)]),
         keras_backend=keras.backend.backend(), keras_version=keras.__version__,
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         load_average_before=[round(v, 2) for v in load_before],
         load_average_after=[round(v, 2) for v in os.getloadavg()],
         seconds=round(time.perf_counter() - started, 1),
-        images_source="32x32 crops of scikit-learn's china.jpg and flower.jpg",
+        images_source=f"{args.size}x{args.size} crops of scikit-learn's china.jpg and flower.jpg",
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")

@@ -200,6 +200,14 @@ def engine_section() -> str:
         lines.append(f"| `{op}` | {verdict['verdict']} | " + " | ".join(cells) + f" | {TWINS[op].note or '–'} |")
     for op, why in NO_TWIN.items():
         lines.append(f"| `{op}` | no twin | " + " | ".join("–" for _ in magnitudes) + f" | {why} |")
+    large = path.with_name("engine_equivalence_224.json")
+    if large.exists():  # the same check on large images (fewer of them: a weaker test)
+        big = json.loads(large.read_text(encoding="utf-8"))
+        failed = [op for op, v in big["ops"].items() if v["verdict"] != "equivalent"]
+        lines += ["", f"The same check on {big['images']} crops of {big['size']}x{big['size']} (`{big['command']}`, "
+                  f"load average {big['load_average_before'][0]:g} before the run): "
+                  f"{len(big['ops']) - len(failed)} of {len(big['ops'])} twins pass at every magnitude"
+                  + (f"; not {', '.join(f'`{op}`' for op in failed)}." if failed else ".")]
     return text + "\n".join(lines) + "\n" + ENGINES_GRID
 
 
