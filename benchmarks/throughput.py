@@ -27,6 +27,15 @@ Run from the repository root::
 
 Without ``--data`` (or if the folder is missing) random uint8 images are used;
 the output says which. ``--markdown PATH`` also writes the table as Markdown.
+
+``--engines`` measures the two engines instead (issue 25): images/second of the imgaug engine in
+one process and in worker processes (one per CPU), and of the Keras engine on the CPU (its layer
+call in a ``tf.function``) and on the GPU when one is visible ("not measured" otherwise), at batch
+256, for 32x32 and 224x224 images, for the 5x2 policy below, TrivialAugment and RandAugment::
+
+    .venv/bin/python benchmarks/throughput.py --engines
+
+writes ``benchmarks/results/throughput_engines.json`` and ``.md`` (with the load average).
 """
 
 from __future__ import annotations
@@ -217,6 +226,105 @@ def measure(args: argparse.Namespace) -> dict:
     }
 
 
+# ---------------------------------------------------------------------- engines (issue 25)
+ENGINE_BATCH = 256
+ENGINE_SIZES = (32, 224)
+ENGINE_POLICIES = ("5x2 policy", "TrivialAugment", "RandAugment")
+_WORKER_CACHE: dict = {}
+
+
+def engine_policy(name: str):
+    from keras_augtune import Policy
+
+    return {"5x2 policy": lambda: Policy(POLICY_SPEC), "TrivialAugment": Policy.trivial_augment,
+            "RandAugment": Policy.rand_augment}[name]()
+
+
+def _augment_in_worker(name: str, batch, seed: int):
+    policy = _WORKER_CACHE.setdefault(name, engine_policy(name))  # one compiled policy per worker
+    return policy.augment(batch, seed=seed)
+
+
+def measure_engines(repeats: int) -> dict:
+    """images/s per (policy, size, method): median of ``repeats`` rounds after a warm-up round."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import tensorflow as tf
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from engine_equivalence import sample_images
+
+    workers = len(os.sched_getaffinity(0))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    results = []
+    for size in ENGINE_SIZES:
+        n_batches = 8 if size <= 64 else 2
+        batches = sample_images(ENGINE_BATCH * n_batches, size=size).reshape(n_batches, ENGINE_BATCH, size, size, 3)
+        for name in ENGINE_POLICIES:
+            policy = engine_policy(name)
+            layer = policy.keras_layer(value_range=(0, 255), seed=0)
+            with tf.device("/CPU:0"):
+                float_batches = [tf.constant(b.astype("float32")) for b in batches]
+            call = tf.function(lambda b: layer(b, training=True))
+
+            def keras_cpu():
+                with tf.device("/CPU:0"):
+                    for b in float_batches:
+                        call(b).numpy()
+
+            runners = {
+                "imgaug, 1 process": lambda: [policy.augment(b, seed=i) for i, b in enumerate(batches)],
+                f"imgaug, {workers} worker processes": lambda: list(pool.map(
+                    _augment_in_worker, [name] * n_batches, list(batches), range(n_batches))),
+                "keras engine, CPU": keras_cpu,
+            }
+            rates: dict[str, list[float]] = {method: [] for method in runners}
+            for round_ in range(repeats + 1):  # round 0 warms up (traces, compiles, starts the workers)
+                for method, run in runners.items():
+                    started = time.perf_counter()
+                    run()
+                    if round_:
+                        rates[method].append(ENGINE_BATCH * n_batches / (time.perf_counter() - started))
+            row = {"policy": name, "size": size, "batch": ENGINE_BATCH, "images_per_round": ENGINE_BATCH * n_batches,
+                   "rounds": rates, "median": {m: statistics.median(v) for m, v in rates.items()},
+                   "keras engine, GPU": "measured separately" if gpu else "not measured (no GPU here)"}
+            print(json.dumps({k: row[k] for k in ("policy", "size", "median")}), file=sys.stderr, flush=True)
+            results.append(row)
+    pool.shutdown()
+    return {"rows": results, "workers": workers, "gpu_visible": gpu}
+
+
+def engines_main(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
+    started = time.perf_counter()
+    measured = measure_engines(args.repeats)
+    load_after = os.getloadavg()
+    measured.update(command="python benchmarks/throughput.py --engines" + (f" --repeats {args.repeats}"
+                                                                           if args.repeats != 7 else ""),
+                    machine=f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+                    load_average_before=[round(v, 2) for v in load_before],
+                    load_average_after=[round(v, 2) for v in load_after],
+                    seconds=round(time.perf_counter() - started), images="crops of scikit-learn's two sample photos")
+    out = Path(__file__).resolve().parent / "results" / "throughput_engines"
+    out.with_suffix(".json").write_text(json.dumps(measured, indent=1) + "\n", encoding="utf-8")
+    methods = list(measured["rows"][0]["median"])
+    lines = [f"| policy | size | {' | '.join(methods)} | keras engine, GPU | keras / imgaug 1 process |",
+             "|---|---|" + "---:|" * (len(methods) + 2)]
+    for row in measured["rows"]:
+        med = row["median"]
+        ratio = med["keras engine, CPU"] / med["imgaug, 1 process"]
+        lines.append(f"| {row['policy']} | {row['size']}x{row['size']} | "
+                     + " | ".join(f"{med[m]:,.0f}" for m in methods)
+                     + f" | {row['keras engine, GPU']} | {ratio:.2f}x ({'met' if ratio >= 1 else 'not met'}) |")
+    lines += ["", f"images/s, batch {ENGINE_BATCH}, median of {args.repeats} rounds; {measured['machine']}; "
+              f"load average (1/5/15 min) before {measured['load_average_before']}, after "
+              f"{measured['load_average_after']}; took {measured['seconds']} s. Command: `{measured['command']}`."]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
 # ---------------------------------------------------------------------- parent: orchestrate
 def run_child(args: argparse.Namespace, cpus: set[int], methods: list[str]) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", "--methods", ",".join(methods),
@@ -244,12 +352,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=4096, help="images per timed round (default 4096)")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds; the median is reported")
     parser.add_argument("--markdown", default=None, help="also write the table as Markdown to this path")
+    parser.add_argument("--engines", action="store_true", help="measure the imgaug and Keras engines (issue 25)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--methods", default=",".join(m for m, _ in METHODS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args)))
         return
+    if args.engines:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        return engines_main(args)
 
     all_cpus = sorted(os.sched_getaffinity(0))
     load_before = loadavg()
@@ -314,4 +426,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's keras_augtune
     main()

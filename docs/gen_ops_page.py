@@ -4,6 +4,10 @@ Run from the repository root after changing keras_augtune/ops.py::
 
     .venv/bin/python docs/gen_ops_page.py
 
+The Keras engine's section (its equivalence table, and docs/images/ops_engines.png: every op
+with a twin through both engines side by side) comes from keras_augtune.keras_twins and from
+benchmarks/results/engine_equivalence.json, written by benchmarks/engine_equivalence.py.
+
 Everything in the table comes from ``keras_augtune.ops`` (``OPS``, ``ALIASES``,
 ``op_strength``); nothing is typed by hand. The sample image is a centre crop of
 scikit-learn's bundled ``china.jpg`` photo (shipped inside scikit-learn, nothing is
@@ -140,6 +144,102 @@ def table() -> str:
     return "\n".join(rows) + "\n"
 
 
+ENGINES_INTRO = """
+## The Keras engine
+
+`engine="keras"` (`Policy.keras_layer()`, `PolicyAugmentation(engine="keras")`,
+`AugmentHyperModel(engine="keras")`, `Policy.augment(..., engine="keras")`) runs each op's Keras
+twin (`keras_augtune.keras_twins`) with `keras.ops`, inside the graph, on any backend: each image
+draws its sub-policy, each step fires with its probability and each op draws its own parameters
+per image, as on imgaug. The policy JSON is the same for both engines. The ops without a twin
+({no_twin}) are refused on this engine with a one-line error; a search on it leaves them out of
+the default space.
+
+**Equivalence with imgaug**, measured by `benchmarks/engine_equivalence.py` on {images} photo crops
+(32x32) at probability 1 (command `{command}`, {machine}, load average {load} before the run). An op
+is *deterministic* at a magnitude when imgaug gives the same output under two seeds: there the
+engines are compared pixel for pixel (mean absolute difference on the 0-255 scale, tolerance
+{tolerance:g}); otherwise the per-image mean absolute change from the original is compared between
+engines with a two-sample Kolmogorov-Smirnov test (passes at p ≥ {alpha:g}; the cells give D).
+*Equivalent* means every magnitude passed; *approximate* lists the measured difference.
+
+"""
+
+ENGINES_GRID = """
+Each op with a twin at magnitude 0.5 and 1 through both engines (seed 0, probability 1; the
+random ops draw different parameters on each engine, so a random op's two cells show two draws
+of the same distribution):
+
+![imgaug and Keras engine side by side](images/ops_engines.png)
+"""
+
+
+def engine_section() -> str:
+    import json
+
+    from keras_augtune.keras_twins import NO_TWIN, TWINS
+
+    path = DOCS.parent / "benchmarks" / "results" / "engine_equivalence.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    rows = data["rows"]
+    magnitudes = sorted({r["magnitude"] for r in rows})
+    alpha = next(r["alpha"] for r in rows if r["kind"] == "random")
+    tolerance = next((r["tolerance"] for r in rows if r["kind"] == "deterministic"), 1.0)
+    text = ENGINES_INTRO.format(
+        no_twin=", ".join(f"`{op}`" for op in NO_TWIN), images=data["images"], command=data["command"],
+        machine=data["machine"], load=" / ".join(f"{v:g}" for v in data["load_average_before"]),
+        tolerance=tolerance, alpha=alpha)
+    head = "| op | verdict | " + " | ".join(f"m = {m:g}" for m in magnitudes) + " | twin's note |"
+    lines = [head, "|---|---|" + "---:|" * len(magnitudes) + "---|"]
+    for op, verdict in data["ops"].items():
+        cells = []
+        for m in magnitudes:
+            r = next(r for r in rows if r["op"] == op and r["magnitude"] == m)
+            value = f"MAD {r['value']:g}" if r["kind"] == "deterministic" else f"D {r['value']:.3f}"
+            cells.append(value if r["passed"] else f"**{value}** ✗")
+        lines.append(f"| `{op}` | {verdict['verdict']} | " + " | ".join(cells) + f" | {TWINS[op].note or '–'} |")
+    for op, why in NO_TWIN.items():
+        lines.append(f"| `{op}` | no twin | " + " | ".join("–" for _ in magnitudes) + f" | {why} |")
+    large = path.with_name("engine_equivalence_224.json")
+    if large.exists():  # the same check on large images (fewer of them: a weaker test)
+        big = json.loads(large.read_text(encoding="utf-8"))
+        failed = [op for op, v in big["ops"].items() if v["verdict"] != "equivalent"]
+        lines += ["", f"The same check on {big['images']} crops of {big['size']}x{big['size']} (`{big['command']}`, "
+                  f"load average {big['load_average_before'][0]:g} before the run): "
+                  f"{len(big['ops']) - len(failed)} of {len(big['ops'])} twins pass at every magnitude"
+                  + (f"; not {', '.join(f'`{op}`' for op in failed)}." if failed else ".")]
+    return text + "\n".join(lines) + "\n" + ENGINES_GRID
+
+
+def engines_grid(image: np.ndarray, path: Path, magnitudes=(0.5, 1.0), per_row: int = 2) -> None:
+    """Every op with a twin, imgaug and Keras engine side by side, at each of ``magnitudes``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_augtune import Policy
+    from keras_augtune.keras_twins import TWINS
+
+    names = [op for op in TWINS if op != "identity"]
+    cols = per_row * 2 * len(magnitudes)
+    rows = -(-len(names) // per_row)
+    fig, grid = plt.subplots(rows, cols, figsize=(1.0 * cols, 1.2 * rows), squeeze=False)
+    for axis in grid.flat:
+        axis.axis("off")
+    for k, name in enumerate(names):
+        row, block = divmod(k, per_row)
+        for j, m in enumerate(magnitudes):
+            for e, engine in enumerate(("imgaug", "keras")):
+                out = Policy([[(name, 1.0, m)]]).augment(image[None], seed=0, engine=engine)[0]
+                axis = grid[row, block * 2 * len(magnitudes) + 2 * j + e]
+                axis.imshow(out)
+                axis.set_title(f"{name if j == 0 and e == 0 else ''}\n{engine} m={m:g}", fontsize=5.5, loc="left")
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-grid", action="store_true", help="only rewrite docs/ops.md, not the picture grid")
@@ -150,7 +250,7 @@ def main(argv=None) -> None:
 
     images = DOCS / "images"
     images.mkdir(exist_ok=True)
-    text = INTRO.format(count=len(OPS)) + table() + GRID
+    text = INTRO.format(count=len(OPS)) + table() + GRID + engine_section()
     (DOCS / "ops.md").write_text(text, encoding="utf-8")
     print(f"wrote {DOCS / 'ops.md'} ({len(OPS)} ops)")
     if not args.no_grid:
@@ -159,9 +259,11 @@ def main(argv=None) -> None:
         image = sample_image()
         Image.fromarray(image).save(images / "sample.png")
         plot_op_grid(image, magnitudes=MAGNITUDES, seed=0, path=images / "ops_grid.png")
-        print(f"wrote {images / 'ops_grid.png'} and {images / 'sample.png'}")
+        engines_grid(image, images / "ops_engines.png")
+        print(f"wrote {images / 'ops_grid.png'}, {images / 'ops_engines.png'} and {images / 'sample.png'}")
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.path.insert(0, str(DOCS.parent))  # this checkout's keras_augtune
     sys.exit(main())

@@ -1,8 +1,9 @@
-"""Running a `Policy` on images: compiled imgaug augmenters, NumPy batches, tf.data maps, worker processes.
+"""The imgaug engine: a `Policy` run as compiled imgaug augmenters on NumPy batches, tf.data maps, worker processes.
 
 [`Policy`][keras_augtune.policy.Policy] is the value (sub-policies and their JSON);
-this module executes it. ``Policy.augment``, ``Policy.tf_map`` and the
-[`PolicyAugmentation`][keras_augtune.PolicyAugmentation] layer all come here.
+this module executes it on the default engine (`keras_augtune.engines`; the other one,
+``"keras"``, is `keras_augtune.keras_engine`). ``Policy.augment``, ``Policy.tf_map`` and the
+[`PolicyAugmentation`][keras_augtune.PolicyAugmentation] layer all come here on this engine.
 
 A policy compiles to one imgaug augmenter
 (``OneOf([Sequential([Sometimes(p, op), ...]), ...])``): for every image one

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import keras
 import keras_tuner
 
+from keras_augtune.engines import DEFAULT_ENGINE, check_engine
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.models import DEFAULT_MODEL, build_model, check_model_name
+from keras_augtune.ops import OP_NAMES
 from keras_augtune.policy import Policy
 from keras_augtune.schedule import DEFAULT_LEARNING_RATES, WarmupCosineDecay, check_schedule
 from keras_augtune.space import PolicySpace, policy_of
@@ -34,6 +37,11 @@ class AugmentHyperModel(keras_tuner.HyperModel):
             by the last step of every ``fit`` ([`WarmupCosineDecay`][keras_augtune.schedule.WarmupCosineDecay]),
             so the child ends training settled; ``"constant"`` or ``None`` keeps it constant.
             A model the user compiled keeps its own optimizer and schedule.
+        engine: the engine of the trial's [`PolicyAugmentation`][keras_augtune.PolicyAugmentation] layer:
+            ``"imgaug"`` (default) or ``"keras"`` (the ops' Keras twins, in the compiled training step,
+            on any backend and device; `keras_augtune.engines`). On ``"keras"`` the default space
+            (every op) leaves out the ops without a twin (``keras_augtune.keras_twins.NO_TWIN``);
+            a space that names one of them is refused in one line.
 
     The policy hyperparameters are declared up front (``declare_hyperparameters``),
     so the oracle sees the whole space before the first trial. Validation data is
@@ -43,11 +51,10 @@ class AugmentHyperModel(keras_tuner.HyperModel):
 
     def __init__(self, model: Any = None, policy_space: PolicySpace | None = None,
                  learning_rate: float | None = None, name: str | None = None, tunable: bool = True,
-                 learning_rate_schedule: str | None = "cosine"):
+                 learning_rate_schedule: str | None = "cosine", engine: str = DEFAULT_ENGINE):
         super().__init__(name=name, tunable=tunable)
+        self.engine = check_engine(engine)
         self.policy_space = policy_space if policy_space is not None else PolicySpace()
-        if not isinstance(self.policy_space, PolicySpace):
-            raise TypeError(f"policy_space must be a PolicySpace, got {type(self.policy_space).__name__}.")
         self.learning_rate_schedule = check_schedule(learning_rate_schedule)
         if learning_rate is None:
             learning_rate = DEFAULT_LEARNING_RATES[self.learning_rate_schedule]
@@ -98,6 +105,27 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         return cls(hypermodel, policy_space=policy_space), default_ops
 
     # ------------------------------------------------------------------ set-up
+    @property
+    def policy_space(self) -> PolicySpace:
+        """The searched space (on the Keras engine, without the ops that have no Keras twin)."""
+        return self._policy_space
+
+    @policy_space.setter
+    def policy_space(self, space: PolicySpace) -> None:
+        # a setter, not an __init__ check: the tuner assigns the space after construction too
+        if not isinstance(space, PolicySpace):
+            raise TypeError(f"policy_space must be a PolicySpace, got {type(space).__name__}.")
+        if self.engine == "keras":
+            from keras_augtune.keras_twins import NO_TWIN
+
+            if tuple(space.ops) == OP_NAMES:  # the default space: every op that has a twin
+                space = dataclasses.replace(space, ops=tuple(op for op in space.ops if op not in NO_TWIN))
+            missing = [op for op in space.ops if op in NO_TWIN]
+            if missing:
+                raise ValueError(f"The Keras engine has no twin of {', '.join(map(repr, missing))}: leave "
+                                 "them out of the PolicySpace's ops, or use engine='imgaug'.")
+        self._policy_space = space
+
     def configure(self, input_shape, num_classes: int, value_range=(0.0, 255.0), one_hot: bool = False) -> None:
         """Tell the hypermodel what data it will see."""
         self.input_shape = tuple(int(s) for s in input_shape)
@@ -152,7 +180,8 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         inputs = keras.Input(self.input_shape, name="images")
         x = inputs
         if not policy.is_noop(self.input_shape[-1]):  # a no-op policy trains exactly as the baseline
-            x = PolicyAugmentation(policy, value_range=self.value_range, name="policy_augmentation")(x)
+            x = PolicyAugmentation(policy, value_range=self.value_range, engine=self.engine,
+                                   name="policy_augmentation")(x)
         if self.child_name is not None:
             low, high = self.value_range
             x = keras.layers.Rescaling(1.0 / (high - low), offset=-low / (high - low), name="rescale")(x)

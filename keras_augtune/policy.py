@@ -7,7 +7,8 @@ never per batch).
 
 Apply it with [`Policy.augment()`][keras_augtune.Policy.augment] (NumPy), [`Policy.tf_map()`][keras_augtune.Policy.tf_map] (a
 ``tf.data`` map function) or the Keras layer [`keras_augtune.PolicyAugmentation`][keras_augtune.PolicyAugmentation];
-all three run in `keras_augtune.execution`.
+all three run on an engine (`keras_augtune.engines`): imgaug by default (`keras_augtune.execution`),
+or the Keras twins of the ops inside the graph (``engine="keras"``, `keras_augtune.keras_engine`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from keras_augtune import execution
 from keras_augtune.checks import as_number, check_int
+from keras_augtune.engines import DEFAULT_ENGINE, engine_module
 from keras_augtune.files import atomic_write
 from keras_augtune.ops import (
     COLOR_OPS,
@@ -221,7 +222,7 @@ class Policy:
     # ------------------------------------------------------------------ applying
     def to_imgaug(self):
         """The policy as one imgaug augmenter (expects uint8 RGB images)."""
-        return execution.to_imgaug(self)
+        return engine_module("imgaug").to_imgaug(self)
 
     @property
     def is_identity(self) -> bool:
@@ -269,14 +270,27 @@ class Policy:
             result.append(steps)
         return result
 
-    def augment(self, images: Any, seed: int | None = None, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    def augment(self, images: Any, seed: int | None = None, value_range: tuple[float, float] | None = None,
+                engine: str = DEFAULT_ENGINE) -> np.ndarray:
         """Augment a batch ``(N,H,W)``, ``(N,H,W,1)`` or ``(N,H,W,3)`` of uint8 or float images.
 
         Returns an array of the same shape and dtype. ``value_range`` is the range of
         float pixels (default (0, 255) for uint8, (0, 1) for floats). The same
-        ``seed`` gives the same output.
+        ``seed`` gives the same output (on the same engine). ``engine``: ``"imgaug"``
+        (default) or ``"keras"`` (the ops' Keras twins, `keras_augtune.keras_engine`).
         """
-        return execution.augment(self, images, seed=seed, value_range=value_range)
+        return engine_module(engine).augment(self, images, seed=seed, value_range=value_range)
+
+    def keras_layer(self, engine: str = "keras", value_range: tuple[float, float] | None = None,
+                    seed: int | None = None, **kwargs: Any):
+        """This policy as a [`PolicyAugmentation`][keras_augtune.PolicyAugmentation] layer, on the Keras engine by default.
+
+        ``engine="keras"`` runs the ops' Keras twins inside the graph (compiled steps of every
+        backend, GPU included); ``engine="imgaug"`` is the imgaug layer. Other arguments go to the layer.
+        """
+        from keras_augtune.layer import PolicyAugmentation
+
+        return PolicyAugmentation(self, value_range=value_range, seed=seed, engine=engine, **kwargs)
 
     def tf_map(self, batched: bool | None = None, seed: int | None = None,
                value_range: tuple[float, float] | None = None, num_workers: int = 0, image_key: str = "image"):
@@ -295,7 +309,7 @@ class Policy:
         (same outputs for the same seeds), which uses N cores; map batched elements
         with ``num_parallel_calls >= N`` so that N batches are in flight.
         """
-        return execution.tf_map(self, batched=batched, seed=seed, value_range=value_range, num_workers=num_workers,
+        return engine_module("imgaug").tf_map(self, batched=batched, seed=seed, value_range=value_range, num_workers=num_workers,
                                 image_key=image_key)
 
 
