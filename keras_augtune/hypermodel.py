@@ -89,20 +89,23 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         self.warm_start: Any = None
 
     @classmethod
-    def of(cls, hypermodel: Any, policy_space: PolicySpace | None = None, **space_options: Any) -> tuple[
-            "AugmentHyperModel", bool]:
-        """``(AugmentHyperModel, default_ops)`` for what ``AugmentTuner(hypermodel, policy_space=...)``
-        was given: an ``AugmentHyperModel`` as it is (with ``policy_space`` when given), anything
-        else wrapped over a ``policy_space`` (or one made of ``space_options``). ``default_ops``:
-        nobody chose the ops, so the search may leave out those that cannot act on the images."""
+    def of(cls, hypermodel: Any, policy_space: PolicySpace | None = None, engine: str | None = None,
+           **space_options: Any) -> tuple["AugmentHyperModel", bool]:
+        """``(AugmentHyperModel, default_ops)`` for what ``AugmentTuner(hypermodel, policy_space=..., engine=...)``
+        was given: an ``AugmentHyperModel`` as it is (with ``policy_space`` and ``engine`` when given),
+        anything else wrapped over a ``policy_space`` (or one made of ``space_options``) on ``engine``
+        (default imgaug). ``default_ops``: nobody chose the ops, so the search may leave out those
+        that cannot act on the images."""
         if isinstance(hypermodel, cls):
+            if engine is not None:
+                hypermodel.engine = check_engine(engine)
             if policy_space is not None:
                 hypermodel.policy_space = policy_space
             return hypermodel, False
         default_ops = policy_space is None and space_options.get("ops") is None
         if policy_space is None:
             policy_space = PolicySpace(**space_options)
-        return cls(hypermodel, policy_space=policy_space), default_ops
+        return cls(hypermodel, policy_space=policy_space, engine=engine or DEFAULT_ENGINE), default_ops
 
     # ------------------------------------------------------------------ set-up
     @property

@@ -31,12 +31,11 @@ def prepare(tuner: Any, x: Any, y: Any, validation_data: Any, value_range: Any, 
     the policy space, configure and explore the child, run the preflight, and set up the warm start
     and the density evaluator. ``fit_kwargs`` loses ``validation_split`` and gets the training
     images' ``sample_weight``. Returns ``(x_train, y_train, validation_data)``."""
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() != "tensorflow" and tuner.hypermodel.engine != "keras":
         raise RuntimeError(
-            "AugmentTuner augments inside the child model with imgaug (through tf.numpy_function), "
-            f"which needs Keras's TensorFlow backend; Keras runs on {keras.backend.backend()!r} here. "
-            "Set KERAS_BACKEND=tensorflow before importing keras. A Policy itself works with any "
-            "backend in a tf.data pipeline: ds.map(policy.tf_map())."
+            "The imgaug engine augments inside the child model through tf.numpy_function, which needs "
+            f"Keras's TensorFlow backend; Keras runs on {keras.backend.backend()!r} here. Pass engine='keras' "
+            "(the Keras-native engine runs on every backend), or set KERAS_BACKEND=tensorflow before importing keras."
         )
     prepared = prepare_search_data(
         x, y, validation_data, value_range=value_range, sample_weight=fit_kwargs.pop("sample_weight", None),

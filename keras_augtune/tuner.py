@@ -89,6 +89,8 @@ class AugmentTuner(keras_tuner.Tuner):
         recipes: the recipes raced ([`resolve_recipes()`][keras_augtune.recipes.resolve_recipes]): default
             TrivialAugment and RandAugment(N=2, M=0.3 / 0.6); names, Policies, or ``()`` for none.
         race_epochs: the race's child epochs (default the trials'): up to what the final model gets.
+        engine: where the policy layer augments: ``"imgaug"`` (default; NumPy on the CPU, TensorFlow
+            backend) or ``"keras"`` (per image in the graph, any backend and device: ``keras_augtune.engines``).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
         directory, project_name, overwrite: as in Keras Tuner (the project folder, and whether to start
             afresh instead of reloading it).
@@ -145,6 +147,7 @@ class AugmentTuner(keras_tuner.Tuner):
         intensifier: Any = "race",
         recipes: Any = None,
         race_epochs: int | None = None,
+        engine: str | None = None,
         **kwargs: Any,
     ):
         for name, value, minimum in (("max_trials", max_trials, 1), ("executions_per_trial", executions_per_trial, 1),
@@ -164,9 +167,9 @@ class AugmentTuner(keras_tuner.Tuner):
         check_seed(seed)
         intensifier = make_intensifier(intensifier, confirm_top_k, confirm_executions, recipes, race_epochs)
 
-        hypermodel, default_ops = AugmentHyperModel.of(hypermodel, policy_space, num_sub_policies=num_sub_policies,
-                                                       ops_per_sub_policy=ops_per_sub_policy, ops=ops,
-                                                       search_probabilities=search_probabilities)
+        hypermodel, default_ops = AugmentHyperModel.of(
+            hypermodel, policy_space, engine, num_sub_policies=num_sub_policies, ops_per_sub_policy=ops_per_sub_policy,
+            ops=ops, search_probabilities=search_probabilities)
         self.policy_space = hypermodel.policy_space
         #: The tuner chose the ops (the user gave none): ``search`` leaves out the colour-only ones on grayscale.
         self._default_ops = default_ops
