@@ -369,13 +369,9 @@ class AugmentTuner(keras_tuner.Tuner):
         return SearchResults.from_oracle(self.oracle, self.policy_space, self.project_dir, channels=self._channels)
 
     def op_effects(self, **options: Any) -> OpEffects:
-        """Every op's estimated effect on the reward, pooled over the policy's slots: its change
-        of the reward per sub-policy applying it (with an interval), the magnitudes where it
-        helps, and how many trials used it; best first ([`keras_augtune.effects`][keras_augtune.effects];
-        ``options`` as [`estimate_op_effects()`][keras_augtune.effects.estimate_op_effects] takes them).
-
-            print(tuner.op_effects().table())
-        """
+        """Every op's effect on the reward per sub-policy applying it, with a simultaneous interval, best
+        first: ``print(tuner.op_effects().table())`` ([`keras_augtune.effects`][keras_augtune.effects];
+        ``options`` as [`estimate_op_effects()`][keras_augtune.effects.estimate_op_effects] takes them)."""
         return estimate_op_effects(self.results(), space=self.policy_space, **options)
 
     def baseline_reward(self) -> float | None:
