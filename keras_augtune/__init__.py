@@ -5,20 +5,24 @@
     best = tuner.get_best_policies(1)[0]
     ds = ds.map(best.tf_map(), num_parallel_calls=tf.data.AUTOTUNE)
 
-The package, in the order a search runs through it:
+The package, in the order a search runs through it (``docs/architecture.md`` has one sentence
+per module):
 
-* ``ops`` (the op table) -> ``policy`` (a policy's value and JSON) -> ``execution``
-  (running a policy: imgaug, tf.data; the Keras layer in ``layer``) -> ``space`` (policies as
-  hyperparameters) -> ``oracle/`` (random-forest proposals; Hyperband) -> ``evaluation/`` (the
-  reward; density matching)
+* ``ops`` (the op table) -> ``policy`` (a policy's value and JSON) -> ``engines`` (applying a
+  policy: ``execution`` is imgaug, ``keras_engine`` with ``keras_twins`` the Keras-native engine;
+  the layer in ``layer``) -> ``recipes`` (TrivialAugment, RandAugment) -> ``space`` (policies as
+  hyperparameters) -> ``oracle/`` (random-forest proposals; Hyperband; which oracle) ->
+  ``evaluation/`` (the reward; the verdict's statistics; density matching)
   -> ``hypermodel`` (child model + policy layer; ``models``, ``schedule``, ``warm_start``)
-  -> ``tuner`` (the trial lifecycle; ``distributed``) -> ``results`` (baseline, ranking,
-  gains, the policies file) -> ``effects`` (which ops help) -> ``report``, ``plot``, ``cli``,
-  ``deepaugment``;
-* shared underneath: ``data`` and ``images`` (input checks and loaders), ``files`` (atomic
-  writes, lock, notebook), ``trials`` (status names, order, budgets), ``seeds``, ``checks``,
-  ``heap`` (cheap garbage collection during a search), ``lazy``
-  (modules imported on first use), ``registration`` (the layer known to Keras's loader,
+  -> ``records`` (every execution kept) -> ``runner`` (one training of one configuration)
+  -> ``intensifier/`` (the race, the confirmation) -> ``preparation`` -> ``tuner`` (the Keras
+  Tuner lifecycle; ``display``, ``distributed``) -> ``results`` (the data model;
+  ``recommendation``: the verdict; ``policies_file``; ``frames``) -> ``effects`` (which ops
+  help) -> ``report``, ``plot``, ``cli``, ``deepaugment``;
+* shared underneath: ``data``, ``loaders`` and ``images`` (input checks and loaders), ``files``
+  and ``repair`` (atomic writes, lock, notebook; damaged run files), ``trials`` (status names,
+  order, budgets), ``seeds``, ``checks``, ``heap`` (cheap garbage collection during a search),
+  ``lazy`` (modules imported on first use), ``registration`` (the layer known to Keras's loader,
   without importing Keras early), and ``compat`` (the private Keras Tuner internals used, with why).
 
 The public names below are imported on first use, so ``import keras_augtune`` (and the
@@ -42,6 +46,7 @@ _EXPORTS = {
     "PolicyAugmentation": "keras_augtune.layer",
     "PolicyOp": "keras_augtune.policy",
     "PolicySpace": "keras_augtune.space",
+    "Race": "keras_augtune.intensifier",
     "RandomForestHyperbandOracle": "keras_augtune.oracle",
     "RandomForestOracle": "keras_augtune.oracle",
     "declare_policy_space": "keras_augtune.space",
@@ -74,6 +79,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs
     from keras_augtune.layer import PolicyAugmentation
     from keras_augtune.evaluation.reward import overfit_filtered_reward, reward_objective
     from keras_augtune.ops import OP_NAMES, resolve_op
+    from keras_augtune.intensifier import Race
     from keras_augtune.oracle import RandomForestHyperbandOracle, RandomForestOracle
     from keras_augtune.policy import Policy, PolicyOp
     from keras_augtune.space import PolicySpace, declare_policy_space

@@ -14,8 +14,9 @@ tiny settings. Two things are added, nothing else (imports are the page's own bu
   ``epochs=…``, ``child_epochs`` and ``max_epochs`` 1, ``train_set_size=…`` 120, ``optimize(…)`` 1,
   ``executions_per_trial`` 1, a density evaluator's ``folds`` 2 and ``draws`` 1, a page's own
   ``x[:N]`` / ``y[:N]`` slices 200 images; and ``AugmentTuner``'s default ``child_epochs`` is 1 and its
-  confirmation (defaults and explicit values) shrinks to ``confirm_top_k=1``, ``confirm_executions=2`` (one extra paired
-  training each for the winner and the baseline).
+  race (defaults and explicit values) shrinks to ``confirm_top_k=1``, ``confirm_executions=2`` with
+  TrivialAugment as the only default recipe (two fresh paired trainings each for the winner, the recipe
+  and the baseline).
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def test_page_code_runs(page, tmp_path, monkeypatch, eager):
     monkeypatch.setitem(defaults, "confirm_top_k", 1)
     monkeypatch.setitem(defaults, "confirm_executions", 2)
     monkeypatch.setitem(defaults, "child_epochs", 1)
+    monkeypatch.setattr("keras_augtune.recipes.DEFAULT_RECIPES", ("TrivialAugment",))
     namespace = {"__name__": "__doc_snippet__", **_stand_ins(tmp_path)}
     for number, code in enumerate(_blocks(page), start=1):
         try:
