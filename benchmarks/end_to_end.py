@@ -142,7 +142,8 @@ def parse_args(argv=None):
 
 # ----------------------------------------------------------------------------- data
 def load(data: str):
-    from keras_augtune.data import load_digits, load_image_folder, stratified_split
+    from keras_augtune.data import stratified_split
+    from keras_augtune.loaders import load_digits, load_image_folder
 
     if data == "digits":
         x, y = load_digits(32)

@@ -76,7 +76,8 @@ def parse_args(argv=None):
 
 def load(args):
     """(name, x_train, y_train, x_val, y_val): fixed splits, the same for every run."""
-    from keras_augtune.data import load_digits, load_image_folder, stratified_split, stratified_subsample
+    from keras_augtune.data import stratified_split, stratified_subsample
+    from keras_augtune.loaders import load_digits, load_image_folder
 
     if args.data == "digits":
         x, y = load_digits(32)

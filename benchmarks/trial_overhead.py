@@ -49,7 +49,7 @@ def main(argv=None):
 
     from keras_augtune import AugmentTuner, heap
     from keras_augtune import tuner as tuner_module
-    from keras_augtune.data import load_data
+    from keras_augtune.loaders import load_data
 
     x, y, _ = load_data(args.data, image_size=args.image_size if args.data == "digits" else None)
     seconds: dict[str, float] = collections.defaultdict(float)

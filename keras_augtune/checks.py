@@ -6,7 +6,7 @@ import difflib
 from numbers import Integral
 from typing import Any
 
-__all__ = ["check_int", "check_seed", "check_choice", "integer_kind", "as_number"]
+__all__ = ["check_int", "check_count", "check_seed", "check_choice", "integer_kind", "as_number", "json_kind"]
 
 
 def integer_kind(minimum: int) -> str:
@@ -22,12 +22,23 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_seed(seed: Any, name: str = "seed") -> int | None:
-    """``seed`` as an ``int``, or None; anything else is a ``TypeError``."""
+def check_count(name: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an ``int`` in ``[low, high]``: ``TypeError`` when it is not an integer,
+    ``ValueError`` when it is out of range."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}.")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}.")
+    return int(value)
+
+
+def check_seed(seed: Any, name: str = "seed", minimum: int | None = None) -> int | None:
+    """``seed`` as an ``int`` (>= ``minimum`` when given), or None; anything else is a ``TypeError``."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, Integral):
-        raise TypeError(f"{name} must be an integer or None, got {seed!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or (minimum is not None and seed < minimum):
+        kind = "an integer" if minimum is None else ("a non-negative integer" if minimum == 0 else integer_kind(minimum))
+        raise TypeError(f"{name} must be {kind} or None, got {seed!r}.")
     return int(seed)
 
 
@@ -50,3 +61,9 @@ def as_number(value: Any, message: str) -> float:
         return float(value)
     except (TypeError, ValueError):
         raise TypeError(message) from None
+
+
+def json_kind(value: Any) -> str:
+    """How an error message names the JSON type of ``value``: "an object", "a list", ..."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")

@@ -1,5 +1,5 @@
 """Files a search writes: one atomic write, one cross-process lock, the per-epoch notebook CSV,
-and reading a model's weights file back.
+reading a model's weights file back, and telling a full or read-only disk from other errors.
 
 Every file the package writes (exported policies, ``run.json``, the notebook, the
 HTML report, a policy's JSON) goes through `atomic_write()`: the text lands in a
@@ -10,12 +10,19 @@ so a reader (or a crash) never sees half a file.
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+_DISK_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+}
 
 
 def atomic_write(path: str | os.PathLike, text: str) -> str:
@@ -134,3 +141,33 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         model.load_weights(os.fspath(path))
+
+
+# ----------------------------------------------------------------------------- full or read-only disks
+def disk_error(exc: BaseException) -> str | None:
+    """A short reason when ``exc`` (or an exception it chains) comes from a full or read-only
+    disk: an ``OSError`` with ``ENOSPC``/``EDQUOT``/``EROFS``, or TensorFlow's and HDF5's own
+    errors that carry the system's message. ``None`` otherwise."""
+    seen, stack = set(), [exc]
+    while stack:
+        error = stack.pop()
+        if error is None or id(error) in seen:
+            continue
+        seen.add(id(error))
+        for code, reason in _DISK_ERRORS.items():
+            if (isinstance(error, OSError) and error.errno == code) or os.strerror(code) in str(error):
+                path = _path_in(error)
+                return reason + (f" (writing {path})" if path else "")
+        stack.extend((error.__cause__, error.__context__))
+    return None
+
+
+def _path_in(error: BaseException) -> str | None:
+    if isinstance(error, OSError) and error.filename:
+        return str(error.filename)
+    text = str(error)
+    for marker in ("filename = '", "file '"):  # HDF5: "filename = '/x/checkpoint.weights.h5'"
+        if marker in text:
+            return text.split(marker, 1)[1].split("'", 1)[0]
+    head = text.split(";", 1)[0].strip()  # TensorFlow: "/x/trial.json; No space left on device"
+    return head if head.startswith(os.sep) and " " not in head else None

@@ -27,7 +27,7 @@ def digits_small():
 @pytest.fixture(scope="session")
 def digits():
     """The first 200 of scikit-learn's digits at 12x12, uint8 (N, 12, 12, 1), and their labels."""
-    from keras_augtune.data import load_digits
+    from keras_augtune.loaders import load_digits
 
     x, y = load_digits(12)
     return x[:200], y[:200]
