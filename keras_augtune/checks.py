@@ -6,7 +6,17 @@ import difflib
 from numbers import Integral
 from typing import Any
 
-__all__ = ["check_int", "check_count", "check_seed", "check_choice", "integer_kind", "as_number", "json_kind"]
+__all__ = ["check_int", "check_count", "check_seed", "check_choice", "integer_kind", "as_number", "json_kind",
+           "MAX_SEED", "MAX_EPOCHS", "MAX_IMAGE_SIZE"]
+
+#: Seeds go to scikit-learn's ``random_state`` (and NumPy's generators), which take 0 to 2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: The most epochs a child model may train for: far above any search (a trial of 10,000 epochs
+#: of the smallest child on digits would take days); a larger number is a typo.
+MAX_EPOCHS = 10_000
+#: The largest image side the loaders resize to: beyond this one image is 48 MB as RGB uint8 and
+#: a child model would not fit in memory; a larger number is a typo.
+MAX_IMAGE_SIZE = 4096
 
 
 def integer_kind(minimum: int) -> str:
@@ -14,11 +24,13 @@ def integer_kind(minimum: int) -> str:
     return "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
 
 
-def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an ``int`` when it is an integer (not a bool) >= ``minimum``; otherwise
-    ``ValueError("<name> must be a positive integer, got <value>.")``."""
+def check_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as an ``int`` when it is an integer (not a bool) >= ``minimum`` (and <= ``maximum``
+    when given); otherwise ``ValueError("<name> must be a positive integer, got <value>.")``."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be {integer_kind(minimum)}, got {value!r}.")
+        raise ValueError(f"{name} must be {integer_kind(minimum)}, got {value!r:.40}.")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, got {value:,}.")
     return int(value)
 
 
@@ -32,13 +44,13 @@ def check_count(name: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
-def check_seed(seed: Any, name: str = "seed", minimum: int | None = None) -> int | None:
-    """``seed`` as an ``int`` (>= ``minimum`` when given), or None; anything else is a ``TypeError``."""
+def check_seed(seed: Any, name: str = "seed", minimum: int = 0) -> int | None:
+    """``seed`` as an ``int`` from ``minimum`` (default 0) to `MAX_SEED`, or None; anything else
+    is a ``TypeError`` naming the range."""
     if seed is None:
         return None
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or (minimum is not None and seed < minimum):
-        kind = "an integer" if minimum is None else ("a non-negative integer" if minimum == 0 else integer_kind(minimum))
-        raise TypeError(f"{name} must be {kind} or None, got {seed!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not minimum <= seed <= MAX_SEED:
+        raise TypeError(f"{name} must be an integer from {minimum} to {MAX_SEED} (2**32 - 1) or None, got {seed!r:.40}.")
     return int(seed)
 
 

@@ -59,20 +59,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        from keras_augtune.files import disk_error
-
-        reason = disk_error(exc)
-        if reason is None or getattr(args, "debug", False):
-            raise
-        kept = f" Every finished trial is kept: free some space, then continue with: {resume}" if resume else ""
-        print(f"{PROG} {args.command}: error: {reason}.{kept}", file=sys.stderr, flush=True)
-        if argv is None:
-            # The program itself (not a caller of main): after a failed write HDF5 crashes the
-            # interpreter's shutdown (exit 139); nothing is left to clean up, so leave at once.
-            sys.stdout.flush()
-            os._exit(1)
+    except RuntimeError as exc:
+        if getattr(args, "debug", False) or "consecutive failures" not in str(exc):
+            return _disk_error_exit(args, argv, exc, resume)
+        # Keras Tuner's stop after max_consecutive_failed_trials: the trials' own messages say why
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        last = f" The last failure: {lines[-1][:300]}." if len(lines) > 1 else ""  # its traceback's last line
+        print(f"{PROG} {args.command}: error: the search stopped: {lines[0]}{last} Every finished trial is kept "
+              f"(their messages are in trial_*/trial.json); fix the cause, then continue with: {resume}",
+              file=sys.stderr, flush=True)
         return 1
+    except Exception as exc:
+        return _disk_error_exit(args, argv, exc, resume)
+
+
+def _disk_error_exit(args: argparse.Namespace, argv: Sequence[str] | None, exc: BaseException, resume: str) -> int:
+    """One line for a full or read-only disk (re-raises anything else)."""
+    from keras_augtune.files import disk_error
+
+    reason = disk_error(exc)
+    if reason is None or getattr(args, "debug", False):
+        raise exc
+    kept = f" Every finished trial is kept: free some space, then continue with: {resume}" if resume else ""
+    print(f"{PROG} {args.command}: error: {reason}.{kept}", file=sys.stderr, flush=True)
+    if argv is None:
+        # The program itself (not a caller of main): after a failed write HDF5 crashes the
+        # interpreter's shutdown (exit 139); nothing is left to clean up, so leave at once.
+        sys.stdout.flush()
+        os._exit(1)
+    return 1
 
 
 #: TensorFlow's start-up lines, written to the process's stderr before its logging is set up
@@ -122,19 +137,32 @@ def _plural(count: int, word: str) -> str:
 
 
 # ----------------------------------------------------------------------------- data
+#: Warnings of the package's own that are notes to the user, not Python warnings: a damaged execution
+#: record is warned about by keras_augtune.executions as a plain UserWarning with this text.
+_NOTE_TEXTS = ("skipped the damaged execution record",)
+
+
 @contextlib.contextmanager
-def _notes(category: type[Warning]):
-    """Print the ``category`` warnings raised inside as ``keras-augtune: note: ...`` lines."""
+def _notes(*categories: type[Warning]):
+    """Print the warnings of ``categories`` raised inside (and the package's own plain ones,
+    `_NOTE_TEXTS`) as ``keras-augtune: note: ...`` lines, as they come."""
     import warnings
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", category)
+    with warnings.catch_warnings():
+        for category in categories:
+            warnings.simplefilter("always", category)
+        for text in _NOTE_TEXTS:
+            warnings.filterwarnings("always", message=text)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, categories) or str(message).startswith(_NOTE_TEXTS):
+                print(f"{PROG}: note: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         yield
-    for warning in caught:
-        if issubclass(warning.category, category):
-            print(f"{PROG}: note: {warning.message}", file=sys.stderr, flush=True)
-        else:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _check_data_spec(spec: str) -> None:
@@ -162,24 +190,13 @@ def _data_spec(spec: str) -> str:
 
 
 def _settings(args: argparse.Namespace, out: str) -> dict[str, Any]:
-    from keras_augtune.runs import read_run_file
+    from keras_augtune.runs import resume_settings
 
     explicit = {k: getattr(args, k) for k in SEARCH_DEFAULTS if getattr(args, k) is not None}
     if "data" in explicit:
         explicit["data"] = _data_spec(explicit["data"])
     if args.resume:
-        run = read_run_file(out)
-        if run is None or not os.path.isfile(os.path.join(out, run.get("project_name", PROJECT_NAME), "oracle.json")):
-            raise UserError(f"--resume: no search to continue in {out} (no run.json and {PROJECT_NAME}/oracle.json). "
-                            "Start one without --resume, or point --out at an earlier search folder.")
-        settings = {**SEARCH_DEFAULTS, **run.get("settings", {})}
-        changed = [k for k in FIXED_ON_RESUME if k in explicit and explicit[k] != settings.get(k)]
-        if changed:
-            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
-            raise UserError(f"--resume keeps the run's settings; {flags} differ from the run in {out}. "
-                            "Drop them, or start a fresh search with another --out.")
-        settings.update({k: explicit[k] for k in CHANGEABLE_ON_RESUME if k in explicit})
-        return settings
+        return resume_settings(out, explicit, SEARCH_DEFAULTS, FIXED_ON_RESUME, CHANGEABLE_ON_RESUME)
     return {**SEARCH_DEFAULTS, **explicit}
 
 
@@ -191,6 +208,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserError("--resume continues the search in --out and --overwrite replaces it: give one of them.")
     settings = _settings(args, out)
     _check_search_inputs(settings, args.data)
+    runs.check_out_outside_data(out, settings["data"])
     lock = runs.claim_output_folder(out, resume=args.resume, overwrite=args.overwrite)
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _quiet_disk_errors(previous_hook)
@@ -237,26 +255,22 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     import numpy as np
 
     _import_tensorflow(args.verbose)
-    from keras_augtune.data import (VALIDATION_SPLIT, check_dataset, data_fingerprint, fingerprint_changes,
-                                    one_per_class, split_sizes)
-    from keras_augtune.files import atomic_write_json
-    from keras_augtune.repair import repair_damaged_trials
+    from keras_augtune import compat
+    from keras_augtune.data import VALIDATION_SPLIT, check_dataset, data_fingerprint, one_per_class, split_sizes
+    from keras_augtune.files import NotebookWarning
+    from keras_augtune.repair import DamagedFileWarning, repair_damaged_trials
     from keras_augtune.report import SAMPLE_FILE, write_report
     from keras_augtune.trials import COMPLETED, FINISHED
     from keras_augtune.tuner import AugmentTuner
 
     data = check_dataset(x, y)
     fingerprint = data_fingerprint(data.x, data.y, names or data.class_names)
+    run: dict[str, Any] = {}
     if args.resume:
         run = runs.read_run_file(out) or {}
-        if "data_fingerprint" not in run:
-            print(f"{PROG}: note: {out}/run.json predates data fingerprints: the data cannot be checked against "
-                  "the one the run started with.", file=sys.stderr)
-        else:
-            changes = fingerprint_changes(run["data_fingerprint"], fingerprint)
-            if changes:
-                raise UserError(f"--resume: the data in {settings['data']} is not the data this search ran on: now "
-                                + "; ".join(changes) + ". Restore that data, or start a new search with another --out.")
+        note = runs.check_resume_data(out, run, fingerprint, settings["data"])
+        if note:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
         for line in repair_damaged_trials(os.path.join(out, run.get("project_name", PROJECT_NAME))):
             print(f"{PROG}: note: {line}", file=sys.stderr)
     n_train, _ = split_sizes(len(data.y), VALIDATION_SPLIT)
@@ -266,11 +280,15 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
             raise UserError(f"--train-set-size {train_set_size} is larger than the {n_train} training images "
                             f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
         train_set_size = None  # all of them
+    elif train_set_size < data.num_classes:
+        raise UserError(f"--train-set-size {train_set_size} is smaller than the {data.num_classes} classes: the "
+                        f"training subsample needs at least one image of each class; use at least {data.num_classes}.")
     notebook = os.path.join(out, NOTEBOOK_FILE)
     if not args.resume:
         for stale in (notebook, os.path.join(out, POLICIES_FILE), os.path.join(out, REPORT_FILE)):
             if os.path.exists(stale):
                 os.remove(stale)
+    compat.atomic_state_writes()  # oracle.json, tuner0.json, trial.json: never half-written
     tuner = AugmentTuner(
         settings["model"], max_trials=settings["trials"], method=settings["method"],
         num_initial_points=settings["initial_points"], num_sub_policies=settings["sub_policies"],
@@ -281,11 +299,8 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
         notebook_path=notebook, verbose=0 if args.quiet else 1,
     )
     done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
-    atomic_write_json(os.path.join(out, runs.RUN_FILE), {
-        "format": runs.RUN_FORMAT, "version": 1, "project_name": PROJECT_NAME, "settings": settings,
-        "command": " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None,
-        "data_fingerprint": fingerprint,
-    })
+    command = " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None
+    runs.write_run_file(out, PROJECT_NAME, settings, fingerprint, command, run if args.resume else None)
     np.savez_compressed(os.path.join(out, SAMPLE_FILE), x=data.x[one_per_class(data.y, 8)],
                         value_range=np.asarray(data.value_range, dtype=np.float64))
     remaining = max(settings["trials"] - done_before, 0)
@@ -306,7 +321,8 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
         tuner.display.write = log
         tuner.display.notes = bar.write  # the confirmation's lines: no trial of the bar
     try:
-        tuner.search(data.x, data.y, value_range=data.value_range)
+        with _notes(NotebookWarning, DamagedFileWarning):
+            tuner.search(data.x, data.y, value_range=data.value_range)
     finally:
         if bar is not None:
             bar.close()
@@ -328,7 +344,8 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     say(f"Best policies: {policies_path}")
     if not args.no_report:
         # from the folder, as 'keras-augtune report DIR' writes it (with the run's settings)
-        report_path = write_report(out, os.path.join(out, REPORT_FILE), num_policies=args.top)
+        with _notes(DamagedFileWarning):
+            report_path = write_report(out, os.path.join(out, REPORT_FILE), num_policies=args.top)
         say(f"Report:        {report_path}")
     say(f"Notebook:      {notebook}")
     say(f"Try it:        {PROG} show {policies_path} --data {settings['data']}")
@@ -370,15 +387,22 @@ def cmd_show(args: argparse.Namespace) -> int:
         stem = os.path.splitext(args.policy)[0]
         out = f"{stem}_grid.png" if args.rank == 1 else f"{stem}_rank{args.rank}_grid.png"
     meta = policy.metadata
-    if "name" not in meta and meta.get("reward") is not None:
+    if "name" not in meta and _number(meta.get("reward")):
         gain, interval = meta.get("gain"), meta.get("gain_interval")
-        shown = "" if interval is None else f", 95% interval {interval[0]:+.4f} to {interval[1]:+.4f}"
+        shown = ""  # the numbers of a hand-edited file are shown only when they are numbers
+        if isinstance(interval, (list, tuple)) and len(interval) == 2 and all(map(_number, interval)):
+            shown = f", 95% interval {interval[0]:+.4f} to {interval[1]:+.4f}"
         meta["name"] = f"rank {args.rank}, trial {meta.get('trial_id')}: reward {meta['reward']:.4f}" + (
-            "" if gain is None else f" ({gain:+.4f} vs no augmentation{shown})")
+            f" ({gain:+.4f} vs no augmentation{shown})" if _number(gain) else "")
     plot_policy_examples(policy, data.x[picked], num_augmentations=args.augmentations, seed=args.seed,
                          value_range=data.value_range, path=out)
     print(f"Wrote {out}: {len(picked)} images x {args.augmentations} augmentations")
     return 0
+
+
+def _number(value: Any) -> bool:
+    """Whether a policy file's metadata value is a number (not a bool or text) that can be shown."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ----------------------------------------------------------------------------- report

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from keras_augtune.checks import integer_kind
+from keras_augtune.checks import MAX_EPOCHS, MAX_IMAGE_SIZE, MAX_SEED, integer_kind
 
 PROG = "keras-augtune"
 DEFAULT_OUT = "augtune_runs"
@@ -37,8 +37,8 @@ FIXED_ON_RESUME = [k for k in SEARCH_DEFAULTS if k not in CHANGEABLE_ON_RESUME]
 
 
 # ----------------------------------------------------------------------------- parsing
-def _int_at_least(minimum: int):
-    """An argparse type: an integer >= ``minimum``, with a one-line error otherwise."""
+def _int_at_least(minimum: int, maximum: int | None = None):
+    """An argparse type: an integer >= ``minimum`` (and <= ``maximum``), with a one-line error otherwise."""
     kind = integer_kind(minimum)
 
     def parse(text: str) -> int:
@@ -48,6 +48,8 @@ def _int_at_least(minimum: int):
             raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be {kind}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum:,}, got {value:,}")
         return value
 
     return parse
@@ -55,6 +57,8 @@ def _int_at_least(minimum: int):
 
 _positive_int = _int_at_least(1)
 _non_negative_int = _int_at_least(0)
+_seed = _int_at_least(0, MAX_SEED)
+_image_size = _int_at_least(1, MAX_IMAGE_SIZE)
 
 
 def _op_list(text: str) -> list[str]:
@@ -102,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     search.add_argument("--data", default=None, metavar="DATA", help=f"{DATA_HELP} (default: digits)")
-    search.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
+    search.add_argument("--image-size", type=_image_size, default=None, metavar="PX",
                         help="resize images to PX x PX (default: 32 for digits, the most common size for "
                              "a folder, unchanged for .npz)")
     search.add_argument("--trials", type=_positive_int, default=None,
@@ -114,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"bayesian: random forest + expected improvement; random: random search; "
                              f"hyperband: multi-fidelity (brackets over epochs, --epochs the full budget, "
                              f"the forest proposing) (default: {d['method']})")
-    search.add_argument("--epochs", type=_positive_int, default=None,
+    search.add_argument("--epochs", type=_int_at_least(1, MAX_EPOCHS), default=None,
                         help=f"training epochs of each child model (default: {d['epochs']})")
     search.add_argument("--train-set-size", type=_positive_int, default=None, metavar="N",
                         help=f"training images per trial, a stratified subsample (default: {d['train_set_size']}, "
@@ -129,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"ops per sub-policy (default: {d['ops_per_sub_policy']})")
     search.add_argument("--ops", type=_op_list, default=None, metavar="OP,OP,...",
                         help="the ops to search over, comma-separated (default: all; see the docs' op table)")
-    search.add_argument("--seed", type=_non_negative_int, default=None, help=f"random seed (default: {d['seed']})")
+    search.add_argument("--seed", type=_seed, default=None, help=f"random seed (default: {d['seed']})")
     search.add_argument("--confirm-top-k", type=_non_negative_int, default=None, metavar="K",
                         help="after the trials, re-measure the K best policies and the baseline on paired "
                              f"executions before naming a winner; 0: off (default: {d['confirm_top_k']})")
@@ -157,11 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("policy", metavar="POLICY.json", help="policy file")
     show.add_argument("--data", default="digits", help=DATA_HELP)
-    show.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize images (as in search)")
+    show.add_argument("--image-size", type=_image_size, default=None, metavar="PX", help="resize images (as in search)")
     show.add_argument("--rank", type=_positive_int, default=1, help="which policy of a best_policies.json (1 = best)")
     show.add_argument("--images", type=_positive_int, default=6, help="number of images (rows), at most 32")
     show.add_argument("--augmentations", type=_positive_int, default=5, help="augmented copies per image, at most 20")
-    show.add_argument("--seed", type=_non_negative_int, default=0, help="random seed of the images and augmentations")
+    show.add_argument("--seed", type=_seed, default=0, help="random seed of the images and augmentations")
     show.add_argument("--out", default=None, metavar="PNG", help="output image (default: POLICY_grid.png beside POLICY)")
     show.add_argument("--debug", action="store_true", help="show tracebacks")
     show.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
@@ -180,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--top", type=_positive_int, default=5, help="policies in the table")
     report.add_argument("--data", default=None,
                         help="images for the augmentation grids when DIR has no sample_images.npz: " + DATA_HELP)
-    report.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize those images")
+    report.add_argument("--image-size", type=_image_size, default=None, metavar="PX", help="resize those images")
     report.add_argument("--debug", action="store_true", help="show tracebacks")
     report.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
     for command in (search, show, report):  # so that a command's mistakes show the command's usage

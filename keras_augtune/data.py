@@ -327,6 +327,10 @@ def stratified_subsample(y: np.ndarray, size: int, seed: int | None) -> np.ndarr
         raise ValueError(f"train_set_size={size} is larger than the {len(y)} images available.")
     if size == len(y):
         return np.arange(len(y))
+    classes = len(np.unique(y))
+    if size < classes:
+        raise ValueError(f"train_set_size={size} is smaller than the {classes} classes: a stratified subsample "
+                         f"needs at least one image of each class; use at least {classes} (or all {len(y)}).")
     _, chosen = stratified_split(y, int(size), seed, what="train_set_size subsample")
     return chosen
 

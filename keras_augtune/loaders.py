@@ -5,15 +5,36 @@ from __future__ import annotations
 
 import collections
 import os
+import stat
 import warnings
 import zipfile
 
 import numpy as np
 
+from keras_augtune.checks import MAX_IMAGE_SIZE, check_int
 from keras_augtune.data import check_dataset
 from keras_augtune.images import DataWarning
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+#: The most pixel bytes a loader allocates (images x height x width x channels): beyond this the
+#: images would not fit in the memory of the machines a search runs on.
+MAX_PIXEL_BYTES = 8 * 2**30
+#: Files that mark a folder as a keras_augtune search's output (never a class of images).
+_RUN_MARKS = (".keras_augtune.lock", "run.json")
+#: EXIF orientations that turn the stored image by 90 degrees (width and height swap).
+_TRANSPOSED = (5, 6, 7, 8)
+
+
+def check_image_size(image_size, count: int = 1, channels: int = 3) -> int:
+    """``image_size`` when it is an integer from 1 to `MAX_IMAGE_SIZE` and ``count`` images of that
+    size fit in `MAX_PIXEL_BYTES`; otherwise a one-line ``ValueError``."""
+    size = check_int("image_size", image_size, maximum=MAX_IMAGE_SIZE)
+    need = count * size * size * channels
+    if need > MAX_PIXEL_BYTES:
+        raise ValueError(f"image_size {size}: {count:,} images of {size}x{size}x{channels} would take "
+                         f"{need / 2**30:.0f} GiB, more than the {MAX_PIXEL_BYTES / 2**30:.0f} GiB a loader "
+                         "allocates; choose a smaller size.")
+    return size
 
 
 def load_digits(image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -21,6 +42,7 @@ def load_digits(image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
     import imgaug
     from sklearn.datasets import load_digits as sk_load_digits
 
+    check_image_size(image_size, 1797, 1)
     digits = sk_load_digits()
     x = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
     if image_size != 8:
@@ -69,16 +91,32 @@ def load_image_folder(path: str, image_size: int | None = None, grayscale: bool 
     """
     if not os.path.isdir(path):
         raise FileNotFoundError(f"No such image folder: {path}")
-    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+    classes = []
+    for d in sorted(os.listdir(path)):
+        folder = os.path.join(path, d)
+        if d.startswith(".") or not os.path.isdir(folder):
+            continue
+        if any(os.path.exists(os.path.join(folder, mark)) for mark in _RUN_MARKS):
+            warnings.warn(DataWarning(f"skipped {folder}: it is a keras_augtune search's output folder, not a "
+                                      "class of images (keep --out outside --data)."), stacklevel=2)
+            continue
+        classes.append(d)
     if len(classes) < 2:
         raise ValueError(f"{path} must hold one sub-folder per class (at least two); found {len(classes)}.")
     files: list[tuple[str, int]] = []
     for label, name in enumerate(classes):
         folder = os.path.join(path, name)
-        found = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
+        found = []
+        for f in sorted(os.listdir(folder)):
+            if not f.lower().endswith(IMAGE_SUFFIXES) or f.startswith("."):
+                continue
+            if _regular_file(os.path.join(folder, f)):
+                found.append(f)
         if not found:
             raise ValueError(f"Class folder {folder} has no image files ({', '.join(IMAGE_SUFFIXES)}).")
         files.extend((os.path.join(folder, f), label) for f in found)
+    if image_size is not None:
+        check_image_size(image_size, len(files))
     sizes = [_image_size(file) for file, _ in files]  # headers only: nothing decoded yet
     if image_size is not None:
         size = (int(image_size), int(image_size))
@@ -90,6 +128,9 @@ def load_image_folder(path: str, image_size: int | None = None, grayscale: bool 
                 f"{len(sizes) - count} of {len(sizes)} images are not {size[0]}x{size[1]}, the most common size "
                 f"(e.g. {files[odd][0]} is {sizes[odd][0]}x{sizes[odd][1]}): resized to {size[0]}x{size[1]}. "
                 "Choose the size with --image-size (image_size=)."), stacklevel=2)
+        if len(files) * size[0] * size[1] * 3 > MAX_PIXEL_BYTES:
+            raise ValueError(f"{len(files):,} images of {size[0]}x{size[1]} would take more than the "
+                             f"{MAX_PIXEL_BYTES / 2**30:.0f} GiB a loader allocates; choose a smaller --image-size.")
     images, modes = [], set()
     for file, _ in files:
         pixels, mode = _decode_image(file, size)
@@ -104,6 +145,20 @@ def load_image_folder(path: str, image_size: int | None = None, grayscale: bool 
     return x, y, classes
 
 
+def _regular_file(file: str) -> bool:
+    """Whether ``file`` is a regular file (after links); anything else (a FIFO, a device, a socket,
+    a folder) is skipped with a `DataWarning`, since opening it may block forever."""
+    try:
+        mode = os.stat(file).st_mode
+    except OSError as exc:
+        raise ValueError(f"Cannot read image {file}: {exc.strerror or exc}") from None
+    if stat.S_ISREG(mode):
+        return True
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+    warnings.warn(DataWarning(f"skipped {file}: it is {kind}, not an image file."), stacklevel=3)
+    return False
+
+
 def _image_size(file: str) -> tuple[int, int]:
     """(width, height) from the file's header; refuses images too large to decode safely."""
     from PIL import Image, UnidentifiedImageError
@@ -114,6 +169,8 @@ def _image_size(file: str) -> tuple[int, int]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with our message
             with Image.open(file) as im:
                 width, height = im.size
+                if _orientation(im) in _TRANSPOSED:  # shown turned by 90 degrees: width and height swap
+                    width, height = height, width
     except Image.DecompressionBombError:
         width = height = None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -128,13 +185,25 @@ def _image_size(file: str) -> tuple[int, int]:
 _16_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
+def _orientation(im) -> int | None:
+    """The EXIF orientation tag (1-8) of an open image, or None."""
+    try:
+        value = im.getexif().get(0x0112)  # Orientation
+    except Exception:  # a damaged EXIF block: show the pixels as stored
+        return None
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else None
+
+
 def _decode_image(file: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """The image's pixels as uint8 (H, W) grayscale or (H, W, 3) RGB at ``size``, and "L" or "RGB"."""
-    from PIL import Image, UnidentifiedImageError
+    """The image's pixels as uint8 (H, W) grayscale or (H, W, 3) RGB at ``size`` (turned as its
+    EXIF orientation says), and "L" or "RGB"."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(file) as im:
             im.load()
+            if _orientation(im) not in (None, 1):  # phone photos: stored sideways, turned when shown
+                im = ImageOps.exif_transpose(im)
             if im.mode in _16_BIT_MODES or (im.mode == "I" and im.format == "PNG"):  # 16-bit grayscale
                 im = _to_8_bit(file, np.asarray(im, dtype=np.float64), 65535.0, "16-bit")
             elif im.mode == "F":  # 32-bit float: values in [0, 1]
@@ -170,6 +239,8 @@ def load_data(spec: str, image_size: int | None = None) -> tuple[np.ndarray, np.
     if spec.endswith(".npz"):
         x, y = load_npz(spec)
         data = check_dataset(x, y)
+        if image_size is not None:
+            check_image_size(image_size, len(data.x), data.x.shape[-1])
         if image_size is not None and data.x.shape[1:3] != (image_size, image_size):
             x = resize_images(data.x, image_size)
         return x, y, data.class_names

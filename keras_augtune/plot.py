@@ -128,7 +128,7 @@ def plot_op_grid(
     batch = image_utils.check_images(_single_image(image)[None], value_range=value_range, what="image")
     names = resolve_op_list(ops)
     mags = _check_magnitudes(magnitudes)
-    seed = check_seed(seed, minimum=0)
+    seed = check_seed(seed)
     path = _check_path(path)
     if ops_per_row is None:
         ops_per_row = 1 if len(names) <= 4 else 4
@@ -216,7 +216,7 @@ def plot_policy_examples(
             f"images must hold 1 to {MAX_IMAGES} images, got {n}; pass a few, e.g. images[:8]."
         )
     count = check_count("num_augmentations", num_augmentations, 1, MAX_AUGMENTATIONS)
-    seed = check_seed(seed, minimum=0)
+    seed = check_seed(seed)
     path = _check_path(path)
 
     columns = [batch.array] + [

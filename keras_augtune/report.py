@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from keras_augtune import compat
 from keras_augtune.data import one_per_class
 from keras_augtune.effects import MIN_OP_TRIALS, OpEffects, estimate_op_effects
 from keras_augtune.files import atomic_write
@@ -45,7 +44,7 @@ from keras_augtune.plot import importances_by_kind, new_figure, plot_importances
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, describe_policy, format_interval, format_value
 from keras_augtune import repair
-from keras_augtune.runs import RUN_FILE, read_run_file
+from keras_augtune.runs import RUN_FILE
 
 __all__ = [
     "SearchResults", "load_search", "plot_rewards", "op_effects", "plot_op_effects", "plot_importances", "policies_table",
@@ -70,8 +69,8 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
     run = None
     space = None
     if isinstance(tuner_or_dir, (str, os.PathLike)):
-        project_dir, run = _find_project(os.fspath(tuner_or_dir))
-        oracle = _reload_oracle(project_dir)
+        project_dir, run = repair.find_project(os.fspath(tuner_or_dir))
+        oracle = repair.reload_oracle(project_dir)
         if images is None:
             images, value_range = _sample_images(os.fspath(tuner_or_dir), project_dir, value_range)
     elif hasattr(tuner_or_dir, "oracle"):
@@ -90,7 +89,13 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
     channels = getattr(tuner_or_dir, "_channels", None)
     if channels is None and images is not None:
         channels = 1 if np.ndim(images) == 3 else int(np.shape(images)[-1])
-    results = SearchResults.from_oracle(oracle, space, project_dir, channels=channels)
+    try:
+        results = SearchResults.from_oracle(oracle, space, project_dir, channels=channels)
+    except RecursionError:  # an execution record nested too deeply for Python's JSON reader
+        damaged = repair.damaged_execution_records(project_dir)
+        raise ValueError(f"Cannot read the search in {project_dir}: {', '.join(damaged) or 'an execution record'} "
+                         "is damaged (nested too deeply); 'keras-augtune search --resume' sets it aside, or move "
+                         "it away.") from None
     if hasattr(oracle, "hyperparameter_importances"):
         try:
             results.importances = dict(oracle.hyperparameter_importances())
@@ -108,53 +113,18 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
     return results
 
 
-def _find_project(path: str) -> tuple[str, dict | None]:
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"No such search directory: {path}")
-    run = read_run_file(path)
-    if run is not None:
-        project = os.path.join(path, run.get("project_name", "tuner"))
-        if os.path.isfile(os.path.join(project, "oracle.json")):
-            return project, run
-    if os.path.isfile(os.path.join(path, "oracle.json")):
-        return path, run
-    found = sorted(d for d in os.listdir(path) if os.path.isfile(os.path.join(path, d, "oracle.json")))
-    if len(found) == 1:
-        return os.path.join(path, found[0]), run
-    if len(found) > 1:
-        raise ValueError(f"{path} holds several searches ({', '.join(found)}); pass one of them.")
-    raise FileNotFoundError(
-        f"No search found in {path}: expected the output folder of 'keras-augtune search' or a "
-        "Keras Tuner project directory (with oracle.json and trial_* folders)."
-    )
-
-
-def _reload_oracle(project_dir: str):
-    from keras_augtune.evaluation.reward import reward_objective
-    from keras_augtune.oracle import RandomForestOracle
-
-    oracle = RandomForestOracle(objective=reward_objective(), max_trials=10**6)
-    compat.set_project_dir(oracle, os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
-    damaged = repair.damaged_files(compat.project_dir(oracle))
-    for path, reason in damaged.items():  # skipped, so that every readable trial is still shown
-        warnings.warn(repair.DamagedFileWarning(f"skipped the damaged file {path} ({reason})"), stacklevel=3)
-    try:
-        if damaged:
-            repair.reload_skipping_damaged(oracle, compat.project_dir(oracle), damaged)
-        else:
-            oracle.reload()
-    except Exception as exc:
-        raise ValueError(f"Cannot read the search in {project_dir}: {type(exc).__name__}: {exc}") from None
-    return oracle
-
-
 def _sample_images(path: str, project_dir: str, value_range):
     for folder in (path, project_dir):
         file = os.path.join(folder, SAMPLE_FILE)
         if os.path.isfile(file):
-            with np.load(file, allow_pickle=False) as data:
-                vr = tuple(data["value_range"].tolist()) if "value_range" in data.files else value_range
-                return data["x"], vr
+            try:
+                with np.load(file, allow_pickle=False) as data:
+                    vr = tuple(float(v) for v in data["value_range"].tolist()) if "value_range" in data.files else value_range
+                    return data["x"], vr
+            except Exception as exc:  # any damage: the report goes on without its grids
+                warnings.warn(repair.DamagedFileWarning(
+                    f"skipped the damaged file {file} ({type(exc).__name__}: {str(exc)[:100]}): the report has no "
+                    "augmentation grids (pass --data to draw them)"), stacklevel=3)
     return None, value_range
 
 

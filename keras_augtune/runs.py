@@ -4,9 +4,12 @@ run was made.
 * `read_run_file()`: ``run.json``, validated (an object, its settings an object, its
   ``project_name`` a plain folder name inside the run folder);
 * `claim_output_folder()`: refuses a folder that holds something else (unless
-  ``overwrite``) or a finished search (suggesting ``--resume``/``--overwrite``), and takes an
-  exclusive lock on it for the life of the process: a second search on the same folder
-  fails at once, naming the process that holds it.
+  ``overwrite``) or a finished search (suggesting ``--resume``/``--overwrite``), a dangling
+  link, or the data folder itself (`check_out_outside_data()`), and takes an exclusive lock on
+  it for the life of the process: a second search on the same folder fails at once, naming
+  the process that holds it;
+* `resume_settings()`, `check_resume_data()`, `write_run_file()`: what ``--resume`` keeps (the
+  run's settings, its data, the command that started it).
 
 The library helpers a search uses wherever it runs live elsewhere: full or read-only disks in
 [`keras_augtune.files`][keras_augtune.files] (`disk_error()`), damaged Keras Tuner files in
@@ -26,7 +29,7 @@ import sys
 from typing import Any
 
 from keras_augtune.checks import json_kind
-from keras_augtune.files import disk_error
+from keras_augtune.files import atomic_write_json, disk_error
 
 #: Written by ``keras-augtune search`` next to the tuner directory: how the run was made.
 RUN_FILE = "run.json"
@@ -117,6 +120,9 @@ def _folder_state(folder: str) -> str:
 def claim_output_folder(folder: str, resume: bool, overwrite: bool) -> FolderLock:
     """Check that a search may write into ``folder``, create it, and lock it (see the module
     docstring); raises a one-line ``ValueError`` otherwise."""
+    if os.path.islink(folder) and not os.path.exists(folder):
+        raise ValueError(f"--out {folder!r} is a link to {os.readlink(folder)!r}, which does not exist; "
+                         "create that folder, remove the link, or choose another --out.")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"--out {folder!r} is a file; give a folder.")
     foreign = (f"--out {folder} is not empty and holds no keras_augtune search; nothing is written there "
@@ -141,3 +147,65 @@ def claim_output_folder(folder: str, resume: bool, overwrite: bool) -> FolderLoc
             lock.release()
             raise ValueError(foreign)
     return lock
+
+
+# ----------------------------------------------------------------------------- resuming
+def resume_settings(folder: str, explicit: dict[str, Any], defaults: dict[str, Any], fixed: list[str],
+                    changeable: tuple[str, ...]) -> dict[str, Any]:
+    """The settings a resumed search runs with: the run's own (from ``run.json``), with only the
+    ``changeable`` ones taken from ``explicit`` (the options given); a ``fixed`` one given with
+    another value is refused. A run.json without ``oracle.json`` beside it (stopped before Keras
+    Tuner saved anything) resumes too: its search starts again with its settings."""
+    run = read_run_file(folder)
+    if run is None:
+        raise ValueError(f"--resume: no search to continue in {folder} (no {os.path.join(folder, RUN_FILE)}). "
+                         "Start one without --resume, or point --out at an earlier search folder.")
+    settings = {**defaults, **run.get("settings", {})}
+    changed = [k for k in fixed if k in explicit and explicit[k] != settings.get(k)]
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise ValueError(f"--resume keeps the run's settings; {flags} differ from the run in {folder}. "
+                         "Drop them, or start a fresh search with another --out.")
+    settings.update({k: explicit[k] for k in changeable if k in explicit})
+    return settings
+
+
+def check_resume_data(folder: str, run: dict[str, Any], fingerprint: dict[str, Any], data: str) -> str | None:
+    """Refuse to resume on other data than the run's (a one-line ``ValueError`` naming what
+    differs); a note when the run predates fingerprints."""
+    from keras_augtune.data import fingerprint_changes
+
+    if not isinstance(run.get("data_fingerprint"), dict):
+        return (f"{os.path.join(folder, RUN_FILE)} predates data fingerprints: the data cannot be checked against "
+                "the one the run started with.")
+    changes = fingerprint_changes(run["data_fingerprint"], fingerprint)
+    if changes:
+        raise ValueError(f"--resume: the data in {data} is not the data this search ran on: now "
+                         + "; ".join(changes) + ". Restore that data, or start a new search with another --out.")
+    return None
+
+
+def write_run_file(folder: str, project_name: str, settings: dict[str, Any], fingerprint: dict[str, Any],
+                   command: str | None, previous: dict[str, Any] | None = None) -> str:
+    """Write ``run.json``; when resuming (``previous``: the run's file), the command that started
+    the run is kept and this one added to ``resumed``."""
+    resumed = previous.get("resumed") if previous else None
+    resumed = list(resumed) if isinstance(resumed, list) else []
+    return atomic_write_json(os.path.join(folder, RUN_FILE), {
+        "format": RUN_FORMAT, "version": 1, "project_name": project_name, "settings": settings,
+        "command": previous.get("command") if previous is not None else command,
+        "resumed": resumed + [command] if previous is not None else [],
+        "data_fingerprint": fingerprint,
+    })
+
+
+def check_out_outside_data(out: str, data: str) -> None:
+    """Refuse an --out that is the --data folder or inside it: its folders would be read as classes
+    (and --overwrite would write the search into the user's images)."""
+    if data == "digits" or not os.path.isdir(data):
+        return
+    out_real, data_real = os.path.realpath(out), os.path.realpath(data)
+    if out_real == data_real or out_real.startswith(data_real.rstrip(os.sep) + os.sep):
+        where = "is" if out_real == data_real else "is inside"
+        raise ValueError(f"--out {out} {where} --data {data}: the search's folders would be read as classes of "
+                         "images. Choose an --out outside the data folder.")
