@@ -21,8 +21,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from keras_augtune.cli_args import (CHANGEABLE_ON_RESUME, DATA_HELP, FIXED_ON_RESUME, PROG, SEARCH_DEFAULTS,
-                                    build_parser)
+from keras_augtune.cli_args import CHANGEABLE_ON_RESUME, DATA_HELP, FIXED_ON_RESUME, PROG, SEARCH_DEFAULTS, build_parser
 
 PROJECT_NAME = "tuner"
 POLICIES_FILE = "best_policies.json"
@@ -268,7 +267,8 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     run: dict[str, Any] = {}
     if args.resume:
         run = runs.read_run_file(out) or {}
-        note = runs.check_resume_data(out, run, fingerprint, settings["data"])
+        note = runs.check_resume_data(out, run, fingerprint, settings["data"]) if run else (
+            f"{out} holds no run.json: the search stopped before saving anything, and starts again.")
         if note:
             print(f"{PROG}: note: {note}", file=sys.stderr)
         for line in repair_damaged_trials(os.path.join(out, run.get("project_name", PROJECT_NAME))):
@@ -300,7 +300,7 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     )
     done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
     command = " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None
-    runs.write_run_file(out, PROJECT_NAME, settings, fingerprint, command, run if args.resume else None)
+    runs.write_run_file(out, PROJECT_NAME, settings, fingerprint, command, run if run else None)
     np.savez_compressed(os.path.join(out, SAMPLE_FILE), x=data.x[one_per_class(data.y, 8)],
                         value_range=np.asarray(data.value_range, dtype=np.float64))
     remaining = max(settings["trials"] - done_before, 0)

@@ -23,6 +23,8 @@ _DISK_ERRORS = {
     errno.ENOSPC: "no space left on the device",
     errno.EDQUOT: "the disk quota is exceeded",
     errno.EROFS: "the file system is read-only",
+    # not the trial's fault either: the search stops, and the trial runs again on --resume
+    errno.EIO: "an input/output error on the disk",
 }
 
 
@@ -192,8 +194,8 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
 
 # ----------------------------------------------------------------------------- full or read-only disks
 def disk_error(exc: BaseException) -> str | None:
-    """A short reason when ``exc`` (or an exception it chains) comes from a full or read-only
-    disk: an ``OSError`` with ``ENOSPC``/``EDQUOT``/``EROFS``, or TensorFlow's and HDF5's own
+    """A short reason when ``exc`` (or an exception it chains) comes from a full, read-only or
+    failing disk: an ``OSError`` with ``ENOSPC``/``EDQUOT``/``EROFS``/``EIO``, or TensorFlow's and HDF5's own
     errors that carry the system's message. ``None`` otherwise."""
     seen, stack = set(), [exc]
     while stack:
