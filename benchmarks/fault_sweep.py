@@ -24,6 +24,12 @@ Run from the repository root (each case is two processes of ~10-20 s on 2 cores)
     python benchmarks/fault_sweep.py                                # every write point x 3 faults
     python benchmarks/fault_sweep.py --points first --out benchmarks/results/fault_sweep.json
                                                                     # the first write of each file
+    python benchmarks/fault_sweep.py --points 1 --update benchmarks/results/fault_sweep.json
+                                                                    # re-run cases after a fix
+
+``--update`` replaces those cases in an existing results file (its reference must be the same:
+the seeded search gives the same results every time), recomputes the totals and records the
+command beside the first one.
 """
 
 from __future__ import annotations
@@ -163,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated subset of " + ", ".join(FAULTS))
     parser.add_argument("--out", default="benchmarks/results/fault_sweep.json")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per process")
+    parser.add_argument("--update", default=None, metavar="JSON",
+                        help="replace these cases in an existing results file (written back there)")
     opts = parser.parse_args(args)
     faults = [f for f in opts.faults.split(",") if f]
     started = time.time()
@@ -214,6 +222,19 @@ def main(argv: list[str] | None = None) -> int:
                 cases.append(case)
                 print(json.dumps(case), flush=True)
                 shutil.rmtree(out, ignore_errors=True)
+        report_reference = json.dumps(reference, sort_keys=True)
+        earlier = None
+        if opts.update:
+            with open(opts.update) as f:
+                earlier = json.load(f)
+            if earlier.get("reference") != report_reference:
+                print("the reference run differs from the one in --update's file: not merged", file=sys.stderr)
+                return 1
+            redone = {(c["point"], c["fault"]) for c in cases}
+            cases = sorted([c for c in earlier["cases"] if (c["point"], c["fault"]) not in redone] + cases,
+                           key=lambda c: (c["point"], FAULTS.index(c["fault"])))
+            faults = earlier["faults"]
+            points = sorted(set(earlier["points_swept"]) | set(points))
         totals = {
             "cases": len(cases), "resumed": sum(c["resume_exit"] == 0 for c in cases),
             "identical": sum(c["identical"] for c in cases),
@@ -221,16 +242,19 @@ def main(argv: list[str] | None = None) -> int:
             "by_fault": {f: {"cases": sum(c["fault"] == f for c in cases),
                              "identical": sum(c["identical"] for c in cases if c["fault"] == f)} for f in faults},
         }
+        command = "python benchmarks/fault_sweep.py " + " ".join(args)
+        run = {"command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "machine": f"{platform.node()} ({os.cpu_count()} CPUs), load average at start {load[0]:.1f}",
+               "seconds": round(time.time() - started)}
         report = {
-            "command": "python benchmarks/fault_sweep.py " + " ".join(args),
-            "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "machine": f"{platform.node()} ({os.cpu_count()} CPUs), load average at start {load[0]:.1f}",
+            "runs": (earlier or {}).get("runs", []) + [run], "reference": report_reference,
             "search": "keras-augtune search " + " ".join(SEARCH),
             "write_points": len(writes), "writes": writes, "points_swept": points, "faults": faults,
-            "totals": totals, "cases": cases, "seconds": round(time.time() - started),
+            "totals": totals, "cases": cases,
         }
-        os.makedirs(os.path.dirname(os.path.abspath(opts.out)), exist_ok=True)
-        with open(opts.out, "w") as f:
+        target = opts.update or opts.out
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        with open(target, "w") as f:
             json.dump(report, f, indent=1)
             f.write("\n")
         print(json.dumps(totals))

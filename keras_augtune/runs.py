@@ -158,7 +158,7 @@ def resume_settings(folder: str, explicit: dict[str, Any], defaults: dict[str, A
     Tuner saved anything) resumes too: its search starts again with its settings; so does a folder
     this package created that holds no run.json yet, with the options given."""
     run = read_run_file(folder)
-    if run is None and _folder_state(folder) == "ours":
+    if run is None and os.path.isfile(os.path.join(folder, LOCK_FILE)) and _folder_state(folder) in ("ours", "empty"):
         # the search was started here (its lock file) but stopped before run.json: nothing was saved,
         # so it starts again with the options given
         return {**defaults, **explicit}

@@ -399,3 +399,27 @@ def test_run_json_keeps_the_command_that_started_the_run(tmp_path):
     saved = json.loads((tmp_path / "run.json").read_text())
     assert saved["command"] == "keras-augtune search --trials 3"
     assert saved["resumed"] == ["keras-augtune search --resume"]
+
+
+def test_an_input_output_error_is_a_disk_error():
+    """EIO stops the search (the trial runs again on --resume) instead of failing the trial."""
+    from keras_augtune.files import disk_error
+
+    assert disk_error(OSError(errno.EIO, os.strerror(errno.EIO), "/x/trial.json")) == (
+        "an input/output error on the disk (writing /x/trial.json)")
+
+
+def test_resume_of_a_folder_killed_before_run_json(tmp_path):
+    """Killed before run.json (only the lock file there): --resume starts with the options given;
+    a folder that is not ours is still refused."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / runs.LOCK_FILE).write_text("")  # the lock alone: killed before Keras Tuner made tuner/
+    parser = cli.build_parser()
+    settings = cli._settings(parser.parse_args(["search", "--resume", "--out", str(out), "--seed", "3"]), str(out))
+    assert settings["seed"] == 3
+    (out / "tuner").mkdir()  # and after
+    assert cli._settings(parser.parse_args(["search", "--resume", "--out", str(out)]), str(out))["seed"] == 0
+    (tmp_path / "other").mkdir()
+    with pytest.raises(ValueError, match="no search to continue"):
+        cli._settings(parser.parse_args(["search", "--resume", "--out", str(tmp_path / "other")]), str(tmp_path / "other"))
