@@ -357,10 +357,6 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
 def cmd_show(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.policy):
         raise UserError(f"no such policy file: {args.policy}")
-    if args.images > 32:
-        raise UserError(f"--images must be at most 32, got {args.images}.")
-    if args.augmentations > 20:
-        raise UserError(f"--augmentations must be at most 20, got {args.augmentations}.")
     from keras_augtune.results import load_policies
 
     policies = load_policies(args.policy)

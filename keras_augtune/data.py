@@ -308,8 +308,7 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int | None) -> list[tuple[
     """
     from sklearn.model_selection import StratifiedKFold
 
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2, got {folds!r}.")
+    check_int("folds", folds, minimum=2)
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < folds:
         raise ValueError(

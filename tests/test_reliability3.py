@@ -423,3 +423,11 @@ def test_resume_of_a_folder_killed_before_run_json(tmp_path):
     (tmp_path / "other").mkdir()
     with pytest.raises(ValueError, match="no search to continue"):
         cli._settings(parser.parse_args(["search", "--resume", "--out", str(tmp_path / "other")]), str(tmp_path / "other"))
+
+
+def test_show_counts_are_bounded_by_the_parser(capsys):
+    """--images and --augmentations are checked by the command line's bounded integer type."""
+    for flag, value, limit in (("--images", "33", "32"), ("--augmentations", "21", "20")):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["show", "p.json", flag, value])
+        assert f"must be at most {limit}, got {value}" in capsys.readouterr().err
