@@ -12,8 +12,9 @@ compare with the uninterrupted run.
    process and the *k*-th write fails: ``ENOSPC`` or ``EIO`` (an ``OSError`` raised by the write;
    a checkpoint, which Keras writes in place, is first left cut short), or ``kill -9`` (the
    process kills itself there, a checkpoint again left cut short).
-3. **Resume**: ``keras-augtune search --resume`` on the same folder, then the final results are
-   compared with the reference: every trial's status, hyperparameters and score, the execution
+3. **Resume**: ``keras-augtune search --resume`` on the same folder (or, when it answers that
+   nothing was saved to resume — a fault at the very first write — the original command again,
+   as its message says), then the final results are compared with the reference: every trial's status, hyperparameters and score, the execution
    records' rewards, and ``best_policies.json`` (its policies and numbers).
 
 A case passes when the resume exits 0 and its results are identical. Results go to a JSON file
@@ -208,11 +209,17 @@ def main(argv: list[str] | None = None) -> int:
                 first, first_err = _run(out, log, point, fault, ["search", "--out", out, *SEARCH], opts.timeout)
                 second, second_err = _run(out, os.path.join(work, "resume.log"), 0, "none",
                                           ["search", "--resume", "--out", out, *SEARCH], opts.timeout)
+                recovery = "resume"
+                if second != 0 and "Start it without --resume" in second_err:
+                    # stopped before its first write: nothing to resume; the message says to start it again
+                    recovery = "rerun"
+                    second, second_err = _run(out, os.path.join(work, "resume.log"), 0, "none",
+                                              ["search", "--out", out, *SEARCH], opts.timeout)
                 same = second == 0 and results_of(out) == reference
                 case = {
                     "point": point, "kind": kind, "file": path, "fault": fault, "first_exit": first,
                     "first_traceback": "Traceback" in first_err, "first_message": _last_line(first_err),
-                    "resume_exit": second, "resume_traceback": "Traceback" in second_err,
+                    "recovery": recovery, "resume_exit": second, "resume_traceback": "Traceback" in second_err,
                     "identical": same, "seconds": round(time.time() - t0, 1),
                 }
                 if second == 0 and not same:

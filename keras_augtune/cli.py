@@ -267,8 +267,7 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     run: dict[str, Any] = {}
     if args.resume:
         run = runs.read_run_file(out) or {}
-        note = runs.check_resume_data(out, run, fingerprint, settings["data"]) if run else (
-            f"{out} holds no run.json: the search stopped before saving anything, and starts again.")
+        note = runs.check_resume_data(out, run, fingerprint, settings["data"])
         if note:
             print(f"{PROG}: note: {note}", file=sys.stderr)
         for line in repair_damaged_trials(os.path.join(out, run.get("project_name", PROJECT_NAME))):

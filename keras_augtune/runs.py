@@ -155,16 +155,12 @@ def resume_settings(folder: str, explicit: dict[str, Any], defaults: dict[str, A
     """The settings a resumed search runs with: the run's own (from ``run.json``), with only the
     ``changeable`` ones taken from ``explicit`` (the options given); a ``fixed`` one given with
     another value is refused. A run.json without ``oracle.json`` beside it (stopped before Keras
-    Tuner saved anything) resumes too: its search starts again with its settings; so does a folder
-    this package created that holds no run.json yet, with the options given."""
+    Tuner saved anything) resumes too: its search starts again with its settings."""
     run = read_run_file(folder)
-    if run is None and os.path.isfile(os.path.join(folder, LOCK_FILE)) and _folder_state(folder) in ("ours", "empty"):
-        # the search was started here (its lock file) but stopped before run.json: nothing was saved,
-        # so it starts again with the options given
-        return {**defaults, **explicit}
-    if run is None:
-        raise ValueError(f"--resume: no search to continue in {folder} (no {os.path.join(folder, RUN_FILE)}). "
-                         "Start one without --resume, or point --out at an earlier search folder.")
+    if run is None:  # also a search stopped before its first write: nothing was saved, start it again
+        raise ValueError(f"--resume: no search to continue in {folder} (no {os.path.join(folder, RUN_FILE)}: none "
+                         "was started there, or it stopped before saving anything). Start it without --resume, "
+                         "or point --out at an earlier search folder.")
     settings = {**defaults, **run.get("settings", {})}
     changed = [k for k in fixed if k in explicit and explicit[k] != settings.get(k)]
     if changed:

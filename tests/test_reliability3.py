@@ -409,20 +409,15 @@ def test_an_input_output_error_is_a_disk_error():
         "an input/output error on the disk (writing /x/trial.json)")
 
 
-def test_resume_of_a_folder_killed_before_run_json(tmp_path):
-    """Killed before run.json (only the lock file there): --resume starts with the options given;
-    a folder that is not ours is still refused."""
+def test_a_search_killed_before_run_json_says_to_start_it_again(tmp_path):
+    """Killed at its first write (only the lock file there): --resume says to start it without
+    --resume, and that plain search is allowed in the folder."""
     out = tmp_path / "run"
     out.mkdir()
-    (out / runs.LOCK_FILE).write_text("")  # the lock alone: killed before Keras Tuner made tuner/
-    parser = cli.build_parser()
-    settings = cli._settings(parser.parse_args(["search", "--resume", "--out", str(out), "--seed", "3"]), str(out))
-    assert settings["seed"] == 3
-    (out / "tuner").mkdir()  # and after
-    assert cli._settings(parser.parse_args(["search", "--resume", "--out", str(out)]), str(out))["seed"] == 0
-    (tmp_path / "other").mkdir()
-    with pytest.raises(ValueError, match="no search to continue"):
-        cli._settings(parser.parse_args(["search", "--resume", "--out", str(tmp_path / "other")]), str(tmp_path / "other"))
+    (out / runs.LOCK_FILE).write_text("pid 1: keras-augtune search\n")
+    with pytest.raises(ValueError, match="stopped before saving anything\\). Start it without --resume"):
+        cli._settings(cli.build_parser().parse_args(["search", "--resume", "--out", str(out)]), str(out))
+    runs.claim_output_folder(str(out), resume=False, overwrite=False).release()
 
 
 def test_show_counts_are_bounded_by_the_parser(capsys):
