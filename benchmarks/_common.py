@@ -40,7 +40,8 @@ def load_split(data: str, train_size: int, validation_size: float, seed: int = 0
     tuner's with ``seed``, then a stratified ``train_size`` subsample) or a folder with
     ``train/`` and ``test/`` class folders (``train_size`` images from ``train``, the held-out
     images from ``test``: ``validation_size`` of them when > 1, else 1,000)."""
-    from keras_augtune.data import load_digits, load_image_folder, stratified_split, stratified_subsample
+    from keras_augtune.data import stratified_split, stratified_subsample
+    from keras_augtune.loaders import load_digits, load_image_folder
 
     if data == "digits":
         x, y = load_digits(32)

@@ -104,7 +104,9 @@ def main(argv=None):
     args = parse_args(argv)
     import tensorflow as tf
 
-    from keras_augtune.data import load_digits, stratified_split, stratified_subsample
+    from keras_augtune.data import stratified_split, stratified_subsample
+
+    from keras_augtune.loaders import load_digits
     from keras_augtune.evaluation.density import DensityEvaluator
     from keras_augtune.hypermodel import AugmentHyperModel
     from keras_augtune.space import baseline_values

@@ -144,7 +144,8 @@ def parse_args(argv=None):
 
 # ----------------------------------------------------------------------------- data
 def load(data: str):
-    from keras_augtune.data import load_digits, load_image_folder, stratified_split
+    from keras_augtune.data import stratified_split
+    from keras_augtune.loaders import load_digits, load_image_folder
 
     if data.startswith("medmnist:"):  # official train + val as the training images; its test split as test
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

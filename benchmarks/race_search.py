@@ -41,7 +41,8 @@ def parse_args(argv=None):
 
 
 def load(args):
-    from keras_augtune.data import load_digits, load_image_folder, stratified_subsample
+    from keras_augtune.data import stratified_subsample
+    from keras_augtune.loaders import load_digits, load_image_folder
 
     if args.data == "digits":
         x, y = load_digits(32)

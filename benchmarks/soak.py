@@ -66,7 +66,7 @@ def augmentation_phase(args, meter: Meter) -> dict:
     import tensorflow as tf
 
     from keras_augtune import OP_NAMES
-    from keras_augtune.data import load_digits
+    from keras_augtune.loaders import load_digits
 
     x, _ = load_digits(args.image_size)
     rng = np.random.default_rng(args.seed)

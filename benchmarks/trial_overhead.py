@@ -50,7 +50,7 @@ def main(argv=None):
     from keras_augtune import AugmentTuner, heap
     from keras_augtune import compat
     from keras_augtune import runner as runner_module
-    from keras_augtune.data import load_data
+    from keras_augtune.loaders import load_data
 
     x, y, _ = load_data(args.data, image_size=args.image_size if args.data == "digits" else None)
     seconds: dict[str, float] = collections.defaultdict(float)

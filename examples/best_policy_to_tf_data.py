@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_augtune import Policy, load_policies
-from keras_augtune.data import load_digits
+from keras_augtune.loaders import load_digits
 from keras_augtune.models import build_model
 
 

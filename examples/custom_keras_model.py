@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 
 import keras_augtune
-from keras_augtune.data import load_digits
+from keras_augtune.loaders import load_digits
 
 
 def my_model(input_shape, num_classes=10):

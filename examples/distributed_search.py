@@ -109,7 +109,7 @@ def run(args) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from keras_augtune import AugmentTuner
-    from keras_augtune.data import load_data
+    from keras_augtune.loaders import load_data
 
     x, y, _ = load_data(args.data, image_size=args.image_size if args.data == "digits" else None)
     if args.limit:

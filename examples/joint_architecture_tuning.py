@@ -18,7 +18,7 @@ import keras
 import keras_tuner
 
 import keras_augtune
-from keras_augtune.data import load_digits
+from keras_augtune.loaders import load_digits
 
 
 class SmallCNN(keras_tuner.HyperModel):

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_augtune
-from keras_augtune.data import load_digits
+from keras_augtune.loaders import load_digits
 from keras_augtune.models import build_model
 from keras_augtune.report import write_report
 

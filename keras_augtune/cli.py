@@ -16,209 +16,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import time
 from typing import Any, Sequence
 
-from keras_augtune.checks import integer_kind
+from keras_augtune.cli_args import CHANGEABLE_ON_RESUME, DATA_HELP, FIXED_ON_RESUME, PROG, SEARCH_DEFAULTS, build_parser
 
-PROG = "keras-augtune"
-DEFAULT_OUT = "augtune_runs"
 PROJECT_NAME = "tuner"
 POLICIES_FILE = "best_policies.json"
 REPORT_FILE = "report.html"
 NOTEBOOK_FILE = "notebook.csv"
 
-#: ``search`` defaults, sized so that ``keras-augtune search`` finishes on 2 CPU cores in
-#: well under 10 minutes (about 20 s per trial there).
-SEARCH_DEFAULTS: dict[str, Any] = {
-    "data": "digits",
-    "image_size": None,  # digits: 32; a folder: its most common image size; .npz: as stored
-    "trials": 16,
-    "model": "simple",
-    "method": "bayesian",
-    "epochs": 8,
-    "train_set_size": 800,
-    "batch_size": 64,
-    "initial_points": 6,
-    "sub_policies": 5,
-    "ops_per_sub_policy": 2,
-    "ops": None,
-    "seed": 0,
-    "confirm_top_k": 3,
-    "confirm_executions": 3,
-}
-#: Settings a resumed run may change: the total, and how much the confirmation step measures.
-_CHANGEABLE_ON_RESUME = ("trials", "confirm_top_k", "confirm_executions")
-#: Settings that define a run: ``--resume`` takes them from the run's ``run.json``.
-_FIXED_ON_RESUME = [k for k in SEARCH_DEFAULTS if k not in _CHANGEABLE_ON_RESUME]
-
 
 class UserError(Exception):
     """A problem with the command's input: reported as one line, exit status 1."""
-
-
-# ----------------------------------------------------------------------------- parsing
-def _int_at_least(minimum: int):
-    """An argparse type: an integer >= ``minimum``, with a one-line error otherwise."""
-    kind = integer_kind(minimum)
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be {kind}, got {value}")
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1)
-_non_negative_int = _int_at_least(0)
-
-
-def _op_list(text: str) -> list[str]:
-    ops = [o.strip() for o in text.split(",") if o.strip()]
-    if not ops:
-        raise argparse.ArgumentTypeError("give op names separated by commas, e.g. rotate,shear-x,invert")
-    return ops
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default once: not when its help already states it, nor a default of None or False."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
-            return text
-        return super()._get_help_string(action)
-
-
-DATA_HELP = ("'digits' (scikit-learn's 1,797 handwritten digits, offline), an .npz file holding arrays "
-             "'x' (N, H, W[, C]) and 'y' (N,), or a folder with one sub-folder of images per class")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Search the data-augmentation policy that suits your images (Keras Tuner, "
-                    "random-forest Bayesian optimisation over imgaug policies).",
-        epilog=f"Run '{PROG} COMMAND --help' for a command's options. Start with: {PROG} search",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    d = SEARCH_DEFAULTS
-    search = commands.add_parser(
-        "search", help="run (or resume) a policy search and write its results and report",
-        description="Run a policy search: trial 0 trains the child model without augmentation (the "
-                    "baseline), every later trial with a policy proposed by the oracle. Writes into "
-                    "--out the Keras Tuner directory, notebook.csv (one row per trial and epoch), "
-                    "best_policies.json and report.html. The best policies and the baseline are then re-measured "
-                    "on paired executions (the confirmation, an extra cost shown in the log), and the search "
-                    "prints their gains over no augmentation with 95% intervals and its verdict: better than "
-                    "no augmentation only when the interval lies above 0. The defaults finish in a few "
-                    "minutes on 2 CPU cores.",
-        formatter_class=_HelpFormatter,
-    )
-    search.add_argument("--data", default=None, metavar="DATA", help=f"{DATA_HELP} (default: digits)")
-    search.add_argument("--image-size", type=_positive_int, default=None, metavar="PX",
-                        help="resize images to PX x PX (default: 32 for digits, the most common size for "
-                             "a folder, unchanged for .npz)")
-    search.add_argument("--trials", type=_positive_int, default=None,
-                        help=f"total trials, the baseline included and across resumed runs (default: {d['trials']})")
-    search.add_argument("--model", default=None,
-                        help="child model: simple, basiccnn, wrn_<depth>_<width> (e.g. wrn_16_2), mobilenetv2, "
-                             f"inceptionv3 (default: {d['model']})")
-    search.add_argument("--method", choices=["bayesian", "random", "hyperband"], default=None,
-                        help=f"bayesian: random forest + expected improvement; random: random search; "
-                             f"hyperband: multi-fidelity (brackets over epochs, --epochs the full budget, "
-                             f"the forest proposing) (default: {d['method']})")
-    search.add_argument("--epochs", type=_positive_int, default=None,
-                        help=f"training epochs of each child model (default: {d['epochs']})")
-    search.add_argument("--train-set-size", type=_positive_int, default=None, metavar="N",
-                        help=f"training images per trial, a stratified subsample (default: {d['train_set_size']}, "
-                             "or all when fewer)")
-    search.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
-                        help=f"training batch size of each child model (default: {d['batch_size']})")
-    search.add_argument("--initial-points", type=_positive_int, default=None, metavar="N",
-                        help=f"random trials before the forest proposes (default: {d['initial_points']})")
-    search.add_argument("--sub-policies", type=_positive_int, default=None, metavar="N",
-                        help=f"sub-policies per policy (default: {d['sub_policies']})")
-    search.add_argument("--ops-per-sub-policy", type=_positive_int, default=None, metavar="N",
-                        help=f"ops per sub-policy (default: {d['ops_per_sub_policy']})")
-    search.add_argument("--ops", type=_op_list, default=None, metavar="OP,OP,...",
-                        help="the ops to search over, comma-separated (default: all; see the docs' op table)")
-    search.add_argument("--seed", type=_non_negative_int, default=None, help=f"random seed (default: {d['seed']})")
-    search.add_argument("--confirm-top-k", type=_non_negative_int, default=None, metavar="K",
-                        help="after the trials, re-measure the K best policies and the baseline on paired "
-                             f"executions before naming a winner; 0: off (default: {d['confirm_top_k']})")
-    search.add_argument("--confirm-executions", type=_non_negative_int, default=None, metavar="N",
-                        help="executions each confirmed policy and the baseline reach (an extra cost of about "
-                             f"(K + 1) x (N - 1) trainings); 0 or 1: off (default: {d['confirm_executions']})")
-    search.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder")
-    search.add_argument("--resume", action="store_true",
-                        help="continue the search in --out (its settings are kept; --trials sets the new total) "
-                             "instead of starting a fresh one")
-    search.add_argument("--overwrite", action="store_true",
-                        help="start afresh in an --out that already holds a search (or other files): replaces "
-                             "the search's files there, keeps every other file")
-    search.add_argument("--top", type=_positive_int, default=5, help="policies printed and written to best_policies.json")
-    search.add_argument("--no-report", action="store_true", help="do not write report.html")
-    search.add_argument("-q", "--quiet", action="store_true", help="no per-trial lines or progress bar")
-    search.add_argument("--debug", action="store_true", help="show tracebacks")
-    search.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
-
-    show = commands.add_parser(
-        "show", help="draw images beside random augmentations by a policy (a PNG grid)",
-        description="Draw a grid PNG: each row an original image beside several random augmentations by the "
-                    "policy. POLICY is best_policies.json (written by 'search') or a single policy JSON.",
-        formatter_class=_HelpFormatter,
-    )
-    show.add_argument("policy", metavar="POLICY.json", help="policy file")
-    show.add_argument("--data", default="digits", help=DATA_HELP)
-    show.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize images (as in search)")
-    show.add_argument("--rank", type=_positive_int, default=1, help="which policy of a best_policies.json (1 = best)")
-    show.add_argument("--images", type=_positive_int, default=6, help="number of images (rows), at most 32")
-    show.add_argument("--augmentations", type=_positive_int, default=5, help="augmented copies per image, at most 20")
-    show.add_argument("--seed", type=_non_negative_int, default=0, help="random seed of the images and augmentations")
-    show.add_argument("--out", default=None, metavar="PNG", help="output image (default: POLICY_grid.png beside POLICY)")
-    show.add_argument("--debug", action="store_true", help="show tracebacks")
-    show.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
-
-    report = commands.add_parser(
-        "report", help="write the report of a search (HTML, or PNG)",
-        description="Write the report of a search: reward per trial with the best so far and the no-augmentation "
-                    "baseline, the top policies, augmentation grids of the best ones and the hyperparameter "
-                    "importances the random forest learned. DIR is a 'search' output folder or a Keras Tuner "
-                    "project directory of an AugmentTuner.",
-        formatter_class=_HelpFormatter,
-    )
-    report.add_argument("dir", metavar="DIR", help="search folder")
-    report.add_argument("--out", default=None, metavar="FILE.html|FILE.png",
-                        help="report file, .html (self-contained) or .png (default: DIR/report.html)")
-    report.add_argument("--top", type=_positive_int, default=5, help="policies in the table")
-    report.add_argument("--data", default=None,
-                        help="images for the augmentation grids when DIR has no sample_images.npz: " + DATA_HELP)
-    report.add_argument("--image-size", type=_positive_int, default=None, metavar="PX", help="resize those images")
-    report.add_argument("--debug", action="store_true", help="show tracebacks")
-    report.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up log lines")
-    for command in (search, show, report):  # so that a command's mistakes show the command's usage
-        command.set_defaults(command_parser=command)
-    return parser
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("keras-augtune")
-    except Exception:
-        return "unknown"
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -246,20 +58,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except Exception as exc:
-        from keras_augtune.runs import disk_error
-
-        reason = disk_error(exc)
-        if reason is None or getattr(args, "debug", False):
-            raise
-        kept = f" Every finished trial is kept: free some space, then continue with: {resume}" if resume else ""
-        print(f"{PROG} {args.command}: error: {reason}.{kept}", file=sys.stderr, flush=True)
-        if argv is None:
-            # The program itself (not a caller of main): after a failed write HDF5 crashes the
-            # interpreter's shutdown (exit 139); nothing is left to clean up, so leave at once.
-            sys.stdout.flush()
-            os._exit(1)
+    except RuntimeError as exc:
+        if getattr(args, "debug", False) or "consecutive failures" not in str(exc):
+            return _disk_error_exit(args, argv, exc, resume)
+        # Keras Tuner's stop after max_consecutive_failed_trials: the trials' own messages say why
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        last = f" The last failure: {lines[-1][:300]}." if len(lines) > 1 else ""  # its traceback's last line
+        print(f"{PROG} {args.command}: error: the search stopped: {lines[0]}{last} Every finished trial is kept "
+              f"(their messages are in trial_*/trial.json); fix the cause, then continue with: {resume}",
+              file=sys.stderr, flush=True)
         return 1
+    except Exception as exc:
+        return _disk_error_exit(args, argv, exc, resume)
+
+
+def _disk_error_exit(args: argparse.Namespace, argv: Sequence[str] | None, exc: BaseException, resume: str) -> int:
+    """One line for a full or read-only disk (re-raises anything else)."""
+    from keras_augtune.files import disk_error
+
+    reason = disk_error(exc)
+    if reason is None or getattr(args, "debug", False):
+        raise exc
+    kept = f" Every finished trial is kept: free some space, then continue with: {resume}" if resume else ""
+    print(f"{PROG} {args.command}: error: {reason}.{kept}", file=sys.stderr, flush=True)
+    if argv is None:
+        # The program itself (not a caller of main): after a failed write HDF5 crashes the
+        # interpreter's shutdown (exit 139); nothing is left to clean up, so leave at once.
+        sys.stdout.flush()
+        os._exit(1)
+    return 1
 
 
 #: TensorFlow's start-up lines, written to the process's stderr before its logging is set up
@@ -309,19 +136,32 @@ def _plural(count: int, word: str) -> str:
 
 
 # ----------------------------------------------------------------------------- data
+#: Warnings of the package's own that are notes to the user, not Python warnings: a damaged execution
+#: record is warned about by keras_augtune.executions as a plain UserWarning with this text.
+_NOTE_TEXTS = ("skipped the damaged execution record",)
+
+
 @contextlib.contextmanager
-def _notes(category: type[Warning]):
-    """Print the ``category`` warnings raised inside as ``keras-augtune: note: ...`` lines."""
+def _notes(*categories: type[Warning]):
+    """Print the warnings of ``categories`` raised inside (and the package's own plain ones,
+    `_NOTE_TEXTS`) as ``keras-augtune: note: ...`` lines, as they come."""
     import warnings
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", category)
+    with warnings.catch_warnings():
+        for category in categories:
+            warnings.simplefilter("always", category)
+        for text in _NOTE_TEXTS:
+            warnings.filterwarnings("always", message=text)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, categories) or str(message).startswith(_NOTE_TEXTS):
+                print(f"{PROG}: note: {message}", file=sys.stderr, flush=True)
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
         yield
-    for warning in caught:
-        if issubclass(warning.category, category):
-            print(f"{PROG}: note: {warning.message}", file=sys.stderr, flush=True)
-        else:
-            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
 
 def _check_data_spec(spec: str) -> None:
@@ -334,28 +174,12 @@ def _check_data_spec(spec: str) -> None:
 
 def _load_data(spec: str, image_size: int | None):
     """Images, labels and class names from --data, with the CLI's own messages."""
-    from keras_augtune.data import load_data
+    from keras_augtune.data import DataWarning
+    from keras_augtune.loaders import load_data
 
     _check_data_spec(spec)
-    from keras_augtune.data import DataWarning
-
     with _notes(DataWarning):
-        x, y, names = load_data(spec, image_size=image_size)
-    if spec.endswith(".npz") and image_size is not None:
-        import numpy as np
-
-        from keras_augtune.data import check_dataset
-
-        data = check_dataset(x, y)
-        if data.x.shape[1:3] != (image_size, image_size):
-            import imgaug
-
-            if data.x.dtype != np.uint8:
-                raise UserError("--image-size resizes uint8 images only; store the .npz images as uint8 "
-                                "(0-255) or resize them yourself.")
-            x = imgaug.imresize_many_images(data.x, (image_size, image_size)).reshape(
-                len(data.x), image_size, image_size, data.x.shape[-1])
-    return x, y, names
+        return load_data(spec, image_size=image_size)
 
 
 # ----------------------------------------------------------------------------- search
@@ -365,24 +189,13 @@ def _data_spec(spec: str) -> str:
 
 
 def _settings(args: argparse.Namespace, out: str) -> dict[str, Any]:
-    from keras_augtune.runs import read_run_file
+    from keras_augtune.runs import resume_settings
 
     explicit = {k: getattr(args, k) for k in SEARCH_DEFAULTS if getattr(args, k) is not None}
     if "data" in explicit:
         explicit["data"] = _data_spec(explicit["data"])
     if args.resume:
-        run = read_run_file(out)
-        if run is None or not os.path.isfile(os.path.join(out, run.get("project_name", PROJECT_NAME), "oracle.json")):
-            raise UserError(f"--resume: no search to continue in {out} (no run.json and {PROJECT_NAME}/oracle.json). "
-                            "Start one without --resume, or point --out at an earlier search folder.")
-        settings = {**SEARCH_DEFAULTS, **run.get("settings", {})}
-        changed = [k for k in _FIXED_ON_RESUME if k in explicit and explicit[k] != settings.get(k)]
-        if changed:
-            flags = ", ".join("--" + k.replace("_", "-") for k in changed)
-            raise UserError(f"--resume keeps the run's settings; {flags} differ from the run in {out}. "
-                            "Drop them, or start a fresh search with another --out.")
-        settings.update({k: explicit[k] for k in _CHANGEABLE_ON_RESUME if k in explicit})
-        return settings
+        return resume_settings(out, explicit, SEARCH_DEFAULTS, FIXED_ON_RESUME, CHANGEABLE_ON_RESUME)
     return {**SEARCH_DEFAULTS, **explicit}
 
 
@@ -394,6 +207,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UserError("--resume continues the search in --out and --overwrite replaces it: give one of them.")
     settings = _settings(args, out)
     _check_search_inputs(settings, args.data)
+    runs.check_out_outside_data(out, settings["data"])
     lock = runs.claim_output_folder(out, resume=args.resume, overwrite=args.overwrite)
     previous_hook = sys.unraisablehook
     sys.unraisablehook = _quiet_disk_errors(previous_hook)
@@ -420,7 +234,7 @@ def _check_search_inputs(settings: dict[str, Any], data: str | None) -> None:
 def _quiet_disk_errors(hook):
     """An unraisable hook that drops the errors a full disk raises while objects are freed (HDF5's
     file handles): the search ends with one line about the disk instead."""
-    from keras_augtune.runs import disk_error
+    from keras_augtune.files import disk_error
 
     def quiet(unraisable):
         if unraisable.exc_value is None or disk_error(unraisable.exc_value) is None:
@@ -440,25 +254,23 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     import numpy as np
 
     _import_tensorflow(args.verbose)
-    from keras_augtune.data import VALIDATION_SPLIT, check_dataset, split_sizes
-    from keras_augtune.files import atomic_write_json
-    from keras_augtune.report import SAMPLE_FILE, _spread, write_report
+    from keras_augtune import compat
+    from keras_augtune.data import VALIDATION_SPLIT, check_dataset, data_fingerprint, one_per_class, split_sizes
+    from keras_augtune.files import NotebookWarning
+    from keras_augtune.repair import DamagedFileWarning, repair_damaged_trials
+    from keras_augtune.report import SAMPLE_FILE, write_report
     from keras_augtune.trials import COMPLETED, FINISHED
     from keras_augtune.tuner import AugmentTuner
 
     data = check_dataset(x, y)
-    fingerprint = runs.data_fingerprint(data.x, data.y, names or data.class_names)
+    fingerprint = data_fingerprint(data.x, data.y, names or data.class_names)
+    run: dict[str, Any] = {}
     if args.resume:
         run = runs.read_run_file(out) or {}
-        if "data_fingerprint" not in run:
-            print(f"{PROG}: note: {out}/run.json predates data fingerprints: the data cannot be checked against "
-                  "the one the run started with.", file=sys.stderr)
-        else:
-            changes = runs.fingerprint_changes(run["data_fingerprint"], fingerprint)
-            if changes:
-                raise UserError(f"--resume: the data in {settings['data']} is not the data this search ran on: now "
-                                + "; ".join(changes) + ". Restore that data, or start a new search with another --out.")
-        for line in runs.repair_damaged_trials(os.path.join(out, run.get("project_name", PROJECT_NAME))):
+        note = runs.check_resume_data(out, run, fingerprint, settings["data"])
+        if note:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+        for line in repair_damaged_trials(os.path.join(out, run.get("project_name", PROJECT_NAME))):
             print(f"{PROG}: note: {line}", file=sys.stderr)
     n_train, _ = split_sizes(len(data.y), VALIDATION_SPLIT)
     train_set_size = settings["train_set_size"]
@@ -467,11 +279,15 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
             raise UserError(f"--train-set-size {train_set_size} is larger than the {n_train} training images "
                             f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
         train_set_size = None  # all of them
+    elif train_set_size < data.num_classes:
+        raise UserError(f"--train-set-size {train_set_size} is smaller than the {data.num_classes} classes: the "
+                        f"training subsample needs at least one image of each class; use at least {data.num_classes}.")
     notebook = os.path.join(out, NOTEBOOK_FILE)
     if not args.resume:
         for stale in (notebook, os.path.join(out, POLICIES_FILE), os.path.join(out, REPORT_FILE)):
             if os.path.exists(stale):
                 os.remove(stale)
+    compat.atomic_state_writes()  # oracle.json, tuner0.json, trial.json: never half-written
     tuner = AugmentTuner(
         settings["model"], max_trials=settings["trials"], method=settings["method"],
         num_initial_points=settings["initial_points"], num_sub_policies=settings["sub_policies"],
@@ -479,38 +295,21 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
         train_set_size=train_set_size, child_epochs=settings["epochs"], batch_size=settings["batch_size"],
         directory=out, project_name=PROJECT_NAME, overwrite=not args.resume, seed=settings["seed"],
         confirm_top_k=settings["confirm_top_k"], confirm_executions=settings["confirm_executions"],
+        intensifier=settings["intensifier"], recipes=settings["recipes"], race_epochs=settings["race_epochs"],
         notebook_path=notebook, verbose=0 if args.quiet else 1,
     )
     done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
-    atomic_write_json(os.path.join(out, runs.RUN_FILE), {
-        "format": runs.RUN_FORMAT, "version": 1, "project_name": PROJECT_NAME, "settings": settings,
-        "command": " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None,
-        "data_fingerprint": fingerprint,
-    })
-    np.savez_compressed(os.path.join(out, SAMPLE_FILE), x=_spread(data.x, data.y, 8),
+    command = " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None
+    runs.write_run_file(out, PROJECT_NAME, settings, fingerprint, command, run if run else None)
+    np.savez_compressed(os.path.join(out, SAMPLE_FILE), x=data.x[one_per_class(data.y, 8)],
                         value_range=np.asarray(data.value_range, dtype=np.float64))
     remaining = max(settings["trials"] - done_before, 0)
     shape = "x".join(str(s) for s in data.input_shape)
     say(f"Searching: {remaining} of {_plural(settings['trials'], 'trial')} on {len(data.y)} images ({shape}, "
         f"{data.num_classes} classes), model {settings['model']}, {_plural(settings['epochs'], 'epoch')} per trial, "
         f"output in {out}/" + (f" (resuming after {done_before} trials)" if args.resume else ""))
-    bar = None
-    if not args.quiet and remaining:
-        from tqdm import tqdm
-
-        bar = tqdm(total=remaining, unit="trial", desc="search", file=sys.stderr, dynamic_ncols=True)
-
-        def log(line: str) -> None:
-            bar.write(line)
-            bar.update(1)
-
-        tuner.display.write = log
-        tuner.display.notes = bar.write  # the confirmation's lines: no trial of the bar
-    try:
+    with _notes(NotebookWarning, DamagedFileWarning):  # the tuner's own progress bar counts the trials
         tuner.search(data.x, data.y, value_range=data.value_range)
-    finally:
-        if bar is not None:
-            bar.close()
 
     completed = [t for t in tuner.oracle.trials.values() if t.status == COMPLETED]
     if not completed:
@@ -529,7 +328,8 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     say(f"Best policies: {policies_path}")
     if not args.no_report:
         # from the folder, as 'keras-augtune report DIR' writes it (with the run's settings)
-        report_path = write_report(out, os.path.join(out, REPORT_FILE), num_policies=args.top)
+        with _notes(DamagedFileWarning):
+            report_path = write_report(out, os.path.join(out, REPORT_FILE), num_policies=args.top)
         say(f"Report:        {report_path}")
     say(f"Notebook:      {notebook}")
     say(f"Try it:        {PROG} show {policies_path} --data {settings['data']}")
@@ -541,10 +341,6 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
 def cmd_show(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.policy):
         raise UserError(f"no such policy file: {args.policy}")
-    if args.images > 32:
-        raise UserError(f"--images must be at most 32, got {args.images}.")
-    if args.augmentations > 20:
-        raise UserError(f"--augmentations must be at most 20, got {args.augmentations}.")
     from keras_augtune.policies_file import load_policies
 
     policies = load_policies(args.policy)
@@ -559,39 +355,34 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from keras_augtune.data import check_dataset
+    from keras_augtune.data import check_dataset, one_per_class
     from keras_augtune.plot import plot_policy_examples
 
     data = check_dataset(x, y)
     rng = np.random.default_rng(args.seed)
     order = rng.permutation(len(data.y))
-    picked = _first_per_class(order, data.y, args.images)
+    picked = one_per_class(data.y, args.images, order)
     out = args.out
     if out is None:
         stem = os.path.splitext(args.policy)[0]
         out = f"{stem}_grid.png" if args.rank == 1 else f"{stem}_rank{args.rank}_grid.png"
     meta = policy.metadata
-    if "name" not in meta and meta.get("reward") is not None:
+    if "name" not in meta and _number(meta.get("reward")):
         gain, interval = meta.get("gain"), meta.get("gain_interval")
-        shown = "" if interval is None else f", 95% interval {interval[0]:+.4f} to {interval[1]:+.4f}"
+        shown = ""  # the numbers of a hand-edited file are shown only when they are numbers
+        if isinstance(interval, (list, tuple)) and len(interval) == 2 and all(map(_number, interval)):
+            shown = f", 95% interval {interval[0]:+.4f} to {interval[1]:+.4f}"
         meta["name"] = f"rank {args.rank}, trial {meta.get('trial_id')}: reward {meta['reward']:.4f}" + (
-            "" if gain is None else f" ({gain:+.4f} vs no augmentation{shown})")
+            f" ({gain:+.4f} vs no augmentation{shown})" if _number(gain) else "")
     plot_policy_examples(policy, data.x[picked], num_augmentations=args.augmentations, seed=args.seed,
                          value_range=data.value_range, path=out)
     print(f"Wrote {out}: {len(picked)} images x {args.augmentations} augmentations")
     return 0
 
 
-def _first_per_class(order, y, n: int) -> list[int]:
-    picked, seen = [], set()
-    for i in order:
-        if y[i] not in seen:
-            seen.add(y[i])
-            picked.append(int(i))
-        if len(picked) == n:
-            return picked
-    rest = [int(i) for i in order if int(i) not in set(picked)]
-    return picked + rest[: n - len(picked)]
+def _number(value: Any) -> bool:
+    """Whether a policy file's metadata value is a number (not a bool or text) that can be shown."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ----------------------------------------------------------------------------- report
@@ -616,16 +407,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         _check_output_file(args.out, "--out", (".html", ".htm", ".png"))
     _import_tensorflow(args.verbose)
     from keras_augtune.report import load_search, op_effects, write_report
-    from keras_augtune.runs import DamagedFileWarning
+    from keras_augtune.repair import DamagedFileWarning
 
     images = value_range = None
     if args.data is not None:
-        from keras_augtune.data import check_dataset
-        from keras_augtune.report import _spread
+        from keras_augtune.data import check_dataset, one_per_class
 
         x, y, _ = _load_data(args.data, args.image_size)
         data = check_dataset(x, y)
-        images, value_range = _spread(data.x, data.y, 8), data.value_range
+        images, value_range = data.x[one_per_class(data.y, 8)], data.value_range
     with _notes(DamagedFileWarning):
         results = load_search(args.dir, images=images, value_range=value_range)
     out = args.out or os.path.join(args.dir, REPORT_FILE)

@@ -38,18 +38,23 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
   logic but runs the forest oracle's ``__init__`` (`start_brackets()`, `hyperband_plan()`); and
   the hook ``HyperbandOracle._random_values``, which it overrides so that the forest proposes each
   bracket's new trials (checked by `hyperband_asks_random_values()` in the tests).
+* ``keras_tuner.src.utils.save_json``: every state file Keras Tuner writes (``oracle.json``,
+  ``tuner0.json``, ``trial.json``, ``build_config.json``) goes through it as a plain write, so a
+  full disk or a crash mid-write left half a file and a search that could not resume;
+  `atomic_state_writes()` makes it write atomically (temporary file, fsync, rename).
 
 Nothing else in the package or its benchmarks reaches into Keras Tuner's private code.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 __all__ = [
-    "is_chief", "is_worker", "explore_space", "configure_tensorboard", "build_model", "checkpoint_path", "set_project_dir",
-    "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_size", "grid_values", "project_dir",
-    "release_lock_if_held", "is_duplicate", "start_brackets", "hyperband_plan",
+    "is_chief", "is_worker", "explore_space", "configure_tensorboard", "build_model", "checkpoint_path",
+    "set_project_dir", "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_size", "grid_values",
+    "project_dir", "release_lock_if_held", "is_duplicate", "start_brackets", "hyperband_plan", "atomic_state_writes",
 ]
 
 
@@ -178,3 +183,35 @@ def release_lock_if_held(oracle: Any) -> bool:
         oracle_module.LOCKS[oracle].release()
         return True
     return False
+
+
+def atomic_state_writes() -> bool:
+    """Make Keras Tuner write its state files atomically, for the rest of the process.
+
+    Keras Tuner (1.4) writes ``oracle.json``, ``<tuner id>.json`` and ``trial.json`` with
+    ``utils.save_json``: ``open(path, "w")`` then ``write``, so an error (``ENOSPC``, ``EIO``) or
+    a ``kill -9`` in between leaves a truncated file and the search cannot be resumed. This
+    replaces that function (where ``Stateful.save`` and ``Tuner`` look it up) with one that writes
+    through `keras_augtune.files.atomic_write()`: the old file stays whole until the new one
+    is complete. Paths with a scheme (``gs://``) keep Keras Tuner's own writer. Idempotent;
+    returns whether it installed the writer now.
+    """
+    from keras_tuner.src import utils
+
+    if getattr(utils.save_json, "keras_augtune_atomic", False):
+        return False
+    plain = utils.save_json
+
+    def save_json(path, obj):
+        if "://" in str(path):
+            return plain(path, obj)
+        from keras_augtune.files import atomic_write
+
+        text = json.dumps(obj)
+        atomic_write(path, text)
+        return text
+
+    save_json.keras_augtune_atomic = True
+    save_json.plain = plain
+    utils.save_json = save_json
+    return True

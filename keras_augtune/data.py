@@ -1,13 +1,12 @@
 """Datasets: the search's inputs (arrays or a ``tf.data.Dataset``), checking ``(x, y)``,
-stratified splits, and the offline loaders (scikit-learn's digits, an ``.npz`` with ``x``/``y``,
-a folder of class sub-folders)."""
+stratified splits, and the data fingerprint a resumed or distributed search compares.
+
+The offline loaders (scikit-learn's digits, an ``.npz``, a folder of class sub-folders) are in
+[`keras_augtune.loaders`][keras_augtune.loaders]."""
 
 from __future__ import annotations
 
-import collections
-import os
-import warnings
-import zipfile
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +17,11 @@ from keras_augtune.images import DataWarning, check_images  # noqa: F401 (DataWa
 
 #: The fraction of the images held out for validation when no validation data is given.
 VALIDATION_SPLIT = 0.2
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 #: Labels are class ids 0..K-1 with K at most this (ImageNet-21k has 21,841 classes): a
 #: larger id is a mistake (an unmapped id, a hash), and would allocate K class names and outputs.
 MAX_CLASSES = 100_000
+#: At most this many images are hashed for the data fingerprint (evenly spread).
+FINGERPRINT_SAMPLE = 64
 
 
 @dataclass
@@ -251,6 +251,25 @@ def prepare_search_data(x: Any, y: Any, validation_data: Any = None, value_range
                       None if weights is None else weights[train_index], val_weights)
 
 
+def one_per_class(y: np.ndarray, n: int, order: Any = None) -> list[int]:
+    """Indices of ``n`` items (all when fewer), one per class first: the first item of each class
+    in ``order`` (default: the stored order), then the next items of ``order``; sorted when no
+    ``order`` is given. For the few images a grid or a report shows."""
+    stable = order is None
+    order = np.arange(len(y)) if stable else np.asarray(order)
+    picked: list[int] = []
+    seen: set = set()
+    for i in order:
+        if len(picked) == n:
+            break
+        if y[i] not in seen:
+            seen.add(y[i])
+            picked.append(int(i))
+    taken = set(picked)
+    picked += [int(i) for i in order if int(i) not in taken][: max(n - len(picked), 0)]
+    return sorted(picked) if stable else picked
+
+
 def split_sizes(n: int, validation_split: float) -> tuple[int, int]:
     """(training, validation) image counts when ``validation_split`` of ``n`` images is held out."""
     held = int(np.ceil(validation_split * n))
@@ -289,8 +308,7 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int | None) -> list[tuple[
     """
     from sklearn.model_selection import StratifiedKFold
 
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise ValueError(f"folds must be an integer >= 2, got {folds!r}.")
+    check_int("folds", folds, minimum=2)
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < folds:
         raise ValueError(
@@ -308,163 +326,50 @@ def stratified_subsample(y: np.ndarray, size: int, seed: int | None) -> np.ndarr
         raise ValueError(f"train_set_size={size} is larger than the {len(y)} images available.")
     if size == len(y):
         return np.arange(len(y))
+    classes = len(np.unique(y))
+    if size < classes:
+        raise ValueError(f"train_set_size={size} is smaller than the {classes} classes: a stratified subsample "
+                         f"needs at least one image of each class; use at least {classes} (or all {len(y)}).")
     _, chosen = stratified_split(y, int(size), seed, what="train_set_size subsample")
     return chosen
 
 
-def load_digits(image_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's 1,797 8x8 digits, upscaled to ``image_size`` (uint8, (N, S, S, 1)), offline."""
-    import imgaug
-    from sklearn.datasets import load_digits as sk_load_digits
-
-    digits = sk_load_digits()
-    x = np.rint(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    if image_size != 8:
-        x = imgaug.imresize_many_images(x, (image_size, image_size), interpolation="cubic")
-        x = x.reshape(len(x), image_size, image_size, 1)
-    return x, digits.target.astype(np.int64)
-
-
-def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels from an ``.npz`` holding arrays ``x`` and ``y`` (numeric arrays only:
-    object arrays are never unpickled)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No such .npz file: {path}")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not an .npz archive (an .npz is a zip of .npy arrays); "
-                         "write one with np.savez(path, x=images, y=labels).")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("x", "y") if k not in data.files]
-            if missing:
-                raise KeyError(f"{path} must hold arrays 'x' and 'y'; missing {missing}, found {data.files}.")
-            arrays = []
-            for key in ("x", "y"):
-                try:
-                    arrays.append(data[key])
-                except ValueError as exc:
-                    if "pickle" in str(exc):  # an object array: refused, never unpickled
-                        raise ValueError(f"Array '{key}' in {path} holds Python objects, which are not loaded "
-                                         "(unsafe); store numbers: uint8 or float images, integer labels.") from None
-                    raise ValueError(f"Cannot read array '{key}' of {path}: {exc}") from None
-            return arrays[0], arrays[1]
-    except KeyError as exc:
-        raise ValueError(exc.args[0]) from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"Cannot read {path} as an .npz archive: {exc}") from None
+def data_fingerprint(x: np.ndarray, y: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """What ``--resume`` compares: image count, shape and type, classes and their counts, and a
+    SHA-256 of the labels and of an evenly spread sample of the images."""
+    x, y = np.asarray(x), np.asarray(y)
+    sample = np.unique(np.linspace(0, len(x) - 1, num=min(len(x), FINGERPRINT_SAMPLE)).astype(np.int64))
+    digest = hashlib.sha256()
+    digest.update(f"{x.shape}{x.dtype}".encode())
+    digest.update(np.ascontiguousarray(y).tobytes())
+    digest.update(np.ascontiguousarray(x[sample]).tobytes())
+    counts = np.bincount(y, minlength=len(class_names)) if y.ndim == 1 else np.asarray(y).sum(axis=0)
+    return {
+        "images": int(len(x)), "image_shape": [int(s) for s in x.shape[1:]], "dtype": str(x.dtype),
+        "classes": [str(c) for c in class_names], "class_counts": [int(c) for c in counts],
+        "sample_sha256": digest.hexdigest(),
+    }
 
 
-def load_image_folder(path: str, image_size: int | None = None, grayscale: bool | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Images from ``path/<class>/*.jpg|png|...`` as uint8 (N, H, W, C), labels and class names.
-
-    Images are resized to ``image_size`` (default: the most common size among them; a
-    `DataWarning` says how many were resized) and converted to RGB, or to grayscale
-    when ``grayscale`` (default: when every image is). 16-bit images are scaled to 0-255,
-    float images must hold values in [0, 1]; 32-bit integer images are refused (no standard
-    scale). Hidden files and folders (``.name``, e.g. macOS ``._x.png``) are skipped.
-    """
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"No such image folder: {path}")
-    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
-    if len(classes) < 2:
-        raise ValueError(f"{path} must hold one sub-folder per class (at least two); found {len(classes)}.")
-    files: list[tuple[str, int]] = []
-    for label, name in enumerate(classes):
-        folder = os.path.join(path, name)
-        found = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_SUFFIXES) and not f.startswith("."))
-        if not found:
-            raise ValueError(f"Class folder {folder} has no image files ({', '.join(IMAGE_SUFFIXES)}).")
-        files.extend((os.path.join(folder, f), label) for f in found)
-    sizes = [_image_size(file) for file, _ in files]  # headers only: nothing decoded yet
-    if image_size is not None:
-        size = (int(image_size), int(image_size))
-    else:
-        size, count = collections.Counter(sizes).most_common(1)[0]
-        if count < len(sizes):
-            odd = next(i for i, s in enumerate(sizes) if s != size)
-            warnings.warn(DataWarning(
-                f"{len(sizes) - count} of {len(sizes)} images are not {size[0]}x{size[1]}, the most common size "
-                f"(e.g. {files[odd][0]} is {sizes[odd][0]}x{sizes[odd][1]}): resized to {size[0]}x{size[1]}. "
-                "Choose the size with --image-size (image_size=)."), stacklevel=2)
-    images, modes = [], set()
-    for file, _ in files:
-        pixels, mode = _decode_image(file, size)
-        images.append(pixels)
-        modes.add(mode)
-    if grayscale is None:
-        grayscale = modes == {"L"}
-    x = np.stack([np.repeat(p[..., None], 3, axis=-1) if p.ndim == 2 else p for p in images])
-    if grayscale:
-        x = np.rint(x.mean(axis=-1, keepdims=True)).astype(np.uint8)
-    y = np.array([label for _, label in files], dtype=np.int64)
-    return x, y, classes
-
-
-def _image_size(file: str) -> tuple[int, int]:
-    """(width, height) from the file's header; refuses images too large to decode safely."""
-    from PIL import Image, UnidentifiedImageError
-
-    limit = Image.MAX_IMAGE_PIXELS
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below, with our message
-            with Image.open(file) as im:
-                width, height = im.size
-    except Image.DecompressionBombError:
-        width = height = None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ValueError(f"Cannot read image {file}: {exc}") from None
-    if width is None or (limit and width * height > limit):
-        declared = "" if width is None else f"{width}x{height} = {width * height / 1e6:.0f} megapixels, "
-        raise ValueError(f"Image {file} declares {declared}more than the {limit / 1e6:.0f}-megapixel limit "
-                         "(a decompression bomb, or a huge image): remove or shrink it.")
-    return width, height
-
-
-_16_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
-
-
-def _decode_image(file: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
-    """The image's pixels as uint8 (H, W) grayscale or (H, W, 3) RGB at ``size``, and "L" or "RGB"."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(file) as im:
-            im.load()
-            if im.mode in _16_BIT_MODES or (im.mode == "I" and im.format == "PNG"):  # 16-bit grayscale
-                im = _to_8_bit(file, np.asarray(im, dtype=np.float64), 65535.0, "16-bit")
-            elif im.mode == "F":  # 32-bit float: values in [0, 1]
-                im = _to_8_bit(file, np.asarray(im, dtype=np.float64), 1.0, "float")
-            elif im.mode == "I":
-                raise ValueError(f"Image {file} has 32-bit integer pixels, which have no standard scale to "
-                                 "0-255: save it as 8- or 16-bit, or load the images yourself into an .npz.")
-            mode = "L" if im.mode in ("L", "1") else "RGB"
-            im = im.convert(mode)
-            if im.size != size:
-                im = im.resize(size, Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8), mode
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"Cannot read image {file}: {exc}") from None
-
-
-def _to_8_bit(file: str, pixels: np.ndarray, top: float, kind: str):
-    """An 8-bit grayscale PIL image from ``pixels`` in [0, top] (refused when outside)."""
-    from PIL import Image
-
-    if not np.all(np.isfinite(pixels)) or pixels.min() < 0 or pixels.max() > top:
-        raise ValueError(f"Image {file} has {kind} pixels in [{np.nanmin(pixels):g}, {np.nanmax(pixels):g}], "
-                         f"outside [0, {top:g}]: rescale it to [0, {top:g}] or to 8-bit.")
-    return Image.fromarray(np.rint(pixels * (255.0 / top)).astype(np.uint8))
-
-
-def load_data(spec: str, image_size: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """``"digits"``, a path to an ``.npz``, or a class-per-folder image directory."""
-    if spec == "digits":
-        x, y = load_digits(image_size or 32)
-        return x, y, [str(i) for i in range(10)]
-    if spec.endswith(".npz"):
-        x, y = load_npz(spec)
-        return x, y, check_dataset(x, y).class_names
-    if os.path.isdir(spec):
-        return load_image_folder(spec, image_size=image_size)
-    raise FileNotFoundError(f"--data must be 'digits', an .npz file or an image folder; {spec!r} is none of these.")
+def fingerprint_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two fingerprints, in words (empty when the data is the same)."""
+    changes = []
+    old_classes, new_classes = list(before.get("classes", [])), list(now["classes"])
+    if old_classes != new_classes:
+        added = [c for c in new_classes if c not in old_classes]
+        removed = [c for c in old_classes if c not in new_classes]
+        detail = "; ".join(part for part in (
+            f"added {', '.join(map(repr, added[:5]))}" if added else "",
+            f"removed {', '.join(map(repr, removed[:5]))}" if removed else "") if part) or "renumbered"
+        changes.append(f"{len(new_classes)} classes (was {len(old_classes)}: {detail})")
+    if before.get("images") != now["images"]:
+        changes.append(f"{now['images']:,} images (was {before.get('images')})")
+    elif old_classes == new_classes and before.get("class_counts") != now["class_counts"]:
+        changes.append("the images per class differ")
+    if before.get("image_shape") != now["image_shape"] or before.get("dtype") != now["dtype"]:
+        shape = "x".join(map(str, now["image_shape"]))
+        old = "x".join(map(str, before.get("image_shape") or []))
+        changes.append(f"images of {shape} {now['dtype']} (was {old} {before.get('dtype')})")
+    if not changes and before.get("sample_sha256") != now["sample_sha256"]:
+        changes.append("the same counts and shapes, but different image or label content")
+    return changes

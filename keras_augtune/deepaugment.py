@@ -23,7 +23,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from keras_augtune.checks import check_int
-from keras_augtune.data import VALIDATION_SPLIT, load_digits, split_sizes
+from keras_augtune.data import VALIDATION_SPLIT, split_sizes
+from keras_augtune.loaders import load_digits
 from keras_augtune.files import Notebook, write_csv
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, policy_from_values

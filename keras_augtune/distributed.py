@@ -32,11 +32,18 @@ adds a bounded recovery:
 
 A worker restarted with the same ``KERASTUNER_TUNER_ID`` before the timeout is
 handed its unfinished trial again (Keras Tuner's own behaviour).
+
+Every process must train on the same data, or the rewards the chief compares are not
+comparable. The chief serves its data fingerprint ([`keras_augtune.data.data_fingerprint()`][keras_augtune.data.data_fingerprint],
+``serve(..., data_fingerprint=...)``) and a worker checks its own against it with
+`check_worker_data()` before its first trial: a worker on other data is refused with a
+one-line error naming what differs.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 import time
@@ -49,6 +56,10 @@ from keras_tuner.engine import trial as trial_module
 from keras_augtune import compat
 
 TrialStatus = trial_module.TrialStatus
+
+#: The ``GetTrial`` id a worker asks for to learn the chief's data fingerprint (no trial has it:
+#: Keras Tuner's ids are digits or hex). The answer's ``trial_id`` is this id, ":" and the JSON.
+DATA_FINGERPRINT_REQUEST = "keras_augtune:data_fingerprint"
 
 #: Defaults (seconds).
 WORKER_TIMEOUT = 120.0
@@ -153,8 +164,9 @@ def _servicer_class():
     base = compat.oracle_servicer_class()
 
     class Servicer(base):
-        def __init__(self, oracle, worker_timeout, max_worker_losses):
+        def __init__(self, oracle, worker_timeout, max_worker_losses, data_fingerprint=None):
             super().__init__(oracle)
+            self.data_fingerprint = data_fingerprint
             self.worker_timeout = float(worker_timeout)
             self.max_worker_losses = int(max_worker_losses)
             self.last_seen: dict[str, float] = {}
@@ -186,6 +198,10 @@ def _servicer_class():
 
         @_rpc
         def GetTrial(self, request, context):
+            if request.trial_id == DATA_FINGERPRINT_REQUEST:  # a worker checking its data (check_worker_data)
+                answer = f"{DATA_FINGERPRINT_REQUEST}:{json.dumps(self.data_fingerprint)}"
+                trial = trial_module.Trial(self.oracle.get_space(), trial_id=answer, status=TrialStatus.IDLE)
+                return protos.get_service().GetTrialResponse(trial=trial.to_proto())
             _check_known(self.oracle, request.trial_id, "GetTrial")
             if any(t.trial_id == request.trial_id for t in self.oracle.ongoing_trials.values()):
                 self.beat(request.trial_id)  # a worker's heartbeat
@@ -237,20 +253,23 @@ def _finish_after_error(oracle, trial_id):
             oracle.ongoing_trials.pop(tuner_id)
 
 
-def make_servicer(oracle, worker_timeout: float = WORKER_TIMEOUT, max_worker_losses: int = 2):
+def make_servicer(oracle, worker_timeout: float = WORKER_TIMEOUT, max_worker_losses: int = 2,
+                  data_fingerprint: dict | None = None):
     """The chief's gRPC servicer (exposed for tests)."""
-    return _servicer_class()(oracle, worker_timeout, max_worker_losses)
+    return _servicer_class()(oracle, worker_timeout, max_worker_losses, data_fingerprint)
 
 
 def serve(oracle, worker_timeout: float = WORKER_TIMEOUT, max_worker_losses: int = 2,
-          poll_interval: float = POLL_INTERVAL, log: Callable[[str], Any] = print) -> None:
-    """Serve ``oracle`` to the workers until the search is over (the chief's side of ``search``)."""
+          poll_interval: float = POLL_INTERVAL, log: Callable[[str], Any] = print,
+          data_fingerprint: dict | None = None) -> None:
+    """Serve ``oracle`` to the workers until the search is over (the chief's side of ``search``);
+    ``data_fingerprint``: the chief's data, which each worker checks with `check_worker_data()`."""
     import grpc
 
     protos = compat.protos()
 
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
-    servicer = make_servicer(oracle, worker_timeout, max_worker_losses)
+    servicer = make_servicer(oracle, worker_timeout, max_worker_losses, data_fingerprint)
     # gRPC sets SO_REUSEPORT by default: a second chief on a busy port would bind too and
     # share the workers' requests with the first. Exclusive, so it fails at once instead.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)])
@@ -317,3 +336,25 @@ def sleep_when_idle(client, poll_interval: float = POLL_INTERVAL) -> None:
         return trial
 
     client.create_trial = create_trial
+
+
+def check_worker_data(client, fingerprint: dict) -> bool:
+    """Refuse to work for a chief that searches other data: ask the chief (``client``, the
+    worker's oracle) for its data fingerprint and compare it with this worker's ``fingerprint``
+    (`keras_augtune.data.data_fingerprint()`). Raises a one-line ``ValueError`` naming what
+    differs; returns False when the chief keeps no fingerprint (an older chief), True when they match."""
+    from keras_augtune.data import fingerprint_changes
+
+    try:
+        answer = client.get_trial(DATA_FINGERPRINT_REQUEST).trial_id
+    except Exception:  # a chief without the check answers NOT_FOUND: nothing to compare
+        return False
+    prefix = DATA_FINGERPRINT_REQUEST + ":"
+    chief = json.loads(answer[len(prefix):]) if answer.startswith(prefix) else None
+    if not isinstance(chief, dict):
+        return False
+    changes = fingerprint_changes(chief, fingerprint)
+    if changes:
+        raise ValueError("This worker's data is not the data the chief searches: here "
+                         + "; ".join(changes) + ". Start every worker on the chief's data.")
+    return True

@@ -1,30 +1,36 @@
 """Matplotlib helpers for notebooks and the docs.
 
 * [`plot_op_grid()`][keras_augtune.plot.plot_op_grid]: every op (or a chosen few) at a few magnitudes on one image;
-* [`plot_policy_examples()`][keras_augtune.plot.plot_policy_examples]: images beside several random augmentations by a policy.
+* [`plot_policy_examples()`][keras_augtune.plot.plot_policy_examples]: images beside several random augmentations by a policy;
+* the search report's figures: [`plot_rewards()`][keras_augtune.plot.plot_rewards] (reward per trial, the best so far,
+  the no-augmentation baseline), [`plot_op_effects()`][keras_augtune.plot.plot_op_effects] (which ops help) and
+  [`plot_importances()`][keras_augtune.plot.plot_importances] (the random forest's hyperparameter importances).
 
 Each function returns a `matplotlib.figure.Figure` and saves it to ``path``
 when one is given. Figures are built with matplotlib's object API on the Agg
 canvas, so no display is needed (servers, CI) and nothing is left open in
 ``pyplot``'s global state; in Jupyter the returned figure renders inline.
 
-The search report ([`keras_augtune.report`][keras_augtune.report]) draws its figures with the same
-helpers (`new_figure()`, `save_figure()`).
+The search report ([`keras_augtune.report`][keras_augtune.report]) assembles these figures into one page.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from numbers import Integral
 from typing import Any, Sequence
 
 import numpy as np
 
 from keras_augtune import images as image_utils
+from keras_augtune.checks import check_count, check_seed
+from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.ops import check_unit, op_strength, resolve_op_list
 from keras_augtune.policy import Policy, as_policy
+from keras_augtune.space import parse_name
+from keras_augtune.trials import RUNNING
 
-__all__ = ["plot_op_grid", "plot_policy_examples"]
+__all__ = ["plot_op_grid", "plot_policy_examples", "plot_rewards", "plot_op_effects", "plot_importances"]
 
 #: Largest grids the helpers draw: beyond this a figure is unreadable (and slow).
 MAX_IMAGES = 32
@@ -62,22 +68,6 @@ def save_figure(fig, path: Any, dpi: int = 90) -> None:
     if folder:
         os.makedirs(folder, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-
-
-def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise TypeError(f"seed must be a non-negative integer or None, got {seed!r}.")
-    return int(seed)
-
-
-def _check_count(what: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise TypeError(f"{what} must be an integer, got {value!r}.")
-    if not low <= value <= high:
-        raise ValueError(f"{what} must be between {low} and {high}, got {value}.")
-    return int(value)
 
 
 def _as_display(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
@@ -138,11 +128,11 @@ def plot_op_grid(
     batch = image_utils.check_images(_single_image(image)[None], value_range=value_range, what="image")
     names = resolve_op_list(ops)
     mags = _check_magnitudes(magnitudes)
-    seed = _check_seed(seed)
+    seed = check_seed(seed)
     path = _check_path(path)
     if ops_per_row is None:
         ops_per_row = 1 if len(names) <= 4 else 4
-    ops_per_row = _check_count("ops_per_row", ops_per_row, 1, 16)
+    ops_per_row = check_count("ops_per_row", ops_per_row, 1, 16)
 
     rows = -(-len(names) // ops_per_row)
     cols = ops_per_row * len(mags)
@@ -225,8 +215,8 @@ def plot_policy_examples(
         raise ValueError(
             f"images must hold 1 to {MAX_IMAGES} images, got {n}; pass a few, e.g. images[:8]."
         )
-    count = _check_count("num_augmentations", num_augmentations, 1, MAX_AUGMENTATIONS)
-    seed = _check_seed(seed)
+    count = check_count("num_augmentations", num_augmentations, 1, MAX_AUGMENTATIONS)
+    seed = check_seed(seed)
     path = _check_path(path)
 
     columns = [batch.array] + [
@@ -247,3 +237,159 @@ def plot_policy_examples(
         fig.suptitle(title, fontsize=9)
     save_figure(fig, path)
     return fig
+
+
+# ---------------------------------------------------------------------- the search report's figures
+def _results(results: Any):
+    """A ``SearchResults`` from one, a tuner or a search directory."""
+    from keras_augtune.report import load_search
+    from keras_augtune.results import SearchResults
+
+    return results if isinstance(results, SearchResults) else load_search(results)
+
+
+def plot_rewards(results: Any, path: Any = None, ax: Any = None):
+    """Reward per trial (dots; the no-augmentation trial grey), the best reward so far (a step
+    line) and the no-augmentation baseline (a dashed line, with a band spanning its runs'
+    rewards when it was trained more than once); failed trials are marked with an ``x``.
+    The x-axis shows the trial ids, as the tables do.
+
+    ``results``: a [`SearchResults`][keras_augtune.results.SearchResults], a tuner or a search directory.
+    """
+    results = _results(results)
+    fig = None
+    if ax is None:
+        fig = new_figure(7.0, 3.4)
+        ax = fig.subplots()
+    x_of = {t.trial_id: t.number - 1 for t in results.trials}  # positions 0, 1, ...: KT's ids "00", "01", ...
+    done = results.completed
+    if done:
+        for is_base, color, label in ((False, "#1f77b4", "trial reward"), (True, "#7f7f7f", "no-augmentation trial")):
+            group = [t for t in done if t.is_noop == is_base]
+            if group:
+                ax.scatter([x_of[t.trial_id] for t in group], [t.reward for t in group], color=color, s=22,
+                           zorder=3, label=label)
+        best, best_x, best_y = -math.inf, [], []
+        for t in done:
+            best = max(best, t.reward)
+            best_x.append(x_of[t.trial_id])
+            best_y.append(best)
+        ax.step(best_x, best_y, where="post", color="#2ca02c", lw=1.8, label="best so far")
+    failed = [t for t in results.trials if not t.completed and t.status != RUNNING]
+    if failed:
+        low = min((t.reward for t in done), default=0.0)
+        ax.scatter([x_of[t.trial_id] for t in failed], [low] * len(failed), marker="x", color="#d62728",
+                   zorder=3, label="failed trial")
+    baseline = results.baseline
+    if baseline is not None:
+        runs = [r for r in (baseline.execution_rewards or []) if r is not None]
+        ax.axhline(baseline.reward, color="#ff7f0e", ls="--", lw=1.2, label="no augmentation")
+        if len(runs) > 1:
+            ax.axhspan(min(runs), max(runs), color="#ff7f0e", alpha=0.15, lw=0,
+                       label=f"no augmentation, {len(runs)} runs (range)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("reward")
+    ax.set_title("Reward per trial", fontsize=10)
+    ax.grid(alpha=0.3)
+    if results.trials:
+        from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+        ids = {x: trial_id for trial_id, x in x_of.items()}
+        ax.set_xlim(-0.5, len(results.trials) - 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: ids.get(int(round(x)), "")))
+    if done or failed:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no completed trial yet", ha="center", va="center", transform=ax.transAxes)
+    if fig is not None:
+        save_figure(fig, path, dpi=100)
+    return fig if fig is not None else ax.figure
+
+
+def short_name(name: str) -> str:
+    """``augment/sub_policy_0/op_1/magnitude`` -> ``sub-policy 0, op 1: magnitude``."""
+    parsed = parse_name(name)
+    if parsed is None:
+        return name
+    _, i, j, field = parsed
+    return f"sub-policy {i}, op {j}: {field}"
+
+
+def importances_by_kind(importances: dict[str, float]) -> dict[str, float]:
+    """Importances summed per kind: op type, magnitude, probability, and each other hyperparameter."""
+    totals: dict[str, float] = {}
+    for name, value in importances.items():
+        parsed = parse_name(name)
+        kind = {"op": "op type"}.get(parsed[3], parsed[3]) if parsed else name
+        totals[kind] = totals.get(kind, 0.0) + value
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = None):
+    """The hyperparameter importances the oracle's random forest learned (top ``top``)."""
+    results = _results(results)
+    fig = None
+    items = list(results.importances.items())[:top]
+    if ax is None:
+        fig = new_figure(7.0, 0.8 + 0.28 * max(len(items), 3))
+        ax = fig.subplots()
+    if items:
+        names = [short_name(k) for k, _ in items][::-1]
+        values = [v for _, v in items][::-1]
+        ax.barh(names, values, color="#1f77b4")
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xlabel("importance (fraction of the forest's impurity decrease)")
+    else:
+        ax.text(0.5, 0.5, "needs at least two completed trials", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.set_title("Hyperparameter importances (random forest)", fontsize=10)
+    if fig is not None:
+        save_figure(fig, path, dpi=100)
+    return fig if fig is not None else ax.figure
+
+
+_VERDICT_COLORS = {"helps": "#2ca02c", "hurts": "#d62728", "unclear": "#7f7f7f"}
+
+
+def plot_op_effects(results: Any, top: int | None = None, path: Any = None, ax: Any = None):
+    """Each op's effect on the reward with its interval (best at the top), the number of trials
+    behind it (in brackets) and the magnitudes where it helps (right); green: the interval is
+    above 0, red: below, grey: unclear. Ops used by too few trials are left out.
+
+    ``results``: an [`OpEffects`][keras_augtune.effects.OpEffects], a [`SearchResults`][keras_augtune.results.SearchResults], a
+    tuner or a search directory; ``top``: at most that many ops (the best and the worst halves).
+    """
+    effects = results if isinstance(results, OpEffects) else estimate_op_effects(_results(results))
+    rows = effects.estimated
+    if top is not None and len(rows) > top:
+        rows = rows[: (top + 1) // 2] + rows[len(rows) - top // 2:]
+    fig = None
+    if ax is None:
+        fig = new_figure(8.0, 0.95 + 0.2 * max(len(rows), 3))
+        ax = fig.subplots()
+    if rows:
+        ys = np.arange(len(rows))[::-1]
+        for y, e in zip(ys, rows):
+            color = _VERDICT_COLORS[e.verdict]
+            ax.plot([e.low, e.high], [y, y], color=color, lw=2, solid_capstyle="butt")
+            ax.plot([e.effect], [y], "o", color=color, ms=4.5)
+        ax.axvline(0.0, color="#444", lw=0.8)
+        ax.set_yticks(ys, [f"{e.op} ({e.trials})" for e in rows], fontsize=7)
+        ax.set_ylim(-0.7, len(rows) - 0.3)
+        right = ax.secondary_yaxis("right")
+        right.set_yticks(ys, ["" if e.helps_at is None else f"m {e.helps_at[0]:.2f}-{e.helps_at[1]:.2f}" for e in rows],
+                         fontsize=7)
+        right.tick_params(length=0)
+        ax.set_xlabel(f"reward change per sub-policy applying the op, {effects.confidence:.0%} interval\n"
+                      "(in brackets: trials using it; right: magnitudes where it helps)", fontsize=7)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    else:
+        ax.text(0.5, 0.5, effects.note or "no op used by enough completed trials yet", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.set_title("Which augmentations help (op effects, pooled over slots)", fontsize=10)
+    if fig is not None:
+        save_figure(fig, path, dpi=100)
+    return fig if fig is not None else ax.figure

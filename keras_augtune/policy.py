@@ -322,7 +322,7 @@ def read_policy_json(text_or_path: str) -> Any:
     if not text.lstrip().startswith(("{", "[")) or os.path.isfile(text):
         source = f" in {text_or_path}"
         try:
-            with open(text_or_path, encoding="utf-8") as f:
+            with open(text_or_path, encoding="utf-8-sig") as f:  # -sig: a BOM (Windows editors) is skipped
                 text = f.read(MAX_JSON_BYTES + 1)
         except (OSError, UnicodeDecodeError) as exc:
             raise ValueError(f"Not JSON text and not a readable file: {text_or_path!r} ({exc}).") from None

@@ -20,6 +20,7 @@ import dataclasses
 import glob
 import hashlib
 import json
+import math
 import os
 import warnings
 from typing import Any, Mapping
@@ -83,7 +84,12 @@ class ExecutionRecord:
             raise ValueError(f"written by a newer keras_augtune (version {data.get('version')!r:.20})")
         record = cls(dict(data["values"]), int(data["search_seed"]), data.get("trial_id"))
         for e, item in dict(data["executions"]).items():
-            record.rewards[int(e)] = float(item["reward"])
+            reward = item["reward"]
+            # a reward is a finite number: NaN or Infinity (JSON's extensions) would turn every mean and
+            # interval into nan ("gains +nan"); a nested value is not a number either
+            if isinstance(reward, (bool, str)) or not math.isfinite(float(reward)):
+                raise ValueError(f"execution {e}: field 'reward' must be a finite number, got {reward!r:.40}")
+            record.rewards[int(e)] = float(reward)
             record.histories[int(e)] = {k: [float(v) for v in vs] for k, vs in dict(item.get("history", {})).items()}
         return record
 

@@ -2,11 +2,11 @@
 
 * [`load_search()`][keras_augtune.report.load_search]: the trials of an [`AugmentTuner`][keras_augtune.AugmentTuner], or of a
   search directory on disk (no tuner object needed), as a [`SearchResults`][keras_augtune.results.SearchResults];
-* [`plot_rewards()`][keras_augtune.report.plot_rewards]: reward per trial, the best so far, and the no-augmentation
+* [`plot_rewards()`][keras_augtune.plot.plot_rewards]: reward per trial, the best so far, and the no-augmentation
   baseline as a line;
-* [`op_effects()`][keras_augtune.AugmentTuner.op_effects] and [`plot_op_effects()`][keras_augtune.report.plot_op_effects]: which ops help the reward and how much,
+* [`op_effects()`][keras_augtune.AugmentTuner.op_effects] and [`plot_op_effects()`][keras_augtune.plot.plot_op_effects]: which ops help the reward and how much,
   pooled over the policy's slots ([`keras_augtune.effects`][keras_augtune.effects]);
-* [`plot_importances()`][keras_augtune.report.plot_importances]: how much each hyperparameter explains the rewards,
+* [`plot_importances()`][keras_augtune.plot.plot_importances]: how much each hyperparameter explains the rewards,
   per the oracle's random forest;
 * [`policies_table()`][keras_augtune.report.policies_table]: the top policies as rows (reward, gain, accuracy, ops);
 * [`plot_best_policy_examples()`][keras_augtune.report.plot_best_policy_examples]: augmentation grids of the best policies
@@ -30,7 +30,6 @@ import datetime
 import html
 import io
 import json
-import math
 import os
 import textwrap
 import warnings
@@ -38,16 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from keras_augtune import compat
+from keras_augtune.data import one_per_class
 from keras_augtune.effects import MIN_OP_TRIALS, OpEffects, estimate_op_effects
 from keras_augtune.files import atomic_write
-from keras_augtune.plot import new_figure, save_figure
+from keras_augtune.plot import importances_by_kind, new_figure, plot_importances, plot_op_effects, plot_rewards, save_figure
 from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, describe_policy, format_interval, format_value
-from keras_augtune.space import parse_name
-from keras_augtune.trials import RUNNING
-from keras_augtune import runs
-from keras_augtune.runs import RUN_FILE, read_run_file
+from keras_augtune import repair
+from keras_augtune.runs import RUN_FILE
 
 __all__ = [
     "SearchResults", "load_search", "plot_rewards", "op_effects", "plot_op_effects", "plot_importances", "policies_table",
@@ -72,8 +69,8 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
     run = None
     space = None
     if isinstance(tuner_or_dir, (str, os.PathLike)):
-        project_dir, run = _find_project(os.fspath(tuner_or_dir))
-        oracle = _reload_oracle(project_dir)
+        project_dir, run = repair.find_project(os.fspath(tuner_or_dir))
+        oracle = repair.reload_oracle(project_dir)
         if images is None:
             images, value_range = _sample_images(os.fspath(tuner_or_dir), project_dir, value_range)
     elif hasattr(tuner_or_dir, "oracle"):
@@ -83,7 +80,7 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
         project_dir = str(getattr(tuner, "project_dir", ""))
         data = getattr(tuner, "dataset", None)
         if images is None and data is not None:
-            images = _spread(data.x, data.y, 8)
+            images = data.x[one_per_class(data.y, 8)]
             value_range = data.value_range if value_range is None else value_range
     else:
         raise TypeError(
@@ -92,7 +89,13 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
     channels = getattr(tuner_or_dir, "_channels", None)
     if channels is None and images is not None:
         channels = 1 if np.ndim(images) == 3 else int(np.shape(images)[-1])
-    results = SearchResults.from_oracle(oracle, space, project_dir, channels=channels)
+    try:
+        results = SearchResults.from_oracle(oracle, space, project_dir, channels=channels)
+    except RecursionError:  # an execution record nested too deeply for Python's JSON reader
+        damaged = repair.damaged_execution_records(project_dir)
+        raise ValueError(f"Cannot read the search in {project_dir}: {', '.join(damaged) or 'an execution record'} "
+                         "is damaged (nested too deeply); 'keras-augtune search --resume' sets it aside, or move "
+                         "it away.") from None
     if hasattr(oracle, "hyperparameter_importances"):
         try:
             results.importances = dict(oracle.hyperparameter_importances())
@@ -110,66 +113,19 @@ def load_search(tuner_or_dir: Any, images: Any = None, value_range: Any = None) 
     return results
 
 
-def _find_project(path: str) -> tuple[str, dict | None]:
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"No such search directory: {path}")
-    run = read_run_file(path)
-    if run is not None:
-        project = os.path.join(path, run.get("project_name", "tuner"))
-        if os.path.isfile(os.path.join(project, "oracle.json")):
-            return project, run
-    if os.path.isfile(os.path.join(path, "oracle.json")):
-        return path, run
-    found = sorted(d for d in os.listdir(path) if os.path.isfile(os.path.join(path, d, "oracle.json")))
-    if len(found) == 1:
-        return os.path.join(path, found[0]), run
-    if len(found) > 1:
-        raise ValueError(f"{path} holds several searches ({', '.join(found)}); pass one of them.")
-    raise FileNotFoundError(
-        f"No search found in {path}: expected the output folder of 'keras-augtune search' or a "
-        "Keras Tuner project directory (with oracle.json and trial_* folders)."
-    )
-
-
-def _reload_oracle(project_dir: str):
-    from keras_augtune.evaluation.reward import reward_objective
-    from keras_augtune.oracle import RandomForestOracle
-
-    oracle = RandomForestOracle(objective=reward_objective(), max_trials=10**6)
-    compat.set_project_dir(oracle, os.path.dirname(os.path.abspath(project_dir)), os.path.basename(os.path.abspath(project_dir)))
-    damaged = runs.damaged_files(compat.project_dir(oracle))
-    for path, reason in damaged.items():  # skipped, so that every readable trial is still shown
-        warnings.warn(runs.DamagedFileWarning(f"skipped the damaged file {path} ({reason})"), stacklevel=3)
-    try:
-        if damaged:
-            runs.reload_skipping_damaged(oracle, compat.project_dir(oracle), damaged)
-        else:
-            oracle.reload()
-    except Exception as exc:
-        raise ValueError(f"Cannot read the search in {project_dir}: {type(exc).__name__}: {exc}") from None
-    return oracle
-
-
 def _sample_images(path: str, project_dir: str, value_range):
     for folder in (path, project_dir):
         file = os.path.join(folder, SAMPLE_FILE)
         if os.path.isfile(file):
-            with np.load(file, allow_pickle=False) as data:
-                vr = tuple(data["value_range"].tolist()) if "value_range" in data.files else value_range
-                return data["x"], vr
+            try:
+                with np.load(file, allow_pickle=False) as data:
+                    vr = tuple(float(v) for v in data["value_range"].tolist()) if "value_range" in data.files else value_range
+                    return data["x"], vr
+            except Exception as exc:  # any damage: the report goes on without its grids
+                warnings.warn(repair.DamagedFileWarning(
+                    f"skipped the damaged file {file} ({type(exc).__name__}: {str(exc)[:100]}): the report has no "
+                    "augmentation grids (pass --data to draw them)"), stacklevel=3)
     return None, value_range
-
-
-def _spread(x: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
-    """Up to ``n`` images, one per class first (stable: the first of each class)."""
-    picked: list[int] = []
-    for label in np.unique(y):
-        picked.append(int(np.flatnonzero(y == label)[0]))
-        if len(picked) == n:
-            break
-    rest = [i for i in range(len(x)) if i not in set(picked)]
-    picked.extend(rest[: n - len(picked)])
-    return np.asarray(x)[sorted(picked)]
 
 
 # ----------------------------------------------------------------------------- figures
@@ -177,157 +133,10 @@ def _results(results: Any) -> SearchResults:
     return results if isinstance(results, SearchResults) else load_search(results)
 
 
-def plot_rewards(results: Any, path: Any = None, ax: Any = None):
-    """Reward per trial (dots; the no-augmentation trial grey), the best reward so far (a step
-    line) and the no-augmentation baseline (a dashed line, with a band spanning its runs'
-    rewards when it was trained more than once); failed trials are marked with an ``x``.
-    The x-axis shows the trial ids, as the tables do.
-
-    ``results``: a [`SearchResults`][keras_augtune.results.SearchResults], a tuner or a search directory.
-    """
-    results = _results(results)
-    fig = None
-    if ax is None:
-        fig = new_figure(7.0, 3.4)
-        ax = fig.subplots()
-    x_of = {t.trial_id: t.number - 1 for t in results.trials}  # positions 0, 1, ...: KT's ids "00", "01", ...
-    done = results.completed
-    if done:
-        for is_base, color, label in ((False, "#1f77b4", "trial reward"), (True, "#7f7f7f", "no-augmentation trial")):
-            group = [t for t in done if t.is_noop == is_base]
-            if group:
-                ax.scatter([x_of[t.trial_id] for t in group], [t.reward for t in group], color=color, s=22,
-                           zorder=3, label=label)
-        best, best_x, best_y = -math.inf, [], []
-        for t in done:
-            best = max(best, t.reward)
-            best_x.append(x_of[t.trial_id])
-            best_y.append(best)
-        ax.step(best_x, best_y, where="post", color="#2ca02c", lw=1.8, label="best so far")
-    failed = [t for t in results.trials if not t.completed and t.status != RUNNING]
-    if failed:
-        low = min((t.reward for t in done), default=0.0)
-        ax.scatter([x_of[t.trial_id] for t in failed], [low] * len(failed), marker="x", color="#d62728",
-                   zorder=3, label="failed trial")
-    baseline = results.baseline
-    if baseline is not None:
-        runs = [r for r in (baseline.execution_rewards or []) if r is not None]
-        ax.axhline(baseline.reward, color="#ff7f0e", ls="--", lw=1.2, label="no augmentation")
-        if len(runs) > 1:
-            ax.axhspan(min(runs), max(runs), color="#ff7f0e", alpha=0.15, lw=0,
-                       label=f"no augmentation, {len(runs)} runs (range)")
-    ax.set_xlabel("trial")
-    ax.set_ylabel("reward")
-    ax.set_title("Reward per trial", fontsize=10)
-    ax.grid(alpha=0.3)
-    if results.trials:
-        from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-        ids = {x: trial_id for trial_id, x in x_of.items()}
-        ax.set_xlim(-0.5, len(results.trials) - 0.5)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: ids.get(int(round(x)), "")))
-    if done or failed:
-        ax.legend(fontsize=7, loc="best")
-    else:
-        ax.text(0.5, 0.5, "no completed trial yet", ha="center", va="center", transform=ax.transAxes)
-    if fig is not None:
-        save_figure(fig, path, dpi=100)
-    return fig if fig is not None else ax.figure
-
-
-def short_name(name: str) -> str:
-    """``augment/sub_policy_0/op_1/magnitude`` -> ``sub-policy 0, op 1: magnitude``."""
-    parsed = parse_name(name)
-    if parsed is None:
-        return name
-    _, i, j, field = parsed
-    return f"sub-policy {i}, op {j}: {field}"
-
-
-def importances_by_kind(importances: dict[str, float]) -> dict[str, float]:
-    """Importances summed per kind: op type, magnitude, probability, and each other hyperparameter."""
-    totals: dict[str, float] = {}
-    for name, value in importances.items():
-        parsed = parse_name(name)
-        kind = {"op": "op type"}.get(parsed[3], parsed[3]) if parsed else name
-        totals[kind] = totals.get(kind, 0.0) + value
-    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
-
-
-def plot_importances(results: Any, top: int = 15, path: Any = None, ax: Any = None):
-    """The hyperparameter importances the oracle's random forest learned (top ``top``)."""
-    results = _results(results)
-    fig = None
-    items = list(results.importances.items())[:top]
-    if ax is None:
-        fig = new_figure(7.0, 0.8 + 0.28 * max(len(items), 3))
-        ax = fig.subplots()
-    if items:
-        names = [short_name(k) for k, _ in items][::-1]
-        values = [v for _, v in items][::-1]
-        ax.barh(names, values, color="#1f77b4")
-        ax.tick_params(axis="y", labelsize=7)
-        ax.set_xlabel("importance (fraction of the forest's impurity decrease)")
-    else:
-        ax.text(0.5, 0.5, "needs at least two completed trials", ha="center", va="center", transform=ax.transAxes)
-        ax.set_yticks([])
-    ax.set_title("Hyperparameter importances (random forest)", fontsize=10)
-    if fig is not None:
-        save_figure(fig, path, dpi=100)
-    return fig if fig is not None else ax.figure
-
-
 def op_effects(results: Any, **options: Any) -> OpEffects:
     """Every op's estimated effect on the reward, best first ([`keras_augtune.effects.estimate_op_effects()`][keras_augtune.effects.estimate_op_effects],
     ``options`` as it takes them). ``results``: a [`SearchResults`][keras_augtune.results.SearchResults], a tuner or a search directory."""
     return estimate_op_effects(_results(results), **options)
-
-
-_VERDICT_COLORS = {"helps": "#2ca02c", "hurts": "#d62728", "unclear": "#7f7f7f"}
-
-
-def plot_op_effects(results: Any, top: int | None = None, path: Any = None, ax: Any = None):
-    """Each op's effect on the reward with its interval (best at the top), the number of trials
-    behind it (in brackets) and the magnitudes where it helps (right); green: the interval is
-    above 0, red: below, grey: unclear. Ops used by too few trials are left out.
-
-    ``results``: an [`OpEffects`][keras_augtune.effects.OpEffects], a [`SearchResults`][keras_augtune.results.SearchResults], a
-    tuner or a search directory; ``top``: at most that many ops (the best and the worst halves).
-    """
-    effects = results if isinstance(results, OpEffects) else op_effects(results)
-    rows = effects.estimated
-    if top is not None and len(rows) > top:
-        rows = rows[: (top + 1) // 2] + rows[len(rows) - top // 2:]
-    fig = None
-    if ax is None:
-        fig = new_figure(8.0, 0.95 + 0.2 * max(len(rows), 3))
-        ax = fig.subplots()
-    if rows:
-        ys = np.arange(len(rows))[::-1]
-        for y, e in zip(ys, rows):
-            color = _VERDICT_COLORS[e.verdict]
-            ax.plot([e.low, e.high], [y, y], color=color, lw=2, solid_capstyle="butt")
-            ax.plot([e.effect], [y], "o", color=color, ms=4.5)
-        ax.axvline(0.0, color="#444", lw=0.8)
-        ax.set_yticks(ys, [f"{e.op} ({e.trials})" for e in rows], fontsize=7)
-        ax.set_ylim(-0.7, len(rows) - 0.3)
-        right = ax.secondary_yaxis("right")
-        right.set_yticks(ys, ["" if e.helps_at is None else f"m {e.helps_at[0]:.2f}-{e.helps_at[1]:.2f}" for e in rows],
-                         fontsize=7)
-        right.tick_params(length=0)
-        ax.set_xlabel(f"reward change per sub-policy applying the op, {effects.confidence:.0%} interval\n"
-                      "(in brackets: trials using it; right: magnitudes where it helps)", fontsize=7)
-        ax.tick_params(axis="x", labelsize=7)
-        ax.grid(axis="x", alpha=0.3)
-    else:
-        ax.text(0.5, 0.5, effects.note or "no op used by enough completed trials yet", ha="center", va="center",
-                transform=ax.transAxes)
-        ax.set_yticks([])
-    ax.set_title("Which augmentations help (op effects, pooled over slots)", fontsize=10)
-    if fig is not None:
-        save_figure(fig, path, dpi=100)
-    return fig if fig is not None else ax.figure
 
 
 def policies_table(results: Any, n: int = 5) -> list[dict[str, Any]]:

@@ -1,19 +1,19 @@
-"""The output folder of ``keras-augtune search``: whose it is, one search at a time, the data it
-was run on, and what to do when its files are damaged or the disk is full.
+"""The output folder of ``keras-augtune search``: whose it is, one search at a time, and how the
+run was made.
 
 * `read_run_file()`: ``run.json``, validated (an object, its settings an object, its
   ``project_name`` a plain folder name inside the run folder);
 * `claim_output_folder()`: refuses a folder that holds something else (unless
-  ``overwrite``) or a finished search (suggesting ``--resume``/``--overwrite``), and takes an
-  exclusive lock on it for the life of the process: a second search on the same folder
-  fails at once, naming the process that holds it;
-* `data_fingerprint()` / `fingerprint_changes()`: what ``--resume`` checks so that
-  new trials are trained on the same data as the old ones;
-* `disk_error()`: whether an exception (from Python, TensorFlow or HDF5) means a full or
-  read-only disk;
-* `damaged_files()`, `reload_skipping_damaged()` and `repair_damaged_trials()`:
-  a ``trial.json`` cut short (by a full disk, a crash) is named and set aside instead of
-  making the whole search unreadable.
+  ``overwrite``) or a finished search (suggesting ``--resume``/``--overwrite``), a dangling
+  link, or the data folder itself (`check_out_outside_data()`), and takes an exclusive lock on
+  it for the life of the process: a second search on the same folder fails at once, naming
+  the process that holds it;
+* `resume_settings()`, `check_resume_data()`, `write_run_file()`: what ``--resume`` keeps (the
+  run's settings, its data, the command that started it).
+
+The library helpers a search uses wherever it runs live elsewhere: full or read-only disks in
+[`keras_augtune.files`][keras_augtune.files] (`disk_error()`), damaged Keras Tuner files in
+[`keras_augtune.repair`][keras_augtune.repair], data fingerprints in [`keras_augtune.data`][keras_augtune.data].
 
 Nothing here imports TensorFlow.
 """
@@ -21,34 +21,21 @@ Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import datetime
-import errno
 import glob
-import hashlib
 import json
 import os
 import socket
 import sys
 from typing import Any
 
-import numpy as np
+from keras_augtune.checks import json_kind
+from keras_augtune.files import atomic_write_json, disk_error
 
 #: Written by ``keras-augtune search`` next to the tuner directory: how the run was made.
 RUN_FILE = "run.json"
 RUN_FORMAT = "keras_augtune.run"
 #: The lock file of a search folder (also the mark of a folder keras_augtune created).
 LOCK_FILE = ".keras_augtune.lock"
-#: At most this many images are hashed for the data fingerprint (evenly spread).
-FINGERPRINT_SAMPLE = 64
-
-_DISK_ERRORS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "the disk quota is exceeded",
-    errno.EROFS: "the file system is read-only",
-}
-
-
-class DamagedFileWarning(UserWarning):
-    """A file of a search could not be read and was skipped (see `damaged_files()`)."""
 
 
 # ----------------------------------------------------------------------------- run.json
@@ -64,11 +51,11 @@ def read_run_file(folder: str) -> dict[str, Any] | None:
     except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path} is damaged or not a keras_augtune run file: {exc}") from None
     if not isinstance(run, dict):
-        raise ValueError(f"{path} must be a JSON object (the run's settings), got {_json_kind(run)}.")
+        raise ValueError(f"{path} must be a JSON object (the run's settings), got {json_kind(run)}.")
     if run.get("format", RUN_FORMAT) != RUN_FORMAT:
         raise ValueError(f"{path} is not a keras_augtune run file (format {run.get('format')!r:.60}).")
     if not isinstance(run.get("settings", {}), dict):
-        raise ValueError(f"{path}: field 'settings' must be an object, got {_json_kind(run['settings'])}.")
+        raise ValueError(f"{path}: field 'settings' must be an object, got {json_kind(run['settings'])}.")
     check_project_name(run.get("project_name", "tuner"), path)
     return run
 
@@ -80,11 +67,6 @@ def check_project_name(name: Any, where: str) -> str:
         raise ValueError(f"{where}: field 'project_name' must be a folder name inside the run folder, "
                          f"got {name!r:.80}.")
     return name
-
-
-def _json_kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
 
 
 # ----------------------------------------------------------------------------- the folder
@@ -138,6 +120,9 @@ def _folder_state(folder: str) -> str:
 def claim_output_folder(folder: str, resume: bool, overwrite: bool) -> FolderLock:
     """Check that a search may write into ``folder``, create it, and lock it (see the module
     docstring); raises a one-line ``ValueError`` otherwise."""
+    if os.path.islink(folder) and not os.path.exists(folder):
+        raise ValueError(f"--out {folder!r} is a link to {os.readlink(folder)!r}, which does not exist; "
+                         "create that folder, remove the link, or choose another --out.")
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise ValueError(f"--out {folder!r} is a file; give a folder.")
     foreign = (f"--out {folder} is not empty and holds no keras_augtune search; nothing is written there "
@@ -164,160 +149,64 @@ def claim_output_folder(folder: str, resume: bool, overwrite: bool) -> FolderLoc
     return lock
 
 
-# ----------------------------------------------------------------------------- the data
-def data_fingerprint(x: np.ndarray, y: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-    """What ``--resume`` compares: image count, shape and type, classes and their counts, and a
-    SHA-256 of the labels and of an evenly spread sample of the images."""
-    x, y = np.asarray(x), np.asarray(y)
-    sample = np.unique(np.linspace(0, len(x) - 1, num=min(len(x), FINGERPRINT_SAMPLE)).astype(np.int64))
-    digest = hashlib.sha256()
-    digest.update(f"{x.shape}{x.dtype}".encode())
-    digest.update(np.ascontiguousarray(y).tobytes())
-    digest.update(np.ascontiguousarray(x[sample]).tobytes())
-    counts = np.bincount(y, minlength=len(class_names)) if y.ndim == 1 else np.asarray(y).sum(axis=0)
-    return {
-        "images": int(len(x)), "image_shape": [int(s) for s in x.shape[1:]], "dtype": str(x.dtype),
-        "classes": [str(c) for c in class_names], "class_counts": [int(c) for c in counts],
-        "sample_sha256": digest.hexdigest(),
-    }
+# ----------------------------------------------------------------------------- resuming
+def resume_settings(folder: str, explicit: dict[str, Any], defaults: dict[str, Any], fixed: list[str],
+                    changeable: tuple[str, ...]) -> dict[str, Any]:
+    """The settings a resumed search runs with: the run's own (from ``run.json``), with only the
+    ``changeable`` ones taken from ``explicit`` (the options given); a ``fixed`` one given with
+    another value is refused. A run.json without ``oracle.json`` beside it (stopped before Keras
+    Tuner saved anything) resumes too: its search starts again with its settings."""
+    run = read_run_file(folder)
+    if run is None:  # also a search stopped before its first write: nothing was saved, start it again
+        raise ValueError(f"--resume: no search to continue in {folder} (no {os.path.join(folder, RUN_FILE)}: none "
+                         "was started there, or it stopped before saving anything). Start it without --resume, "
+                         "or point --out at an earlier search folder.")
+    settings = {**defaults, **run.get("settings", {})}
+    changed = [k for k in fixed if k in explicit and explicit[k] != settings.get(k)]
+    if changed:
+        flags = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise ValueError(f"--resume keeps the run's settings; {flags} differ from the run in {folder}. "
+                         "Drop them, or start a fresh search with another --out.")
+    settings.update({k: explicit[k] for k in changeable if k in explicit})
+    return settings
 
 
-def fingerprint_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """What differs between two fingerprints, in words (empty when the data is the same)."""
-    changes = []
-    old_classes, new_classes = list(before.get("classes", [])), list(now["classes"])
-    if old_classes != new_classes:
-        added = [c for c in new_classes if c not in old_classes]
-        removed = [c for c in old_classes if c not in new_classes]
-        detail = "; ".join(part for part in (
-            f"added {', '.join(map(repr, added[:5]))}" if added else "",
-            f"removed {', '.join(map(repr, removed[:5]))}" if removed else "") if part) or "renumbered"
-        changes.append(f"{len(new_classes)} classes (was {len(old_classes)}: {detail})")
-    if before.get("images") != now["images"]:
-        changes.append(f"{now['images']:,} images (was {before.get('images')})")
-    elif old_classes == new_classes and before.get("class_counts") != now["class_counts"]:
-        changes.append("the images per class differ")
-    if before.get("image_shape") != now["image_shape"] or before.get("dtype") != now["dtype"]:
-        shape = "x".join(map(str, now["image_shape"]))
-        old = "x".join(map(str, before.get("image_shape") or []))
-        changes.append(f"images of {shape} {now['dtype']} (was {old} {before.get('dtype')})")
-    if not changes and before.get("sample_sha256") != now["sample_sha256"]:
-        changes.append("the same counts and shapes, but different image or label content")
-    return changes
+def check_resume_data(folder: str, run: dict[str, Any], fingerprint: dict[str, Any], data: str) -> str | None:
+    """Refuse to resume on other data than the run's (a one-line ``ValueError`` naming what
+    differs); a note when the run predates fingerprints."""
+    from keras_augtune.data import fingerprint_changes
 
-
-# ----------------------------------------------------------------------------- full or read-only disks
-def disk_error(exc: BaseException) -> str | None:
-    """A short reason when ``exc`` (or an exception it chains) comes from a full or read-only
-    disk: an ``OSError`` with ``ENOSPC``/``EDQUOT``/``EROFS``, or TensorFlow's and HDF5's own
-    errors that carry the system's message. ``None`` otherwise."""
-    seen, stack = set(), [exc]
-    while stack:
-        error = stack.pop()
-        if error is None or id(error) in seen:
-            continue
-        seen.add(id(error))
-        for code, reason in _DISK_ERRORS.items():
-            if (isinstance(error, OSError) and error.errno == code) or os.strerror(code) in str(error):
-                path = _path_in(error)
-                return reason + (f" (writing {path})" if path else "")
-        stack.extend((error.__cause__, error.__context__))
+    if not isinstance(run.get("data_fingerprint"), dict):
+        return (f"{os.path.join(folder, RUN_FILE)} predates data fingerprints: the data cannot be checked against "
+                "the one the run started with.")
+    changes = fingerprint_changes(run["data_fingerprint"], fingerprint)
+    if changes:
+        raise ValueError(f"--resume: the data in {data} is not the data this search ran on: now "
+                         + "; ".join(changes) + ". Restore that data, or start a new search with another --out.")
     return None
 
 
-def _path_in(error: BaseException) -> str | None:
-    if isinstance(error, OSError) and error.filename:
-        return str(error.filename)
-    text = str(error)
-    for marker in ("filename = '", "file '"):  # HDF5: "filename = '/x/checkpoint.weights.h5'"
-        if marker in text:
-            return text.split(marker, 1)[1].split("'", 1)[0]
-    head = text.split(";", 1)[0].strip()  # TensorFlow: "/x/trial.json; No space left on device"
-    return head if head.startswith(os.sep) and " " not in head else None
+def write_run_file(folder: str, project_name: str, settings: dict[str, Any], fingerprint: dict[str, Any],
+                   command: str | None, previous: dict[str, Any] | None = None) -> str:
+    """Write ``run.json``; when resuming (``previous``: the run's file), the command that started
+    the run is kept and this one added to ``resumed``."""
+    resumed = previous.get("resumed") if previous else None
+    resumed = list(resumed) if isinstance(resumed, list) else []
+    return atomic_write_json(os.path.join(folder, RUN_FILE), {
+        "format": RUN_FORMAT, "version": 1, "project_name": project_name, "settings": settings,
+        "command": previous.get("command") if previous is not None else command,
+        "resumed": resumed + [command] if previous is not None else [],
+        "data_fingerprint": fingerprint,
+    })
 
 
-# ----------------------------------------------------------------------------- damaged files
-def damaged_files(project_dir: str) -> dict[str, str]:
-    """The JSON files of a Keras Tuner project (``oracle.json``, ``trial_*/trial.json``) that
-    cannot be read, with the reason: ``{path: reason}``."""
-    damaged = {}
-    paths = sorted(glob.glob(os.path.join(project_dir, "trial_*", "trial.json")))
-    for path in [os.path.join(project_dir, "oracle.json")] + paths:
-        if not os.path.isfile(path):
-            continue
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-            if not isinstance(data, dict) or (path.endswith("trial.json") and "trial_id" not in data):
-                raise ValueError(f"not a Keras Tuner {os.path.basename(path)} ({_json_kind(data)})")
-        except (ValueError, RecursionError, UnicodeDecodeError) as exc:
-            size = os.path.getsize(path)
-            damaged[path] = f"{size:,} bytes, {'empty' if size == 0 else 'cut short or corrupt'}: {exc}"
-    return damaged
-
-
-def reload_skipping_damaged(oracle, project_dir: str, damaged: dict[str, str]) -> None:
-    """``oracle.reload()`` without the ``damaged`` files: every readable trial is loaded; without
-    a readable ``oracle.json`` the oracle keeps its fresh state (enough to list the trials)."""
-    from keras_tuner.engine import trial as trial_module
-
-    for path in glob.glob(os.path.join(project_dir, "trial_*", "trial.json")):
-        if path not in damaged:
-            trial = trial_module.Trial.load(path)
-            oracle.trials[trial.trial_id] = trial
-    state_file = os.path.join(project_dir, "oracle.json")
-    if state_file in damaged or not os.path.isfile(state_file):
+def check_out_outside_data(out: str, data: str) -> None:
+    """Refuse an --out that is the --data folder or inside it: its folders would be read as classes
+    (and --overwrite would write the search into the user's images)."""
+    if data == "digits" or not os.path.isdir(data):
         return
-    with open(state_file, encoding="utf-8") as f:
-        state = json.load(f)
-    state["ongoing_trials"] = {k: v for k, v in state.get("ongoing_trials", {}).items() if v in oracle.trials}
-    oracle.set_state(state)
-    oracle.ongoing_trials = {}
-
-
-def repair_damaged_trials(project_dir: str) -> list[str]:
-    """Make a search with damaged trial files resumable, keeping every readable trial.
-
-    Each damaged ``trial_<id>/trial.json`` is kept as ``trial.json.damaged`` and replaced by a
-    ``FAILED`` record of trial ``<id>`` (its result is lost; the id stays taken, so no later
-    trial overwrites its folder); ``oracle.json`` stops counting it as running. A damaged
-    ``oracle.json`` cannot be rebuilt: that raises a ``ValueError`` naming it. Returns one
-    line per repaired file.
-    """
-    damaged = damaged_files(project_dir)
-    state_file = os.path.join(project_dir, "oracle.json")
-    if state_file in damaged:
-        raise ValueError(f"{state_file} is damaged ({damaged[state_file]}): this search cannot be resumed, "
-                         "but 'keras-augtune report' still shows its trials. Start a new search with another "
-                         "--out (or --overwrite).")
-    if not damaged:
-        return []
-    import keras_tuner
-    from keras_tuner.engine import trial as trial_module
-
-    from keras_augtune.files import atomic_write
-
-    with open(state_file, encoding="utf-8") as f:
-        state = json.load(f)
-    space = keras_tuner.HyperParameters.from_config(state["hyperparameters"])
-    lines = []
-    for path, reason in damaged.items():
-        trial_id = os.path.basename(os.path.dirname(path))[len("trial_"):]
-        kept = path + ".damaged"
-        n = 1
-        while os.path.exists(kept):
-            kept, n = f"{path}.damaged.{n}", n + 1
-        os.replace(path, kept)
-        trial = trial_module.Trial(space.copy(), trial_id=trial_id, status=trial_module.TrialStatus.FAILED)
-        trial.hyperparameters.values = {}
-        trial.message = (f"trial.json was damaged ({reason}); the original is kept as {os.path.basename(kept)}. "
-                         "The trial's result is lost.")
-        atomic_write(path, json.dumps(trial.get_state()) + "\n")
-        state["ongoing_trials"] = {k: v for k, v in state.get("ongoing_trials", {}).items() if v != trial_id}
-        state["retry_queue"] = [t for t in state.get("retry_queue", []) if t != trial_id]
-        if trial_id not in state.get("end_order", []):
-            state.setdefault("end_order", []).append(trial_id)
-        lines.append(f"{path} was damaged ({reason}): kept as {os.path.basename(kept)}, trial {trial_id} "
-                     "recorded as FAILED (its result is lost); every other trial is kept.")
-    atomic_write(state_file, json.dumps(state) + "\n")
-    return lines
+    out_real, data_real = os.path.realpath(out), os.path.realpath(data)
+    if out_real == data_real or out_real.startswith(data_real.rstrip(os.sep) + os.sep):
+        where = "is" if out_real == data_real else "is inside"
+        raise ValueError(f"--out {out} {where} --data {data}: the search's folders would be read as classes of "
+                         "images. Choose an --out outside the data folder.")

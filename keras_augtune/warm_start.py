@@ -22,7 +22,7 @@ import os
 from typing import Any
 
 from keras_augtune.files import atomic_write_json
-from keras_augtune.runs import data_fingerprint
+from keras_augtune.data import data_fingerprint
 from keras_augtune.space import baseline_values
 
 WEIGHTS_SUFFIX = ".weights.h5"

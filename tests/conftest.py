@@ -2,6 +2,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# Subprocesses that run a script by path (examples/, benchmarks/) put the script's folder first on
+# sys.path, not this checkout: without this they import whichever keras_augtune is installed.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join([_ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])
 
 import numpy as np
 import pytest
@@ -27,7 +31,7 @@ def digits_small():
 @pytest.fixture(scope="session")
 def digits():
     """The first 200 of scikit-learn's digits at 12x12, uint8 (N, 12, 12, 1), and their labels."""
-    from keras_augtune.data import load_digits
+    from keras_augtune.loaders import load_digits
 
     x, y = load_digits(12)
     return x[:200], y[:200]

@@ -12,7 +12,7 @@ SCRIPT = textwrap.dedent("""
     import sys
     import keras
     import keras_augtune
-    from keras_augtune.data import load_digits
+    from keras_augtune.loaders import load_digits
 
     assert keras.backend.backend() == "jax", keras.backend.backend()
     x, y = load_digits(12)

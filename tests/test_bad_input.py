@@ -296,7 +296,7 @@ def _folder(tmp_path, images):
 def test_16_bit_png_keeps_its_pixels(tmp_path):
     from PIL import Image
 
-    from keras_augtune.data import load_image_folder
+    from keras_augtune.loaders import load_image_folder
 
     ramp = (np.arange(16 * 16, dtype=np.uint16).reshape(16, 16) * 257)  # 0..65535, 8-bit values 0..255
     folder = _folder(tmp_path, {"a/0.png": Image.fromarray(ramp), "b/0.png": Image.fromarray(ramp[::-1])})
@@ -309,7 +309,7 @@ def test_16_bit_png_keeps_its_pixels(tmp_path):
 def test_float_tiff_in_0_1_is_scaled_and_out_of_range_refused(tmp_path):
     from PIL import Image
 
-    from keras_augtune.data import load_image_folder
+    from keras_augtune.loaders import load_image_folder
 
     ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     folder = _folder(tmp_path, {"a/0.tif": Image.fromarray(ramp), "b/0.tif": Image.fromarray(ramp[::-1])})
@@ -323,7 +323,7 @@ def test_float_tiff_in_0_1_is_scaled_and_out_of_range_refused(tmp_path):
 def test_int32_tiff_is_refused(tmp_path):
     from PIL import Image
 
-    from keras_augtune.data import load_image_folder
+    from keras_augtune.loaders import load_image_folder
 
     values = (np.arange(64, dtype=np.int32).reshape(8, 8) * 1000)
     folder = _folder(tmp_path, {"a/0.tif": Image.fromarray(values), "b/0.tif": Image.fromarray(values)})
@@ -334,7 +334,9 @@ def test_int32_tiff_is_refused(tmp_path):
 def test_one_huge_image_does_not_set_the_size_of_all(tmp_path):
     from PIL import Image
 
-    from keras_augtune.data import DataWarning, load_image_folder
+    from keras_augtune.data import DataWarning
+
+    from keras_augtune.loaders import load_image_folder
 
     small = Image.fromarray(np.full((16, 16), 100, np.uint8))
     images = {f"{c}/{i}.png": small for c in "ab" for i in range(1, 4)}
@@ -351,7 +353,7 @@ def test_an_image_declaring_20000x20000_is_refused_before_decoding(tmp_path):
 
     from PIL import Image
 
-    from keras_augtune.data import load_image_folder
+    from keras_augtune.loaders import load_image_folder
 
     buffer = io.BytesIO()
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(buffer, format="PNG")
@@ -367,7 +369,7 @@ def test_an_image_declaring_20000x20000_is_refused_before_decoding(tmp_path):
 def test_hidden_files_are_skipped(tmp_path):
     from PIL import Image
 
-    from keras_augtune.data import load_image_folder
+    from keras_augtune.loaders import load_image_folder
 
     ok = Image.fromarray(np.zeros((8, 8), np.uint8))
     folder = _folder(tmp_path, {"a/0.png": ok, "a/._0.png": b"\x00\x05\x16\x07 macOS AppleDouble", "b/0.png": ok})
@@ -424,7 +426,7 @@ def test_a_huge_label_id_is_refused_before_allocating(tmp_path):
     path = tmp_path / "huge.npz"
     np.savez(path, x=x, y=y)
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20)); "
-            "from keras_augtune.data import load_data\n"
+            "from keras_augtune.loaders import load_data\n"
             "try:\n    load_data(sys.argv[1])\nexcept ValueError as exc:\n    print(exc); sys.exit(1)\n")
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr

@@ -60,7 +60,7 @@ def _stand_ins(workdir: Path) -> dict:
     import tensorflow as tf
 
     from keras_augtune import Policy
-    from keras_augtune.data import load_digits
+    from keras_augtune.loaders import load_digits
     from keras_augtune.models import build_model
 
     x, y = load_digits(32)

@@ -34,7 +34,7 @@ def test_wide_resnet_depth_and_width():
 def test_default_child_validation_is_not_held_down_by_batchnorm_lag():
     # A trial is a few dozen steps: with slow BatchNorm statistics the validation accuracy
     # stays near chance while training accuracy is high, and the reward measures the lag.
-    from keras_augtune.data import load_digits
+    from keras_augtune.loaders import load_digits
 
     keras.utils.set_random_seed(0)
     x, y = load_digits(32)

@@ -26,7 +26,7 @@ CHILD = textwrap.dedent(f"""
     os.environ["TF_NUM_INTEROP_THREADS"] = "1"
     import keras
     from keras_augtune import AugmentTuner, PolicySpace
-    from keras_augtune.data import load_digits
+    from keras_augtune.loaders import load_digits
 
     directory = sys.argv[1]
     stall_at = os.environ.get("STALL_AT")

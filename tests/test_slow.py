@@ -18,7 +18,8 @@ def test_real_search_on_digits_then_final_model(tmp_path):
     import tensorflow as tf
 
     from keras_augtune import AugmentTuner
-    from keras_augtune.data import load_digits, stratified_split
+    from keras_augtune.data import stratified_split
+    from keras_augtune.loaders import load_digits
     from keras_augtune.models import build_model
 
     x, y = load_digits(32)

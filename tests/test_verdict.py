@@ -49,7 +49,7 @@ def test_a_space_of_noops_says_no_better(tmp_path, digits):
 def _rotated_digits():
     import imgaug.augmenters as iaa
 
-    from keras_augtune.data import load_digits
+    from keras_augtune.loaders import load_digits
 
     x, y = load_digits(16)
     rng = np.random.default_rng(0)

@@ -190,7 +190,7 @@ class DensityEvaluator:
     # ------------------------------------------------------------------ helpers
     def _cache_material(self, data: Any, hp: Any) -> dict[str, Any]:
         """What the fold models depend on: the data, the training settings and the architecture."""
-        from keras_augtune.runs import data_fingerprint
+        from keras_augtune.data import data_fingerprint
         from keras_augtune.warm_start import architecture_signature
 
         child = self.hypermodel.build_child(hp)

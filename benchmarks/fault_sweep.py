@@ -1,0 +1,279 @@
+"""Fault-injection sweep (issue 24): fail each write of a tiny seeded search in turn, resume, and
+compare with the uninterrupted run.
+
+1. **Count**: the search runs once with no fault (``keras-augtune search`` on digits, the
+   smallest settings, ``--seed 1``) while every write is recorded in order: the package's
+   `keras_augtune.files.atomic_write` (run.json, the notebook, execution records, the policies, the
+   report, and Keras Tuner's ``oracle.json`` / ``tuner0.json`` / ``trial.json`` once
+   `compat.atomic_state_writes()` routes them there), ``numpy.savez_compressed``
+   (``sample_images.npz``) and ``keras.Model.save_weights`` (trial checkpoints). Its results are
+   the reference.
+2. **Inject**: for each chosen write point *k* and each fault, a fresh search runs in its own
+   process and the *k*-th write fails: ``ENOSPC`` or ``EIO`` (an ``OSError`` raised by the write;
+   a checkpoint, which Keras writes in place, is first left cut short), or ``kill -9`` (the
+   process kills itself there, a checkpoint again left cut short).
+3. **Resume**: ``keras-augtune search --resume`` on the same folder (or, when it answers that
+   nothing was saved to resume — a fault at the very first write — the original command again,
+   as its message says), then the final results are compared with the reference: every trial's status, hyperparameters and score, the execution
+   records' rewards, and ``best_policies.json`` (its policies and numbers).
+
+A case passes when the resume exits 0 and its results are identical. Results go to a JSON file
+(one row per case, and the totals) that ``docs/reliability.md`` quotes.
+
+Run from the repository root (each case is two processes of ~10-20 s on 2 cores)::
+
+    python benchmarks/fault_sweep.py                                # every write point x 3 faults
+    python benchmarks/fault_sweep.py --points first --out benchmarks/results/fault_sweep.json
+                                                                    # the first write of each file
+    python benchmarks/fault_sweep.py --points 1 --update benchmarks/results/fault_sweep.json
+                                                                    # re-run cases after a fix
+
+``--update`` replaces those cases in an existing results file (its reference must be the same:
+the seeded search gives the same results every time), recomputes the totals and records the
+command beside the first one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import errno
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+#: The repository root: its keras_augtune is the one swept (also in the child processes).
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+SEARCH = ["--data", "digits", "--trials", "3", "--epochs", "1", "--train-set-size", "40", "--batch-size", "16",
+          "--initial-points", "2", "--sub-policies", "2", "--ops-per-sub-policy", "1", "--confirm-top-k", "1",
+          "--confirm-executions", "2", "--seed", "1", "--image-size", "12", "-q"]
+FAULTS = ("ENOSPC", "EIO", "kill")
+
+
+# ----------------------------------------------------------------------------- the child process
+def _child(out: str, log: str, point: int, fault: str, argv: list[str]) -> int:
+    """Run the CLI with every write counted (appended to ``log``) and the ``point``-th failing."""
+    import keras
+    import numpy as np
+
+    from keras_augtune import cli, files
+
+    count = [0]
+
+    def hit(kind: str, path: str) -> bool:
+        count[0] += 1
+        with open(log, "a") as f:
+            f.write(json.dumps([count[0], kind, os.path.relpath(os.fspath(path), out)]) + "\n")
+        return count[0] == point
+
+    def fail(path: str, partial: bool) -> None:
+        if partial:  # a writer that writes in place: half a file is left
+            with open(path, "wb") as f:
+                f.write(b"\x89HDF\r\n" + b"\0" * 100)
+        if fault == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        code = errno.ENOSPC if fault == "ENOSPC" else errno.EIO
+        raise OSError(code, os.strerror(code), path)
+
+    atomic_write = files.atomic_write
+
+    def counted_atomic_write(path, text):
+        if hit("atomic_write", path):
+            fail(os.fspath(path), partial=False)
+        return atomic_write(path, text)
+
+    import keras_augtune.repair  # noqa: F401 (modules that import atomic_write by name: patched below)
+    import keras_augtune.report  # noqa: F401
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("keras_augtune") and getattr(module, "atomic_write", None) is atomic_write:
+            module.atomic_write = counted_atomic_write
+    savez = np.savez_compressed
+
+    def counted_savez(path, *args, **kwargs):
+        if hit("savez", path):
+            fail(os.fspath(path), partial=True)
+        return savez(path, *args, **kwargs)
+
+    np.savez_compressed = counted_savez
+    save_weights = keras.Model.save_weights
+
+    def counted_save_weights(self, path, *args, **kwargs):
+        if hit("save_weights", path):
+            fail(os.fspath(path), partial=True)
+        return save_weights(self, path, *args, **kwargs)
+
+    keras.Model.save_weights = counted_save_weights
+    return cli.main(argv)
+
+
+# ----------------------------------------------------------------------------- the parent
+def _run(out: str, log: str, point: int, fault: str, argv: list[str], timeout: float) -> tuple[int, str]:
+    command = [sys.executable, os.path.abspath(__file__), "--child", out, log, str(point), fault, "--", *argv]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONHASHSEED": "0",
+           "PYTHONPATH": os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return 124, "timed out"
+    return done.returncode, done.stderr
+
+
+def results_of(out: str) -> dict:
+    """What must not change: each trial's status, values and score; the execution records'
+    rewards; the best policies (their ops and numbers)."""
+    project = os.path.join(out, "tuner")
+    trials = {}
+    for name in sorted(os.listdir(project)):
+        path = os.path.join(project, name, "trial.json")
+        if name.startswith("trial_") and os.path.isfile(path):
+            with open(path) as f:
+                t = json.load(f)
+            trials[t["trial_id"]] = [t["status"], t["hyperparameters"]["values"], t["score"]]
+    records = {}
+    folder = os.path.join(project, "executions")
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.endswith(".json") and name != "confirmation.json":
+            with open(os.path.join(folder, name)) as f:
+                r = json.load(f)
+            records[name] = {e: item["reward"] for e, item in r["executions"].items()}
+    policies = None
+    path = os.path.join(out, "best_policies.json")
+    if os.path.isfile(path):
+        with open(path) as f:
+            policies = json.load(f)
+        for p in policies.get("policies", []) if isinstance(policies, dict) else []:
+            p.get("metadata", {}).pop("written", None)
+    return {"trials": trials, "executions": records, "policies": policies}
+
+
+def _differences(a: dict, b: dict) -> list[str]:
+    return [key for key in a if a[key] != b.get(key)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "--child":
+        out, log, point, fault = args[1:5]
+        return _child(out, log, int(point), fault, args[6:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--points", default="all",
+                        help="'all', 'first' (the first write of each file), or write numbers, e.g. 1,5,9")
+    parser.add_argument("--faults", default=",".join(FAULTS), help="comma-separated subset of " + ", ".join(FAULTS))
+    parser.add_argument("--out", default="benchmarks/results/fault_sweep.json")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds per process")
+    parser.add_argument("--update", default=None, metavar="JSON",
+                        help="replace these cases in an existing results file (written back there)")
+    opts = parser.parse_args(args)
+    faults = [f for f in opts.faults.split(",") if f]
+    started = time.time()
+    load = os.getloadavg()
+    work = tempfile.mkdtemp(prefix="fault_sweep_")
+    try:
+        reference_out, reference_log = os.path.join(work, "reference"), os.path.join(work, "reference.log")
+        status, err = _run(reference_out, reference_log, 0, "none", ["search", "--out", reference_out, *SEARCH],
+                           opts.timeout)
+        if status != 0:
+            print(err[-3000:], file=sys.stderr)
+            return 1
+        reference = results_of(reference_out)
+        with open(reference_log) as f:
+            writes = [json.loads(line) for line in f]
+        if opts.points == "all":
+            points = [w[0] for w in writes]
+        elif opts.points == "first":
+            seen, points = set(), []
+            for number, kind, path in writes:
+                label = (kind, os.path.basename(path) if "trial_" not in path else "trial_*/" + os.path.basename(path))
+                if label not in seen:
+                    seen.add(label)
+                    points.append(number)
+        else:
+            points = [int(p) for p in opts.points.split(",")]
+        print(f"{len(writes)} write points in the reference run; sweeping {len(points)} x {len(faults)} faults",
+              flush=True)
+        cases = []
+        for point in points:
+            number, kind, path = writes[point - 1]
+            for fault in faults:
+                out, log = os.path.join(work, f"p{point}_{fault}"), os.path.join(work, f"p{point}_{fault}.log")
+                t0 = time.time()
+                first, first_err = _run(out, log, point, fault, ["search", "--out", out, *SEARCH], opts.timeout)
+                second, second_err = _run(out, os.path.join(work, "resume.log"), 0, "none",
+                                          ["search", "--resume", "--out", out, *SEARCH], opts.timeout)
+                recovery = "resume"
+                if second != 0 and "Start it without --resume" in second_err:
+                    # stopped before its first write: nothing to resume; the message says to start it again
+                    recovery = "rerun"
+                    second, second_err = _run(out, os.path.join(work, "resume.log"), 0, "none",
+                                              ["search", "--out", out, *SEARCH], opts.timeout)
+                same = second == 0 and results_of(out) == reference
+                case = {
+                    "point": point, "kind": kind, "file": path, "fault": fault, "first_exit": first,
+                    "first_traceback": "Traceback" in first_err, "first_message": _last_line(first_err),
+                    "recovery": recovery, "resume_exit": second, "resume_traceback": "Traceback" in second_err,
+                    "identical": same, "seconds": round(time.time() - t0, 1),
+                }
+                if second == 0 and not same:
+                    case["differs_in"] = _differences(reference, results_of(out))
+                if second != 0:
+                    case["resume_message"] = _last_line(second_err)
+                cases.append(case)
+                print(json.dumps(case), flush=True)
+                shutil.rmtree(out, ignore_errors=True)
+        report_reference = json.dumps(reference, sort_keys=True)
+        earlier = None
+        if opts.update:
+            with open(opts.update) as f:
+                earlier = json.load(f)
+            if earlier.get("reference") != report_reference:
+                print("the reference run differs from the one in --update's file: not merged", file=sys.stderr)
+                return 1
+            redone = {(c["point"], c["fault"]) for c in cases}
+            cases = sorted([c for c in earlier["cases"] if (c["point"], c["fault"]) not in redone] + cases,
+                           key=lambda c: (c["point"], FAULTS.index(c["fault"])))
+            faults = earlier["faults"]
+            points = sorted(set(earlier["points_swept"]) | set(points))
+        totals = {
+            "cases": len(cases), "resumed": sum(c["resume_exit"] == 0 for c in cases),
+            "identical": sum(c["identical"] for c in cases),
+            "first_run_tracebacks": sum(c["first_traceback"] for c in cases),
+            "by_fault": {f: {"cases": sum(c["fault"] == f for c in cases),
+                             "identical": sum(c["identical"] for c in cases if c["fault"] == f)} for f in faults},
+        }
+        command = "python benchmarks/fault_sweep.py " + " ".join(args)
+        run = {"command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "machine": f"{platform.node()} ({os.cpu_count()} CPUs), load average at start {load[0]:.1f}",
+               "seconds": round(time.time() - started)}
+        report = {
+            "runs": (earlier or {}).get("runs", []) + [run], "reference": report_reference,
+            "search": "keras-augtune search " + " ".join(SEARCH),
+            "write_points": len(writes), "writes": writes, "points_swept": points, "faults": faults,
+            "totals": totals, "cases": cases,
+        }
+        target = opts.update or opts.out
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        with open(target, "w") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")
+        print(json.dumps(totals))
+        return 0 if totals["identical"] == totals["cases"] else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
