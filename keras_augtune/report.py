@@ -326,6 +326,24 @@ def _effects_section(results: SearchResults) -> list[str]:
     return parts
 
 
+def _race_html(race) -> list[str]:
+    """The race's table: each raced configuration's reward and gains over no augmentation and the best recipe."""
+    def versus(c):
+        if c is None:
+            return "&ndash;"
+        return f"{c.gain:+.4f}" + (f" [{c.interval[0]:+.4f}, {c.interval[1]:+.4f}]" if c.interval else "")
+
+    parts = ["<h2>The race: searched policies against the recipes and no augmentation</h2>",
+             "<table><tr><th>configuration</th><th>kind</th><th>runs</th><th>reward</th>"
+             "<th>vs no augmentation</th><th>vs best recipe</th></tr>"]
+    parts += [f"<tr><td>{html.escape(r.name)}</td><td>{r.kind}</td><td class='num'>{r.executions}</td>"
+              f"<td class='num'>{r.mean:.4f}</td><td class='num'>{versus(r.vs_none)}</td>"
+              f"<td class='num'>{versus(r.vs_recipe)}</td></tr>" for r in race.rows()]
+    parts.append("</table><p class='muted'>Fresh paired executions (none used by a trial); 95% intervals "
+                 "corrected over the rows. The verdict above uses the confirmation executions only.</p>")
+    return parts
+
+
 def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
     esc = html.escape
     done, trials = results.completed, results.trials
@@ -350,6 +368,8 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
             parts.append(f"<li>settings: <code>{esc(settings)}</code></li>")
     parts.append("</ul>")
 
+    if results.race is not None:
+        parts += _race_html(results.race)
     parts.append("<h2>Reward per trial</h2>")
     parts.append(_img(_untitled(plot_rewards(results)), "reward per trial"))
     parts.append("<p class='muted'>Grey dot: the no-augmentation baseline trial; dashed line: its reward "

@@ -67,6 +67,11 @@ def test_a_recipe_is_recommended_when_nothing_searched_beats_it(tmp_path, digits
     assert load_policies(str(path))  # the searched policies are still listed
     with open(tuner.notebook_path) as f:
         assert "recipe-" in f.read()  # the recipes' trainings are in the notebook
+    from keras_augtune.report import write_report
+
+    page = open(write_report(tuner.project_dir, str(tmp_path / "report.html")), encoding="utf-8").read()
+    assert "The race: searched policies against the recipes" in page and "<td>TrivialAugment</td>" in page
+    assert "Use TrivialAugment" in page  # the headline
 
 
 def test_a_null_search_recommends_no_augmentation(tmp_path, digits):
