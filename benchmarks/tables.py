@@ -171,6 +171,29 @@ def install_dry_run() -> list[str]:
     return lines
 
 
+def pairing_check() -> list[str]:
+    """Per seed, the final digits model's test error for configurations that must be identical
+    (benchmarks/pairing_check.py, run on end_to_end.py before and after its fix)."""
+    configs = ("crop", "crop + identity", "crop + no-op policy")
+    lines = ["| end_to_end.py | seed | " + " | ".join(configs) + " | identical |", "|---|---:|---:|---:|---:|---|"]
+    for tag, name in (("before: one stream for every step", "pairing_check_before"),
+                      ("after: a stream per step", "pairing_check_after")):
+        results = load(name)
+        for seed in range(results["seeds"]):
+            errors = [results["errors"][c][seed] for c in configs]
+            lines.append(f"| {tag} | {seed} | " + " | ".join(f"{e:.1%}" for e in errors)
+                         + f" | {'yes' if len(set(errors)) == 1 else 'no'} |")
+    return lines
+
+
+def race_search(name: str) -> list[str]:
+    """The race of a default search on real data (benchmarks/race_search.py's own Markdown)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from race_search import markdown
+
+    return markdown(load(f"race_search_{name}")).rstrip("\n").splitlines()
+
+
 TABLES = {
     "cifar-final": cifar_final,
     "cifar-epochs": cifar_epochs,
@@ -179,6 +202,9 @@ TABLES = {
     "digits-final": digits_final,
     "digits-searches": lambda: searches_table("end_to_end_digits"),
     "install-dry-run": install_dry_run,
+    "pairing-check": pairing_check,
+    "race-search-digits": lambda: race_search("digits"),
+    "race-search-cifar": lambda: race_search("cifar10-jpeg"),
 }
 
 
