@@ -67,6 +67,10 @@ def parse_args(argv=None):
     p.add_argument("--method", choices=("bayesian", "random", "hyperband"), default="bayesian",
                    help="search method (default bayesian); hyperband: multi-fidelity, --epochs is the full budget")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--confirm-top-k", type=int, default=4,
+                   help="searched policies the chief races against the recipes after the trials (default 4; 0: none)")
+    p.add_argument("--confirm-executions", type=int, default=14,
+                   help="executions of the race's finalists (default 14)")
     p.add_argument("--worker-timeout", type=float, default=120.0,
                    help="seconds without a heartbeat before a worker's trial is re-queued (default 120)")
     args = p.parse_args(argv)
@@ -134,6 +138,7 @@ def run(args) -> None:
         model, max_trials=args.max_trials, num_initial_points=args.num_initial_points, method=args.method,
         child_epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
         directory=args.directory, project_name=args.project, worker_timeout=args.worker_timeout,
+        confirm_top_k=args.confirm_top_k, confirm_executions=args.confirm_executions,
     )
     started = time.time()
     tuner.search(x, y)

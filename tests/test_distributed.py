@@ -39,7 +39,8 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
     directory = str(tmp_path / "runs")
     common = ["--ip", "127.0.0.1", "--port", str(port), "--directory", directory, "--project", "p",
               "--model", "tiny", "--image-size", "12", "--limit", "200", "--max-trials", str(MAX_TRIALS),
-              "--epochs", "2", "--batch-size", "32", "--num-initial-points", "3", "--worker-timeout", "4"]
+              "--epochs", "2", "--batch-size", "32", "--num-initial-points", "3", "--worker-timeout", "4",
+              "--confirm-top-k", "1", "--confirm-executions", "2"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
     env.update(PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
     logs = {name: str(tmp_path / f"{name}.log") for name in ("chief", "worker0", "worker1")}
@@ -97,9 +98,10 @@ def test_chief_and_two_workers_survive_a_killed_worker(tmp_path):
     assert "[worker1] starting trial" in read(logs["worker1"]) and worker0.count("starting trial") >= 2
     with open(os.path.join(project, "notebook.csv"), newline="") as f:
         rows = list(csv.DictReader(f))
-    keys = [(r["trial"], r["epoch"]) for r in rows]
+    keys = [(r["trial"], r["epoch"]) for r in rows if r["execution"] == "0"]  # the trials' own (not the race's)
     assert len(keys) == len(set(keys)) == MAX_TRIALS * 2
     assert "Results summary: 6 completed, 0 failed" in chief
+    assert "Race: 1 searched policies, 3 recipe(s) and no augmentation" in chief  # the chief races the results
 
 
 # ---------------------------------------------------------------- the chief's rules, in-process
