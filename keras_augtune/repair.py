@@ -5,8 +5,9 @@ short (a full disk, a crash) stays readable and resumable.
 * `find_project()`, `reload_oracle()`, `reload_skipping_damaged()`: a search's oracle reloaded
   from disk without them (for reports);
 * `repair_damaged_trials()`: each damaged ``trial.json`` replaced by a ``FAILED`` record, a
-  damaged ``<tuner id>.json`` (it only ever holds ``{}``) rewritten, and each unreadable
-  execution record set aside (its executions are measured again).
+  damaged ``<tuner id>.json`` (it only ever holds ``{}``) rewritten, each unreadable
+  execution record set aside (its executions are measured again), and a trial written just
+  before the ``oracle.json`` that would have listed it set aside (it is created again).
 
 A file is damaged when it is not JSON, or a field Keras Tuner reads has the wrong type: the
 reason names the field. Keras Tuner's own writes are made atomic by
@@ -190,6 +191,8 @@ def repair_damaged_trials(project_dir: str) -> list[str]:
         raise ValueError(f"{state_file} is damaged ({damaged[state_file]}): this search cannot be resumed, "
                          "but 'keras-augtune report' still shows its trials. Start a new search with another "
                          "--out (or --overwrite).")
+    if os.path.isfile(state_file):
+        lines += _set_aside_orphans(project_dir, state_file, damaged)
     if not damaged:
         return lines
     import keras_tuner
@@ -213,6 +216,26 @@ def repair_damaged_trials(project_dir: str) -> list[str]:
         lines.append(f"{path} was damaged ({reason}): kept as {os.path.basename(kept)}, trial {trial_id} "
                      "recorded as FAILED (its result is lost); every other trial is kept.")
     atomic_write(state_file, json.dumps(state) + "\n")
+    return lines
+
+
+def _set_aside_orphans(project_dir: str, state_file: str, damaged: dict[str, str]) -> list[str]:
+    """Set aside each ``RUNNING`` trial that ``oracle.json`` does not know: Keras Tuner writes a new
+    trial's ``trial.json`` and then ``oracle.json``, so a stop in between leaves a trial the saved
+    oracle never created. Its ``trial.json`` is kept as ``trial.json.orphan``; the resumed oracle
+    creates that trial again (the same one, with a seed), as if the stop came a moment earlier."""
+    with open(state_file, encoding="utf-8") as f:
+        state = json.load(f)
+    known = set(state["ongoing_trials"].values()) | set(state["end_order"]) | set(state["retry_queue"])
+    lines = []
+    for path in sorted(glob.glob(os.path.join(project_dir, "trial_*", "trial.json"))):
+        if path in damaged:
+            continue
+        trial = _read_json(path)
+        if trial.get("status") == "RUNNING" and trial.get("trial_id") not in known:
+            os.replace(path, path + ".orphan")
+            lines.append(f"{path} is a trial the saved oracle had not created yet (the search stopped between "
+                         "the two writes): kept as trial.json.orphan; the trial is created again.")
     return lines
 
 

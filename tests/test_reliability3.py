@@ -426,3 +426,19 @@ def test_show_counts_are_bounded_by_the_parser(capsys):
         with pytest.raises(SystemExit):
             cli.build_parser().parse_args(["show", "p.json", flag, value])
         assert f"must be at most {limit}, got {value}" in capsys.readouterr().err
+
+
+def test_a_trial_written_just_before_oracle_json_is_created_again(copy, capsys):
+    """kill -9 between a new trial's trial.json and oracle.json (found by the fault sweep): the
+    orphan is set aside on --resume and the trial created again."""
+    from keras_augtune.repair import repair_damaged_trials
+
+    project = copy / "run" / "tuner"
+    orphan = project / "trial_2" / "trial.json"
+    orphan.parent.mkdir()
+    state = json.loads((project / "trial_1" / "trial.json").read_text())
+    orphan.write_text(json.dumps({**state, "trial_id": "2", "status": "RUNNING", "score": None}))
+    lines = repair_damaged_trials(str(project))
+    assert any("had not created yet" in line for line in lines)
+    assert not orphan.exists() and (project / "trial_2" / "trial.json.orphan").exists()
+    assert repair_damaged_trials(str(project)) == []  # a known trial is never set aside
