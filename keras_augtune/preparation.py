@@ -16,8 +16,8 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_augtune import compat
-from keras_augtune.data import prepare_search_data
+from keras_augtune import compat, distributed
+from keras_augtune.data import data_fingerprint, prepare_search_data
 from keras_augtune.runner import pretraining_recorder
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, parse_name
 from keras_augtune.warm_start import WarmStart
@@ -43,6 +43,10 @@ def prepare(tuner: Any, x: Any, y: Any, validation_data: Any, value_range: Any, 
         train_set_size=tuner.train_set_size, seed=tuner.search_seed)
     data, train_index, num_classes = prepared.data, prepared.train_index, prepared.num_classes
     tuner.dataset = data
+    # a distributed chief serves its data's fingerprint; a worker refuses to search other data
+    tuner._fingerprint = data_fingerprint(data.x, data.y, data.class_names)
+    if compat.is_worker():
+        distributed.check_worker_data(tuner.oracle, tuner._fingerprint)
     tuner._channels = int(data.input_shape[-1])
     settle_policy_space(tuner, tuner._default_ops)
     tuner.hypermodel.configure(data.input_shape, num_classes, data.value_range, one_hot=data.one_hot)

@@ -15,16 +15,17 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_augtune import compat, distributed, heap, runs
-from keras_augtune.checks import check_choice, check_int, check_seed
+from keras_augtune import compat, distributed, heap
+from keras_augtune.checks import MAX_EPOCHS, check_choice, check_int, check_seed
 from keras_augtune.data import VALIDATION_SPLIT, Dataset
 from keras_augtune.display import TrialDisplay, trial_line
 from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.evaluation.density_search import DensitySearch
 from keras_augtune.evaluation.reward import check_objective, reward_objective
-from keras_augtune.files import load_weights
+from keras_augtune.files import disk_error, load_weights
 from keras_augtune.hypermodel import AugmentHyperModel
 from keras_augtune.intensifier import make_intensifier
+from keras_augtune.intensifier.race import FIRST_EXECUTION
 from keras_augtune.oracle import RandomForestHyperbandOracle
 from keras_augtune.oracle.choice import METHODS, baseline_first, build_oracle, check_user_oracle
 from keras_augtune.policy import Policy
@@ -41,13 +42,11 @@ class AugmentTuner(keras_tuner.Tuner):
     """Search the data-augmentation policy that suits your images (and, jointly, your
     model's own hyperparameters) with a random-forest Bayesian-optimisation oracle.
 
-    ``AugmentTuner(hypermodel).search(x, y)`` trains the child model once per trial on
-    images augmented by the trial's policy and scores it with the overfit-filtered
-    top-K validation accuracy ([`keras_augtune.evaluation.reward`][keras_augtune.evaluation.reward]). Trial 0 is the
-    no-augmentation baseline, so every result reads as a gain over it. Execution ``e`` of every
-    trial trains under the same seed (paired evaluations), policies that change no image are
-    never trained after the baseline, and the best policies are confirmed on more paired
-    executions before the verdict (``results().verdict()``) names a winner.
+    ``AugmentTuner(hypermodel).search(x, y)`` trains the child once per trial on images augmented by
+    the trial's policy, scored by the overfit-filtered top-K validation accuracy ([`keras_augtune.evaluation.reward`][keras_augtune.evaluation.reward]).
+    Trial 0 is the no-augmentation baseline; execution ``e`` of every trial trains under one seed
+    (paired); the best policies then race the recipes and no augmentation on fresh paired
+    executions before the verdict (``results().verdict()``) names what to use.
 
     Args:
         hypermodel: a ``keras_tuner.HyperModel`` or ``build(hp)`` function, a
@@ -150,17 +149,16 @@ class AugmentTuner(keras_tuner.Tuner):
         engine: str | None = None,
         **kwargs: Any,
     ):
-        for name, value, minimum in (("max_trials", max_trials, 1), ("executions_per_trial", executions_per_trial, 1),
-                                     ("child_epochs", child_epochs, 1), ("batch_size", batch_size, 1),
-                                     ("reward_k", reward_k, 1), ("child_first_train_epochs", child_first_train_epochs, 0),
-                                     ("max_consecutive_failed_trials", max_consecutive_failed_trials, 1),
-                                     ("max_retries_per_trial", max_retries_per_trial, 0),
-                                     ("hyperband_factor", hyperband_factor, 2)):
-            check_int(name, value, minimum=minimum)
+        for name, value, low, high in (
+                ("max_trials", max_trials, 1, None), ("executions_per_trial", executions_per_trial, 1, FIRST_EXECUTION - 1),
+                ("child_epochs", child_epochs, 1, MAX_EPOCHS), ("batch_size", batch_size, 1, None),
+                ("reward_k", reward_k, 1, None), ("child_first_train_epochs", child_first_train_epochs, 0, MAX_EPOCHS),
+                ("max_consecutive_failed_trials", max_consecutive_failed_trials, 1, None),
+                ("max_retries_per_trial", max_retries_per_trial, 0, None), ("hyperband_factor", hyperband_factor, 2, None),
+                ("train_set_size", 1 if train_set_size is None else train_set_size, 1, None)):
+            check_int(name, value, minimum=low, maximum=high)
         if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
             raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
-        if train_set_size is not None:
-            check_int("train_set_size", train_set_size)
         if not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
         check_choice("method", method, METHODS)
@@ -206,7 +204,9 @@ class AugmentTuner(keras_tuner.Tuner):
         self.worker_timeout = float(worker_timeout)
         self._heartbeat: distributed.Heartbeat | None = None
         self._runner: ExecutionRunner | None = None
+        self._fingerprint: dict | None = None  # of the searched data (a distributed chief serves it)
         self._process_seed = int(np.random.SeedSequence().entropy % (2**31))  # only without any seed
+        compat.atomic_state_writes()  # Keras Tuner's oracle.json, tuner0.json, trial.json: never half-written
         super().__init__(
             oracle=oracle, hypermodel=hypermodel, directory=directory, project_name=project_name,
             overwrite=overwrite, executions_per_trial=executions_per_trial, **kwargs,
@@ -250,7 +250,7 @@ class AugmentTuner(keras_tuner.Tuner):
         """
         if verbose is not None:
             self.search_verbose = int(verbose)
-        epochs = self.child_epochs if epochs is None else check_int("epochs", epochs)
+        epochs = self.child_epochs if epochs is None else check_int("epochs", epochs, maximum=MAX_EPOCHS)
         if isinstance(self.oracle, RandomForestHyperbandOracle):
             self.oracle.check_epochs(epochs)
         batch_size = self.batch_size if batch_size is None else check_int("batch_size", batch_size)
@@ -265,7 +265,8 @@ class AugmentTuner(keras_tuner.Tuner):
                 # Keras Tuner's chief would wait forever for a dead worker's trial: serve with recovery,
                 # then race the workers' results itself.
                 self.save()
-                distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write)
+                distributed.serve(self.oracle, worker_timeout=self.worker_timeout, log=self.display.write,
+                                  data_fingerprint=self._fingerprint)
                 self._intensify()
                 return
             with self.display.running(self.oracle.remaining_trials(), show=self.search_verbose >= 1):
@@ -291,7 +292,7 @@ class AugmentTuner(keras_tuner.Tuner):
         except (keras_tuner.errors.FatalError, KeyboardInterrupt):
             raise
         except Exception as exc:
-            if runs.disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
+            if disk_error(exc):  # not the trial's fault: stop the search, the trial re-runs on resume
                 raise keras_tuner.errors.FatalError(f"{type(exc).__name__}: {exc}") from exc
             runner.record_failure(trial, exc)
             if getattr(self.oracle, "max_retries_per_trial", 0):

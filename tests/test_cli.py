@@ -15,7 +15,8 @@ from keras_augtune import cli
 
 TINY = ["--image-size", "12", "--trials", "2", "--epochs", "1", "--train-set-size", "100",
         "--batch-size", "32", "--initial-points", "1", "--sub-policies", "2", "--ops-per-sub-policy", "1",
-        "--ops", "identity,rotate,invert,translate-x", "--confirm-top-k", "1", "--confirm-executions", "2"]
+        "--ops", "identity,rotate,invert,translate-x", "--confirm-top-k", "1", "--confirm-executions", "2",
+        "--recipes", "TrivialAugment"]
 
 
 def run(*args, timeout=300):
@@ -39,9 +40,11 @@ def test_search_writes_everything_and_prints_gain(search_dir):
         assert (out / name).is_file(), name
     assert "Results summary: 2 completed" in proc.stdout
     assert "vs no augmentation" in proc.stdout and "best_policies.json" in proc.stdout
-    # the confirmation's cost, every gain's interval and one verdict
-    assert "Confirmation: 1 best policy and 1 no-augmentation run(s), 2 paired executions each: 2 more" in proc.stdout
-    assert "95% interval" in proc.stdout and proc.stdout.count("Verdict: ") == 1
+    # the race (its cost, its table) and one verdict naming a searched policy, the recipe or no augmentation
+    assert ("Race: 1 searched policies, 1 recipe(s) and no augmentation on up to 2 fresh paired executions: "
+            "about 6 trainings beyond the trials.") in proc.stdout
+    assert "Race (2 confirmation executions" in proc.stdout and "TrivialAugment" in proc.stdout
+    assert proc.stdout.count("Verdict: Use ") == 1
     assert "Traceback" not in proc.stderr
     assert "1 epoch per trial" in proc.stdout and "Op effects" in proc.stdout
     # TensorFlow's start-up lines are hidden (they bypass TF_CPP_MIN_LOG_LEVEL)
@@ -52,9 +55,8 @@ def test_search_writes_everything_and_prints_gain(search_dir):
     assert "settings: <code>" in report and f"{out} &middot;" in report  # as 'report DIR' writes it
     payload = json.loads((out / "best_policies.json").read_text())
     assert payload["format"] == "keras_augtune.policies" and len(payload["policies"]) == 2
-    assert payload["verdict"]["text"] in proc.stdout and len(payload["baseline_execution_rewards"]) == 2
-    intervals = [p["metadata"]["gain_interval"] for p in payload["policies"]]
-    assert intervals.count(None) == 1 and all(len(i) == 2 for i in intervals if i is not None)  # all but the baseline
+    assert payload["verdict"]["text"] in proc.stdout and payload["verdict"]["kind"] in ("searched", "recipe", "baseline")
+    assert len(payload["baseline_execution_rewards"]) == 1  # the trials' own: the race's executions are apart
     assert json.loads((out / "run.json").read_text())["settings"]["trials"] == 2
     assert (out / "report.html").stat().st_size > 5_000
 

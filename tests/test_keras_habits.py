@@ -67,3 +67,19 @@ def test_a_progress_bar_with_eta_at_verbose_1(tmp_path, digits, capsys):
     assert captured.out.count("Trial ") == 3  # the lines, above the bar
     make_tuner(tmp_path / "quiet", noise_child(), max_trials=2, verbose=0).search(x, y)
     assert "search:" not in capsys.readouterr().err
+
+
+def test_the_library_bounds_epochs_and_writes_keras_tuner_state_atomically(tmp_path):
+    import subprocess
+    import sys
+
+    with pytest.raises(ValueError, match="child_epochs must be"):
+        make_tuner(tmp_path, child_epochs=10**9)
+    # a fresh process: only constructing the tuner can have installed Keras Tuner's atomic writer there
+    code = ("import keras_augtune, keras_tuner.src.utils as u; before = u.save_json.__module__; "
+            f"keras_augtune.AugmentTuner(directory={str(tmp_path / 'fresh')!r}, verbose=0); "
+            "print(before, u.save_json.__module__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    before, after = done.stdout.split()[-2:]
+    assert before.startswith("keras_tuner") and after.startswith("keras_augtune"), done.stdout

@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from keras_tuner.errors import FatalError
 
-from keras_augtune import runs
+from keras_augtune.files import disk_error
 from keras_augtune.checks import check_int
 from keras_augtune.intensifier.base import Configuration, Context, Intensifier
 from keras_augtune.records import ExecutionStore, config_key
@@ -131,7 +131,7 @@ class _Run:
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:
-                    if runs.disk_error(exc) or isinstance(exc, FatalError):
+                    if disk_error(exc) or isinstance(exc, FatalError):
                         raise
                     failed.add(config.key)
                     self.log(f"Confirmation of {config.label} failed at execution {execution + 1}: "

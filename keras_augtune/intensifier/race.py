@@ -91,7 +91,7 @@ class RaceResult:
 
 def _fatal(exc: BaseException) -> bool:
     """An error that must stop the race rather than drop one candidate."""
-    from keras_augtune.runs import disk_error
+    from keras_augtune.files import disk_error
 
     if disk_error(exc):
         return True
