@@ -6,7 +6,7 @@ measures them next to the searched policies and the no-augmentation baseline, so
 say "use TrivialAugment" when nothing searched beat it.
 
 A recipe's configuration is the baseline's values (the same model) plus one value, ``recipe/policy``
-(the recipe's policy as JSON), which [`keras_augtune.space.policy_of()`][keras_augtune.space.policy_of]
+(the recipe's policy as JSON), which `keras_augtune.space.policy_of()`
 reads instead of the policy slots: it is no hyperparameter, never searched, and its execution
 records are kept like any configuration's.
 """
