@@ -204,7 +204,6 @@ TABLES = {
     "install-dry-run": install_dry_run,
     "pairing-check": pairing_check,
     "race-search-digits": lambda: race_search("digits"),
-    "race-search-cifar": lambda: race_search("cifar10-jpeg"),
 }
 
 
