@@ -30,6 +30,7 @@ from keras_augtune.policy import Policy
 from keras_augtune.results import SearchResults, policy_from_values
 from keras_augtune.space import PolicySpace, baseline_values
 from keras_augtune.trials import trial_index
+from keras_augtune.intensifier.race import FIRST_EXECUTION
 from keras_augtune.tuner import AugmentTuner
 
 #: DeepAugment's config keys with this package's (CPU-sized) defaults; DeepAugment's in comments.
@@ -50,6 +51,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "directory": "deepaugment_runs",
     "seed": None,
     "validation_split": VALIDATION_SPLIT,
+    "confirm_top_k": 4,               # the race (keras_augtune.intensifier.race): policies raced
+    "confirm_executions": 14,         # ... and its confirmation executions
+    "recipes": None,                  # ... against these recipes (None: TrivialAugment, RandAugment)
 }
 
 METHODS = {"bayesian_optimization": "bayesian", "bayesian": "bayesian", "random_search": "random", "random": "random"}
@@ -76,7 +80,8 @@ def check_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
     if merged["method"] not in METHODS:
         raise ValueError(f"config['method'] must be 'bayesian_optimization' or 'random_search', got {merged['method']!r}.")
     for key, minimum in (("train_set_size", 1), ("opt_samples", 1), ("opt_last_n_epochs", 1), ("child_epochs", 1),
-                         ("child_batch_size", 1), ("opt_initial_points", 0), ("child_first_train_epochs", 0)):
+                         ("child_batch_size", 1), ("opt_initial_points", 0), ("child_first_train_epochs", 0),
+                         ("confirm_top_k", 0), ("confirm_executions", 0)):
         if not (key == "train_set_size" and merged[key] is None):
             check_int(f"config[{key!r}]", merged[key], minimum)
     if merged["logging"] is not None and not hasattr(merged["logging"], "info"):
@@ -140,6 +145,7 @@ class DeepAugment:
             batch_size=c["child_batch_size"], child_first_train_epochs=c["child_first_train_epochs"],
             pretrained_weights_path=weights if c["child_first_train_epochs"] else None,
             directory=directory, project_name="deepaugment", overwrite=True, seed=c["seed"],
+            confirm_top_k=c["confirm_top_k"], confirm_executions=c["confirm_executions"], recipes=c["recipes"],
         )
         #: DeepAugment's notebook (its columns), rewritten from the tuner's after each ``optimize``.
         self.notebook_path = c["notebook_path"] or os.path.join(directory, "notebook.csv")
@@ -203,10 +209,13 @@ def deepaugment_notebook(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, An
     """The tuner's notebook rows in DeepAugment's notebook columns: the Keras history columns,
     ``trial_no`` (-1 for the warm start's pretraining, as DeepAugment), the policy columns,
     ``sample_no`` (1-based training of the trial), ``mean_late_val_acc`` (that training's own
-    reward), ``epoch``; a failed trial's row keeps ``status`` and ``error``."""
+    reward), ``epoch``; a failed trial's row keeps ``status`` and ``error``. The race's trainings
+    (the recipes', and the trials' fresh executions) are not DeepAugment's: the tuner's notebook has them."""
     out = []
     for row in rows:
         trial = str(row.get("trial", ""))
+        if trial.startswith(("recipe-", "no-augmentation-")) or int(row.get("execution") or 0) >= FIRST_EXECUTION:
+            continue
         converted = {key: value for key, value in row.items()
                      if key not in ("trial", "execution", "epoch", "reward", "policy", "hyperparameters", "status", "error")}
         converted["trial_no"] = -1 if trial.startswith("pretraining") else trial_index(trial)
