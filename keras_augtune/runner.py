@@ -89,7 +89,7 @@ class ExecutionRunner:
         """The model of execution ``execution``: built under that execution's seed, which every
         configuration shares (same initial weights for the same architecture, same batch order,
         same augmentation seeds: paired evaluations)."""
-        return build_seeded(lambda values: compat.build_model(self.tuner, values), hp,
+        return build_seeded(lambda this_hp: compat.build_model(self.tuner, this_hp), hp,
                             execution_seed(self.tuner.search_seed, execution))
 
     def score(self, result: Any) -> tuple[Any, dict | None]:
