@@ -191,8 +191,7 @@ class AugmentTuner(keras_tuner.Tuner):
         self.method = method
         self.seed = seed
         self.density = DensitySearch.resolve(evaluator, hypermodel, child_epochs, batch_size, method)
-        self.reward_k = int(reward_k)
-        self.reward_max_gap = float(reward_max_gap)
+        self.reward_k, self.reward_max_gap = int(reward_k), float(reward_max_gap)
         self.train_set_size = train_set_size
         self.validation_split = validation_split
         self.child_epochs = int(child_epochs)
@@ -269,7 +268,8 @@ class AugmentTuner(keras_tuner.Tuner):
                                   data_fingerprint=self._fingerprint)
                 self._intensify()
                 return
-            with self.display.running(self.oracle.remaining_trials(), show=self.search_verbose >= 1):
+            with self.display.running(None if compat.is_worker() else self.oracle.remaining_trials(),
+                                      show=self.search_verbose >= 1 and not compat.is_worker()):  # a worker: lines only
                 super().search(x_train, y_train, **fit)
                 self._intensify()
         except RuntimeError as exc:
