@@ -121,3 +121,14 @@ def noise_child(effect=None, level=0.85, shared=0.02, own=0.01, epochs_seen=None
             return {"loss": [1.0] * epochs, "accuracy": [value] * epochs, "val_accuracy": [value] * epochs}
 
     return _NoiseChild()
+
+
+def make_images(folder, classes=("a", "b"), per_class=20, seed=0):
+    """A class-folder image set: ``per_class`` random 12x12 grayscale PNGs in ``folder/<class>/``."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        os.makedirs(os.path.join(folder, name), exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(os.path.join(folder, name, f"{i}.png"))

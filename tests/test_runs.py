@@ -16,20 +16,12 @@ import time
 import numpy as np
 import pytest
 
+from conftest import make_images
 from keras_augtune import cli, runs
 
 ARGS = ["--trials", "2", "--epochs", "1", "--batch-size", "32", "--initial-points", "1", "--sub-policies", "2",
-        "--ops-per-sub-policy", "1", "--ops", "identity,rotate,invert,translate-x", "-q", "--no-report"]
-
-
-def make_images(folder, classes=("a", "b"), per_class=20, seed=0):
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for name in classes:
-        os.makedirs(os.path.join(folder, name), exist_ok=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (12, 12), dtype=np.uint8)).save(os.path.join(folder, name, f"{i}.png"))
+        "--ops-per-sub-policy", "1", "--ops", "identity,rotate,invert,translate-x", "-q", "--no-report",
+        "--confirm-top-k", "0"]  # the trials only: the race is tested in test_race_search.py and test_cli.py
 
 
 @contextlib.contextmanager
