@@ -42,11 +42,14 @@ def main():
     size, trials, epochs, n_train = (12, 2, 1, 150) if args.smoke else (28, 10, 8, 800)
 
     x, y = load_digits(size)
+    # --smoke: a race of 1 policy, TrivialAugment and no augmentation on 2 executions (the default: 4 policies,
+    # TrivialAugment, RandAugment(N=2, M=0.3 / 0.6) and 14 executions)
+    race = dict(confirm_top_k=1, confirm_executions=2, recipes=["TrivialAugment"]) if args.smoke else {}
     tuner = keras_augtune.AugmentTuner(
         my_model(x.shape[1:]), max_trials=trials, child_epochs=epochs, train_set_size=n_train,
         ops=["identity", "rotate", "shear-x", "shear-y", "translate-x", "translate-y", "contrast", "cutout"],
         directory=args.out or tempfile.mkdtemp(prefix="augtune_custom_"), project_name="custom",
-        overwrite=True, seed=0,
+        overwrite=True, seed=0, **race,
     )
     tuner.search(x, y)
     tuner.results_summary(3)
