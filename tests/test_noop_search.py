@@ -69,7 +69,8 @@ def test_default_space_on_grayscale_leaves_out_colour_ops_and_a_resume_keeps_the
 
     def tuner(project, max_trials):
         return AugmentTuner(noise_child(), max_trials=max_trials, num_sub_policies=1, ops_per_sub_policy=1,
-                            child_epochs=1, directory=str(tmp_path), project_name=project, seed=0, verbose=0)
+                            child_epochs=1, directory=str(tmp_path), project_name=project, seed=0, verbose=0,
+                            confirm_top_k=0)  # the trials only
 
     gray = tuner("gray", 2)
     assert COLOR_ONLY_OPS <= set(gray.policy_space.ops)  # not decided before the data is seen
