@@ -157,7 +157,7 @@ class ExecutionStore:
         try:
             with open(path, encoding="utf-8") as f:
                 return ExecutionRecord.from_json(json.load(f))
-        except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             warnings.warn(f"skipped the damaged execution record {path} ({type(exc).__name__}: {exc}); "
                           "its executions will be measured again", stacklevel=3)
             return None

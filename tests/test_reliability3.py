@@ -234,7 +234,7 @@ def test_a_trial_score_that_is_not_a_number_names_the_field(tmp_path):
 
 @pytest.mark.parametrize("reward", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_rewards_in_an_execution_record_are_refused(reward):
-    from keras_augtune.executions import FORMAT, ExecutionRecord
+    from keras_augtune.records import FORMAT, ExecutionRecord
 
     data = json.loads('{"version": 1, "values": {}, "search_seed": 1, '
                       f'"executions": {{"0": {{"reward": {reward}}}}}}}')
@@ -376,7 +376,7 @@ def test_epochs_have_an_upper_bound(capsys):
 
 
 def test_a_policy_file_with_a_byte_order_mark(tmp_path):
-    from keras_augtune.results import load_policies
+    from keras_augtune.policies_file import load_policies
 
     from keras_augtune import Policy
 
