@@ -65,8 +65,12 @@ import numpy as np  # noqa: E402
 TA = "TrivialAugment"
 #: --configs keys: no augmentation, crop(+flip), + TrivialAugment, + RandAugment (grid-picked),
 #: + searched policy, + random search's best, + searched policy at the validation-picked scale,
-#: + the multi-fidelity (method="hyperband") search's best (run with --methods ...,hyperband)
-CONFIGS = ("none", "cf", "ta", "ra", "searched", "random", "scaled", "hyperband")
+#: + the multi-fidelity (method="hyperband") search's best (run with --methods ...,hyperband),
+#: + what the race after the search recommends (issue 22's searched row: a searched policy, a recipe
+#: or nothing beyond the base), + the same for random search with the same race (equal cost).
+#: The two race rows are one row each: final seed k uses search seed k mod --search-seeds, so the
+#: row estimates what running a search gives, not what one lucky search gave.
+CONFIGS = ("none", "cf", "ta", "ra", "searched", "random", "scaled", "hyperband", "race", "random-race")
 
 
 def parse_args(argv=None):
@@ -120,6 +124,14 @@ def parse_args(argv=None):
     p.add_argument("--tag", default="", help="suffix of the output files, to keep variants apart")
     p.add_argument("--configs", default="all",
                    help=f"comma-separated subset of the final configurations: {', '.join(CONFIGS)} (default all)")
+    p.add_argument("--confirm-top-k", type=int, default=4,
+                   help="searched policies in the race after each search (AugmentTuner's default 4)")
+    p.add_argument("--confirm-executions", type=int, default=14,
+                   help="the race's confirmation executions (AugmentTuner's default 14)")
+    p.add_argument("--proxy", type=int, default=0, metavar="N",
+                   help="proxy fidelity: train N of the first search's trial policies (spread over its reward "
+                        "ranks) with the final protocol on final seed 0, and report the rank correlation of the "
+                        "child's reward with the final model's test accuracy")
     p.add_argument("--quick", action="store_true", help="smoke-sized run")
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "out"))
     args = p.parse_args(argv)
@@ -134,6 +146,7 @@ def parse_args(argv=None):
         args.epochs, args.select_epochs, args.warmup_epochs = 3, 1, 1
         args.ra_grid, args.scales = "1:0.2,2:0.4", "1,2"
         args.final_bn_momentum = 0.5  # 3 epochs are too few steps for BatchNorm statistics at 0.9
+        args.confirm_top_k, args.confirm_executions = 1, 2
     if args.select_epochs is None:
         args.select_epochs = args.epochs
     args.ra_grid = [(int(n), float(m)) for n, m in (item.split(":") for item in args.ra_grid.split(","))]
@@ -336,16 +349,39 @@ def search(method, x, y, xv, yv, seed, args, directory):
         method=method, child_epochs=args.child_epochs,
         batch_size=64, directory=directory, project_name=f"{method}_seed{seed}", overwrite=not args.reuse_searches,
         seed=seed + 1, verbose=1, reward_max_gap=args.reward_max_gap,
+        confirm_top_k=args.confirm_top_k, confirm_executions=args.confirm_executions,
     )
+    trainings = []  # every child training the search and its race ran (the search's cost)
+    fit = tuner.hypermodel.fit
+
+    def counted(*a, **k):
+        trainings.append(1)
+        return fit(*a, **k)
+
+    tuner.hypermodel.fit = counted
     start = time.time()
     tuner.search(x, y, validation_data=(xv, yv))
     wall = time.time() - start
     best = tuner.get_best_policies(1)[0]
     completed = [t for t in tuner.oracle.trials.values() if t.status == "COMPLETED"]
+    outcome = tuner.results()
+    verdict = outcome.verdict()
     return {"method": method, "seed": seed, "wall_s": wall, "trials": len(tuner.oracle.trials),
             "completed": len(completed), "best_reward": best.metadata["reward"], "reused": args.reuse_searches,
             "baseline_reward": tuner.baseline_reward(), "best_policy": best.to_dict(),
-            "rewards": [t.score for t in sorted(completed, key=lambda t: t.trial_id)]}
+            "rewards": [t.score for t in sorted(completed, key=lambda t: t.trial_id)],
+            "trainings": len(trainings),
+            # what the race recommends (None: no augmentation) and why; kind searched / recipe / baseline
+            "verdict": {"kind": verdict.kind, "name": verdict.name, "text": verdict.text},
+            "recommended": None if verdict.kind == "baseline" else _bare(verdict.recommended.to_dict()),
+            # every completed trial's policy and child reward (its own execution): proxy fidelity's input
+            "trial_policies": [{"trial_id": t.trial_id, "reward": t.score, "policy": _bare(t.policy.to_dict())}
+                               for t in outcome.completed if t.policy is not None and t.score is not None]}
+
+
+def _bare(policy: dict) -> dict:
+    """A policy's JSON without its metadata (results and names): what the augmentation does."""
+    return {k: v for k, v in policy.items() if k != "metadata"}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -455,7 +491,8 @@ def main(argv=None):
     label = {key: f"{base} + {text}" for key, text in (
         ("ta", TA), ("ra", "RandAugment"), ("searched", "searched policy"),
         ("random", "random-search best"), ("scaled", "searched policy, scale picked on validation"),
-        ("hyperband", "hyperband-search best"))}
+        ("hyperband", "hyperband-search best"), ("race", "race's pick"),
+        ("random-race", "random search's race pick"))}
     label["none"], label["cf"] = "no augmentation", base
     wanted = set(CONFIGS) if args.configs == "all" else {c.strip() for c in args.configs.split(",")}
     if wanted - set(CONFIGS):
@@ -471,6 +508,13 @@ def main(argv=None):
         found = best_policies.get(method, [])
         for seed, policy in found if key in wanted else ():
             configs[label[key] + (f" (search {seed})" if len(found) > 1 else "")] = policy
+    rotating = {}  # label -> [the race's recommendation (bare policy dict, None: nothing beyond the base) per search]
+    for key, method in (("race", "bayesian"), ("random-race", "random")):
+        found = [r for r in sorted(results["searches"], key=lambda r: r["seed"]) if r["method"] == method]
+        if key in wanted and found:
+            if any("recommended" not in r for r in found):
+                raise SystemExit(f"the {method} searches in this file predate the race: run them again")
+            rotating[label[key]] = [r["recommended"] for r in found]
     candidates = {}  # kind -> {candidate: policy}; each pick's winner becomes one more configuration
     if "ra" in wanted:
         candidates["RandAugment"] = {f"N={n}, M={m:g}": Policy.rand_augment(n, m) for n, m in args.ra_grid}
@@ -490,6 +534,40 @@ def main(argv=None):
     def final_jobs(text, policy):
         return [Job(text, None if policy is None else policy.to_dict(), text != label["none"], final_train[k],
                     "test", 4000 + k, args.epochs) for k in range(args.seeds) if k not in done.get(text, {})]
+
+    # A race row's model on seed k is the very configuration of another row when the race picked
+    # nothing beyond the base or a recipe that row trains: it is that row's model (same seed, same
+    # streams), taken from it instead of trained twice. results["aliases"] says which.
+    results["aliases"] = aliases = {}
+    same_as = {label["cf"]: None, label["ta"]: _bare(Policy.trivial_augment().to_dict())}
+    same_as = {text: p for text, p in same_as.items() if text in configs}
+
+    def rotating_jobs(text):
+        jobs = []
+        for k in range(args.seeds):
+            policy = rotating[text][k % len(rotating[text])]
+            twin = next((other for other, p in same_as.items() if p == policy), None)
+            if twin is not None:
+                aliases.setdefault(text, {})[str(k)] = twin
+            elif k not in done.get(text, {}):
+                jobs.append(Job(text, policy, True, final_train[k], "test", 4000 + k, args.epochs))
+        return jobs
+
+    proxy = results.setdefault("proxy", {"seed": 0, "policies": {}}) if args.proxy else None
+    if proxy is not None:  # policies of the first search spread over its reward ranks
+        first = next((r for r in sorted(results["searches"], key=lambda r: r["seed"]) if r["method"] == "bayesian"), None)
+        if first is None:
+            raise SystemExit("--proxy needs a bayesian search (its trials' policies and rewards)")
+        ranked, seen = [], set()
+        for t in sorted(first["trial_policies"], key=lambda t: t["reward"]):
+            key = json.dumps(t["policy"], sort_keys=True)
+            if key not in seen:
+                seen.add(key)
+                ranked.append(t)
+        step = max(1, len(ranked) - 1) / max(1, args.proxy - 1)
+        chosen = sorted({round(i * step) for i in range(min(args.proxy, len(ranked)))})
+        for t in (ranked[i] for i in chosen):
+            proxy["policies"].setdefault(t["trial_id"], {"reward": t["reward"], "policy": t["policy"], "test_error": None})
 
     def choose(kind):
         """All of ``kind``'s candidates scored: pick the lowest validation error (a tie goes to the
@@ -516,8 +594,14 @@ def main(argv=None):
             choose(kind)  # its final models join the seed-major queue below
     for k in range(args.seeds):  # seed-major, so that a partial table is paired
         queue += [job for text, policy in configs.items() for job in final_jobs(text, policy) if job.seed == 4000 + k]
+        queue += [job for text in rotating for job in rotating_jobs(text) if job.seed == 4000 + k]
+    if proxy is not None:
+        queue += [Job(f"proxy:{trial_id}", entry["policy"], True, final_train[0], "test", 4000, args.epochs)
+                  for trial_id, entry in proxy["policies"].items() if entry["test_error"] is None]
     results["reference"] = label["ta"]
-    results["labels"] = {"searched": label["searched"], "random": label["random"]}
+    results["labels"] = {"searched": label["searched"], "random": label["random"], "race": label["race"],
+                         "random-race": label["random-race"], "none": label["none"], "base": label["cf"],
+                         "ta": label["ta"], "ra_prefix": f"{base} + RandAugment("}
     results.setdefault("policies", {})
 
     def record_policies():
@@ -555,7 +639,12 @@ def main(argv=None):
                 print(f"   FAILED {job.label} seed {job.seed}: {type(exc).__name__}: {exc}", flush=True)
                 continue
             kind, _, key = job.label.partition(":")
-            if isinstance(job.evaluate, str):  # a final model
+            if kind == "proxy":  # a proxy-fidelity model (final protocol, final seed 0)
+                proxy["policies"][key]["test_error"] = error
+                proxy["policies"][key]["seconds"] = seconds
+                print(f"   proxy {key}: child reward {proxy['policies'][key]['reward']:.4f}, test error {error:.4f}",
+                      flush=True)
+            elif isinstance(job.evaluate, str):  # a final model
                 k = job.seed - 4000
                 done.setdefault(job.label, {})[k] = error
                 results["final_seconds"].setdefault(job.label, {})[str(k)] = seconds
@@ -591,11 +680,17 @@ def _read_results(path, keys):
 def _write(results, args, path, done=None):
     """Write <path>.json (everything) and <path>.md (the tables); ``done`` is {label: {seed: error}}."""
     if done is not None:
+        for text, twins in results.get("aliases", {}).items():  # a race row's models that are another row's
+            for k, twin in twins.items():
+                if int(k) in done.get(twin, {}):
+                    done.setdefault(text, {})[int(k)] = done[twin][int(k)]
         results["finals"] = {text: [errs[k] for k in sorted(errs)] for text, errs in done.items()}
         results["final_seeds"] = {text: sorted(errs) for text, errs in done.items()}
+    finals = {text: dict(zip(results["final_seeds"][text], errors)) for text, errors in results["finals"].items()}
+    payoff = _payoff(finals, results) if "labels" in results else []
+    fidelity = _proxy_fidelity(results) + _costs(results)
     with open(path + ".json", "w") as f:
         json.dump(results, f, indent=1, default=str)
-    finals = {text: dict(zip(results["final_seeds"][text], errors)) for text, errors in results["finals"].items()}
     base = finals.get("no augmentation")
     reference = finals.get(results.get("reference"))
     lines = []
@@ -623,16 +718,19 @@ def _write(results, args, path, done=None):
         per_seed = ", ".join(f"{e:.1%}" for e in errors.values())
         lines.append(f"| {text} | {mean:.1%} ± {half:.1%} | {len(errors)} | {per_seed} | {rel} | {diff} |")
     lines += _pooled(finals, results["labels"], results.get("reference")) if "labels" in results else []
+    lines += payoff + fidelity
     for kind, sel in results["selection"].items():
         shown = ", ".join(f"{k}: {v:.1%}" for k, v in sel["validation_error"].items())
         lines.append(f"\nValidation pick of {kind} ({sel['train_images']} train / {sel['validation_images']} "
                      f"validation images, {sel['epochs']} epochs, one seed): {shown} → **{sel['picked']}**")
     if results["searches"] or results.get("failed_searches"):
-        lines += ["", "| search | trials | wall time | best reward | baseline reward |", "|---|---|---|---|---|"]
+        lines += ["", "| search | trials | trainings (trials + race) | wall time | best reward | baseline reward | "
+                  "the race's verdict |", "|---|---|---|---|---|---|---|"]
     for r in results["searches"]:
         wall = "reloaded (run earlier)" if r.get("reused") else f"{r['wall_s'] / 60:.1f} min"
-        lines.append(f"| {r['method']} (seed {r['seed']}) | {r['completed']} | {wall} | "
-                     f"{r['best_reward']:.4f} | {r['baseline_reward']:.4f} |")
+        verdict = r["verdict"]["text"] if "verdict" in r else "–"
+        lines.append(f"| {r['method']} (seed {r['seed']}) | {r['completed']} | {r.get('trainings', '–')} | {wall} | "
+                     f"{r['best_reward']:.4f} | {r['baseline_reward']:.4f} | {verdict} |")
     for failed in results.get("failed_searches", []):
         lines.append(f"| {failed['method']} (seed {failed['seed']}) | FAILED: {failed['error']} | | | |")
     for failed in results.get("failed_models", []):
@@ -644,6 +742,95 @@ def _write(results, args, path, done=None):
     with open(path + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     return lines
+
+
+#: issue 22's targets, in error points: the race's pick against the best of {none, base, + TA, + RA}
+#: (upper end of the corrected paired interval at most this), and against + TA (upper end below 0)
+NEVER_WORSE_POINTS = 0.3
+
+
+def _payoff(finals, results) -> list[str]:
+    """The race's pick against every recipe row, paired over the final seeds, as one family of
+    simultaneous 95 % intervals (keras_augtune's own `contrasts`: Dunnett on the pooled two-way fit
+    when the rows' noise is comparable, else Bonferroni on each pair). Sets ``results["payoff"]``."""
+    from keras_augtune.evaluation.verdict import contrasts
+
+    labels = results["labels"]
+    race = labels.get("race")
+    others = [labels[k] for k in ("none", "base", "ta") if labels.get(k) in finals]
+    others += [t for t in finals if t.startswith(labels.get("ra_prefix", "\0"))]
+    if race not in finals or len(finals[race]) < 2 or not others:
+        return []
+    errors = {text: {k: 100.0 * e for k, e in finals[text].items()} for text in [race, *others]}  # in points
+    comparisons = contrasts(errors, race, others)  # gain = other − race: positive when the race's pick is better
+    rows = {c.name: {"difference": -c.gain, "interval": [-c.interval[1], -c.interval[0]] if c.interval else None,
+                     "seeds": c.executions, "pooled": c.pooled} for c in comparisons}
+    if any(r["interval"] is None for r in rows.values()):  # fewer than 2 seeds shared so far
+        return []
+    means = {text: float(np.mean(list(errors[text].values()))) for text in others}
+    best = min(others, key=means.get)
+    ta = rows.get(labels.get("ta"))
+    versus_best = rows[best]["interval"]
+    summary = {
+        "race_row": race, "rows": rows, "best_recipe_row": best, "family": len(others),
+        "smallest_resolved_points": max((r["interval"][1] - r["interval"][0]) / 2 for r in rows.values()),
+        "never_worse_target_points": NEVER_WORSE_POINTS,
+        "never_worse_met": versus_best is not None and versus_best[1] <= NEVER_WORSE_POINTS,
+        "better_than_ta_met": None if ta is None or ta["interval"] is None else ta["interval"][1] < 0,
+        "picks": [{"search": r["seed"], "kind": r["verdict"]["kind"], "name": r["verdict"]["name"]}
+                  for r in sorted(results["searches"], key=lambda r: r["seed"]) if r["method"] == "bayesian" and "verdict" in r],
+    }
+    results["payoff"] = summary
+    lines = ["", f"The race's pick ({race}) against each recipe row, paired over the final seeds; 95 % intervals "
+             f"simultaneous over these {len(others)} comparisons (negative: the race's pick has the lower error):", "",
+             "| comparison | difference (points) | 95 % interval (corrected) | seeds |", "|---|---:|---:|---:|"]
+    for text, row in rows.items():
+        shown = "–" if row["interval"] is None else f"[{row['interval'][0]:+.2f}, {row['interval'][1]:+.2f}]"
+        lines.append(f"| race's pick − {text} | {row['difference']:+.2f} | {shown} | {row['seeds']} |")
+    lines.append(f"\nBest recipe row: {best}. Smallest difference this table resolves: ±"
+                 f"{summary['smallest_resolved_points']:.2f} points. Picks of the races: "
+                 + ", ".join(f"search {p['search']}: {p['name'] or 'nothing beyond the base'} ({p['kind']})"
+                             for p in summary["picks"]) + ".")
+    return lines
+
+
+def _costs(results) -> list[str]:
+    """What a search with its race cost against one final model (the base row's mean training time).
+    Sets ``results["costs"]``."""
+    searches = [r for r in results["searches"] if r["method"] == "bayesian" and not r.get("reused") and "trainings" in r]
+    base = results.get("final_seconds", {}).get(results.get("labels", {}).get("base"), {})
+    if not searches or not base:
+        return []
+    search_minutes = float(np.mean([r["wall_s"] for r in searches])) / 60.0
+    final_minutes = float(np.mean(list(base.values()))) / 60.0
+    results["costs"] = {"search_minutes": search_minutes, "searches": len(searches),
+                        "trainings": float(np.mean([r["trainings"] for r in searches])),
+                        "final_model_minutes": final_minutes, "ratio": search_minutes / final_minutes}
+    return [f"\nCost: a search with its race took {search_minutes:.1f} min on average ({len(searches)} searches, "
+            f"{results['costs']['trainings']:.0f} child trainings each) = {results['costs']['ratio']:.1f} × one final "
+            f"model of the base row ({final_minutes:.1f} min)."]
+
+
+def _proxy_fidelity(results) -> list[str]:
+    """Spearman's rank correlation between the child's reward of the proxy policies and their final
+    model's test accuracy, with a 95 % interval (Fisher's z with Fieller's variance 1.06 / (n − 3)).
+    Sets ``results["proxy"]["spearman"]``."""
+    proxy = results.get("proxy") or {}
+    fitted = [(p["reward"], 1.0 - p["test_error"]) for p in proxy.get("policies", {}).values() if p["test_error"] is not None]
+    if len(fitted) < 4:
+        return []
+    from scipy import stats
+
+    rewards, accuracies = zip(*fitted)
+    rho = float(stats.spearmanr(rewards, accuracies).statistic)
+    half = 1.959964 * math.sqrt(1.06 / (len(fitted) - 3))
+    z = math.atanh(max(-0.999999, min(0.999999, rho)))
+    proxy["spearman"] = {"rho": rho, "interval": [math.tanh(z - half), math.tanh(z + half)], "policies": len(fitted)}
+    errors = [100.0 * (1.0 - a) for a in accuracies]
+    return [f"\nProxy fidelity: {len(fitted)} of the first search's policies, each trained with the final protocol "
+            f"(final seed 0): Spearman ρ between the child's reward and the final test accuracy "
+            f"{rho:+.2f} [{proxy['spearman']['interval'][0]:+.2f}, {proxy['spearman']['interval'][1]:+.2f}]; "
+            f"their test errors span {min(errors):.1f}–{max(errors):.1f} %."]
 
 
 def _pooled(finals, labels, reference_label):

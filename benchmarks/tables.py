@@ -194,6 +194,45 @@ def race_search(name: str) -> list[str]:
     return markdown(load(f"race_search_{name}")).rstrip("\n").splitlines()
 
 
+def payoff(name: str) -> list[str]:
+    """One dataset of the payoff suite (issue 22): every row's final test error, the race's pick
+    against each recipe row (the corrected intervals end_to_end.py computed with the package's
+    ``contrasts``), proxy fidelity and cost, from ``end_to_end_<name>.json``."""
+    results = load(f"end_to_end_{name}")
+    data, labels, summary = finals(results), results["labels"], results["payoff"]
+    seeds = sorted(data[labels["none"]])
+    lines = [f"| final-model augmentation | test error, mean ± 95 % CI | per seed ({seeds[0]}–{seeds[-1]}) |",
+             "|---|---:|---|"]
+    order = [labels["none"], labels["base"], labels["ta"]]
+    order += sorted(t for t in data if t.startswith(labels["ra_prefix"])) + [labels["race"]]
+    order += [labels["random-race"]] if labels["random-race"] in data else []
+    for label in order:
+        mean, half = interval(list(data[label].values()))
+        shown = label + (" (seed k: search k mod 3)" if label in (labels["race"], labels["random-race"]) else "")
+        lines.append(f"| {shown} | {mean * 100:.2f}% ± {half * 100:.2f}% | "
+                     + ", ".join(f"{data[label][s] * 100:.1f}%" for s in sorted(data[label])) + " |")
+    lines += ["", f"| the race's pick − | difference, points | 95 % interval, simultaneous over {summary['family']} |",
+              "|---|---:|---:|"]
+    for label, row in summary["rows"].items():
+        low, high = row["interval"]
+        lines.append(minus(f"| {label} | {row['difference']:+.2f} | [{low:+.2f}, {high:+.2f}] |"))
+    picks = ", ".join(f"search {p['search']}: {p['name'] or 'nothing beyond the base'}" for p in summary["picks"])
+    lines += ["", f"Races' picks: {picks}. Best recipe row: {summary['best_recipe_row']}. Smallest difference "
+              f"resolved: ±{summary['smallest_resolved_points']:.2f} points. Never worse than the best recipe "
+              f"(upper end ≤ +{summary['never_worse_target_points']:.1f}): "
+              f"**{'met' if summary['never_worse_met'] else 'not met'}**; better than + TA (upper end < 0): "
+              f"**{'met' if summary['better_than_ta_met'] else 'not met'}**."]
+    proxy = (results.get("proxy") or {}).get("spearman")
+    if proxy:
+        lines.append(minus(f"Proxy fidelity: Spearman ρ {proxy['rho']:+.2f} [{proxy['interval'][0]:+.2f}, "
+                           f"{proxy['interval'][1]:+.2f}] over {proxy['policies']} policies."))
+    costs = results.get("costs")
+    if costs:
+        lines.append(f"Cost: search + race {costs['search_minutes']:.1f} min ({costs['trainings']:.0f} child "
+                     f"trainings) = {costs['ratio']:.1f} × one final model ({costs['final_model_minutes']:.1f} min).")
+    return lines
+
+
 TABLES = {
     "cifar-final": cifar_final,
     "cifar-epochs": cifar_epochs,
