@@ -219,7 +219,7 @@ class AugmentHyperModel(keras_tuner.HyperModel):
             config["metrics"] = metrics
             model.compile_from_config(config)
             return
-        from_logits = getattr(child.layers[-1], "activation", None) is not keras.activations.softmax
+        from_logits = not _ends_in_softmax(child)
         loss = (keras.losses.CategoricalCrossentropy(from_logits=from_logits) if self.one_hot
                 else keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits))
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=loss, metrics=["accuracy"])
@@ -236,3 +236,18 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         """The policy a trial's hyperparameters (or values dict) describe; the baseline
         values give ``Policy.identity()``."""
         return policy_of(self.policy_space, getattr(hp_or_values, "values", hp_or_values))
+
+
+def _ends_in_softmax(model: keras.Model) -> bool:
+    """Whether the model's output is a softmax (then its loss takes probabilities, not logits).
+
+    Looks through nested models, because a user's child is often ``keras.Sequential([...,
+    base_model])`` whose last layer is a whole model: reading that layer's ``activation`` alone
+    took its probabilities for logits (Keras on TensorFlow recovers them with a warning; on JAX
+    and PyTorch the loss was silently wrong)."""
+    layer = model
+    while isinstance(layer, keras.Model) and layer.layers:
+        layer = layer.layers[-1]
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    return getattr(layer, "activation", None) in (keras.activations.softmax, "softmax")

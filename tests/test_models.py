@@ -45,3 +45,22 @@ def test_default_child_validation_is_not_held_down_by_batchnorm_lag():
                         batch_size=64, verbose=0).history
     assert history["accuracy"][-1] > 0.8
     assert history["val_accuracy"][-1] > history["accuracy"][-1] - 0.15
+
+
+@pytest.mark.parametrize("wrap,expected", [(False, False), (True, False), ("logits", True)])
+def test_the_loss_reads_a_nested_childs_softmax(wrap, expected):
+    """A user's child wrapped as Sequential([..., a whole model]) ends in that model's softmax:
+    the loss must take probabilities (it took them for logits: wrong on JAX and PyTorch)."""
+    import keras_tuner
+
+    from keras_augtune import AugmentHyperModel
+
+    inner = build_model("simple", (8, 8, 1), 3)
+    if wrap == "logits":
+        inner = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    child = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 255.0), inner]) if wrap else inner
+    hypermodel = AugmentHyperModel(child)
+    hypermodel.configure((8, 8, 1), 3)
+    model = hypermodel.build(keras_tuner.HyperParameters())
+    assert model.loss.from_logits is expected
+    keras.backend.clear_session()
