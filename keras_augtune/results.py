@@ -284,6 +284,11 @@ class SearchResults:
         """The base recipe's name (None without a base): the baseline is ``baseline_label(base_name)``."""
         return None if not self.base else str(self.base.get("name"))
 
+    @property
+    def baseline_title(self) -> str:
+        """``no-augmentation baseline``, or under a base ``baseline (no augmentation beyond the base (<name>))``."""
+        return "no-augmentation baseline" if self.base_name is None else f"baseline ({baseline_label(self.base_name)})"
+
     def augmentation(self, value_range: Any = None, engine: str = "imgaug", seed: int | None = None) -> Any:
         """The final augmentation as one Keras layer: the base recipe (when the search had one), then the
         verdict's policy ([`augmentation_layer()`][keras_augtune.bases.augmentation_layer])."""
@@ -322,7 +327,7 @@ class SearchResults:
         lines = [f"Results summary: {len(self.completed)} completed, {len(self.unsuccessful)} failed trials "
                  f"in {self.project_dir}",
                  f"Objective: {self.objective} ({self.direction}); "
-                 f"baseline ({baseline_label(self.base_name)}) reward: {format_value(self.baseline_reward) or 'n/a'}{spread}"]
+                 f"{self.baseline_title} reward: {format_value(self.baseline_reward) or 'n/a'}{spread}"]
         confirmation = self.confirmation_text()
         if confirmation:
             lines.append(confirmation)

@@ -155,3 +155,45 @@ def test_bad_bases_are_refused_in_one_line(tmp_path):
     path = tmp_path / "mine.json"
     path.write_text(json.dumps(Policy([[("rotate", 1.0, 0.2)]]).to_dict()))
     assert Base.resolve(str(path)).policy == Policy([[("rotate", 1.0, 0.2)]])
+
+
+# ----------------------------------------------------------------------------- the command line, DeepAugment
+def test_the_command_line_takes_a_base_and_a_race_train_size(tmp_path, capsys):
+    from keras_augtune import cli
+
+    tiny = ["--data", "digits", "--image-size", "12", "--trials", "2", "--epochs", "1", "--train-set-size", "60",
+            "--batch-size", "32", "--initial-points", "1", "--sub-policies", "1", "--ops-per-sub-policy", "1",
+            "--ops", "identity,rotate", "--confirm-top-k", "1", "--confirm-executions", "2", "--recipes", "none"]
+    out = tmp_path / "run"
+    assert cli.main(["search", *tiny, "--base", "crop-flip", "--race-train-size", "90", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "no augmentation beyond the base (crop-flip)" in printed and "Verdict: Use " in printed
+    assert json.loads((out / "best_policies.json").read_text())["base"]["name"] == "crop-flip"
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["base"] == "crop-flip" and settings["race_train_size"] == 90
+    assert "followed the base recipe <strong>crop-flip</strong>" in (out / "report.html").read_text()
+    assert cli.main(["show", str(out / "best_policies.json"), "--image-size", "12", "--images", "2",
+                     "--augmentations", "1", "--out", str(tmp_path / "g.png")]) == 0
+    assert "after the base 'crop-flip'" in capsys.readouterr().out
+    assert cli.main(["search", "--out", str(out), "--resume", "--base", "crop"]) == 1
+    assert "--base differ" in capsys.readouterr().err
+    assert cli.main(["search", "--race-train-size", "5000", "--out", str(tmp_path / "o")]) == 1
+    assert "--race-train-size 5000 is larger than the 1437 training images" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["search", "--base", "crop-flp"])
+    assert "Did you mean 'crop-flip'" in capsys.readouterr().err
+
+
+def test_deepaugment_takes_a_base(tmp_path, digits):
+    from keras_augtune import DeepAugment
+    from keras_augtune.deepaugment import top_policies_table
+
+    x, y = digits
+    deepaug = DeepAugment(x, y, config={"model": tiny_model(), "directory": str(tmp_path), "base": "flip",
+                                        "race_train_size": 100, "child_epochs": 1, "confirm_top_k": 0})
+    assert deepaug.tuner.hypermodel.base.name == "flip" and deepaug.tuner.intensifier is None
+    deepaug.tuner.hypermodel.fit = noise_child().fit
+    deepaug.optimize(1)
+    rows = top_policies_table(deepaug.tuner.results(), deepaug.tuner.policy_space)
+    assert rows and all(row["base"] == "flip" for row in rows)
+    assert "no augmentation beyond the base (flip)" in deepaug.verdict.text
