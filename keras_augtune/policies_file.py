@@ -25,7 +25,7 @@ def write_policies(path: str, policies: Sequence[Policy], baseline_reward: float
     baseline's reward (and its executions' rewards) and the search's verdict
     ([`Verdict`][keras_augtune.recommendation.Verdict]: what to use, and its policy) when given. ``base``:
     the base recipe every policy was applied after (`keras_augtune.bases.Base.record()`): the
-    recommendation is the base, then the verdict's policy ([`load_augmentation()`][keras_augtune.load_augmentation])."""
+    recommendation is the base, then the verdict's policy ([`load_augmentation()`][keras_augtune.bases.load_augmentation])."""
     payload: dict[str, Any] = {"format": POLICIES_FORMAT, "version": POLICIES_VERSION,
                                "baseline_reward": baseline_reward}
     if base is not None:

@@ -197,3 +197,18 @@ def test_deepaugment_takes_a_base(tmp_path, digits):
     rows = top_policies_table(deepaug.tuner.results(), deepaug.tuner.policy_space)
     assert rows and all(row["base"] == "flip" for row in rows)
     assert "no augmentation beyond the base (flip)" in deepaug.verdict.text
+
+
+def test_the_race_benchmark_takes_and_records_a_base():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+    import race_search
+
+    assert race_search.parse_args(["--base", "crop-flip"]).base == "crop-flip"
+    text = race_search.markdown({"command": "c", "images": 3, "data": "d", "trials": 1, "trainings": {"race": 2},
+                                 "minutes": 1, "load_before": [1], "load_after": [1], "base": "crop-flip",
+                                 "baseline": "no augmentation beyond the base (crop-flip)", "race": [],
+                                 "verdict": {"text": "t"}})
+    assert "follows the base recipe crop-flip" in text and "vs no augmentation beyond the base (crop-flip)" in text
