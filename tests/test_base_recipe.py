@@ -189,8 +189,8 @@ def test_deepaugment_takes_a_base(tmp_path, digits):
     from keras_augtune.deepaugment import top_policies_table
 
     x, y = digits
-    deepaug = DeepAugment(x, y, config={"model": tiny_model(), "directory": str(tmp_path), "base": "flip",
-                                        "race_train_size": 100, "child_epochs": 1, "confirm_top_k": 0})
+    deepaug = DeepAugment(x, y, config={"model": tiny_model(), "directory": str(tmp_path), "base_augmentation": "flip",
+                                        "child_epochs": 1, "confirm_top_k": 0})
     assert deepaug.tuner.hypermodel.base.name == "flip" and deepaug.tuner.intensifier is None
     deepaug.tuner.hypermodel.fit = noise_child().fit
     deepaug.optimize(1)
