@@ -279,12 +279,12 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
             raise UserError(f"--train-set-size {train_set_size} is larger than the {n_train} training images "
                             f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
         train_set_size = None  # all of them
-    if settings["race_train_size"] is not None and settings["race_train_size"] > n_train:
-        raise UserError(f"--race-train-size {settings['race_train_size']} is larger than the {n_train} training images "
-                        f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
     elif train_set_size < data.num_classes:
         raise UserError(f"--train-set-size {train_set_size} is smaller than the {data.num_classes} classes: the "
                         f"training subsample needs at least one image of each class; use at least {data.num_classes}.")
+    if settings["race_train_size"] is not None and settings["race_train_size"] > n_train:
+        raise UserError(f"--race-train-size {settings['race_train_size']} is larger than the {n_train} training images "
+                        f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
     notebook = os.path.join(out, NOTEBOOK_FILE)
     if not args.resume:
         for stale in (notebook, os.path.join(out, POLICIES_FILE), os.path.join(out, REPORT_FILE)):
