@@ -9,6 +9,11 @@ rows), the verdict, the trainings it cost and the wall time.
 Usage:
     python benchmarks/race_search.py --data digits
     python benchmarks/race_search.py --data ../shared/data/cifar10-jpeg --images 1500 --epochs 8
+    python benchmarks/race_search.py --data ../shared/data/cifar10-jpeg --images 1500 --epochs 8 --base crop-flip
+
+``--base NAME`` (``crop-flip``, ``crop``, ``flip``: ``keras_augtune.recipes.BASE_RECIPES``) applies every
+candidate after that base (``AugmentTuner(base=...)``): the baseline is then the base alone, and the
+results file is ``race_search_<data>_<base>.json``.
 
 Results: benchmarks/results/race_search_<data>.json and .md.
 """
@@ -36,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--epochs", type=int, default=8, help="child epochs (trials and race)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--base", default=None, metavar="NAME",
+                   help="a base recipe every candidate follows (crop-flip, crop, flip); default none")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     return p.parse_args(argv)
 
@@ -57,12 +64,13 @@ def load(args):
 def main(argv=None):
     args = parse_args(argv)
     from keras_augtune import AugmentTuner
+    from keras_augtune.recipes import baseline_label
 
     name, x, y = load(args)
     load_before, started = load_average(), time.time()
     with tempfile.TemporaryDirectory() as directory:
         tuner = AugmentTuner("simple", max_trials=args.trials, child_epochs=args.epochs, validation_split=1 / 3,
-                             directory=directory, project_name="race", seed=args.seed, verbose=1)
+                             directory=directory, project_name="race", seed=args.seed, verbose=1, base=args.base)
         trainings = []
         fit = tuner.hypermodel.fit
 
@@ -85,7 +93,8 @@ def main(argv=None):
                     for n, t in race.trial_ids.items() if t is not None and t in tuner.oracle.trials}
     result = {
         "command": "python " + " ".join([os.path.relpath(sys.argv[0])] + sys.argv[1:]), "data": name,
-        "settings": vars(args), "images": int(len(y)), "trials": args.trials,
+        "settings": vars(args), "images": int(len(y)), "trials": args.trials, "base": args.base,
+        "baseline": baseline_label(args.base),
         "trainings": {"all": len(trainings), "trials": args.trials, "race": len(trainings) - args.trials},
         "minutes": (time.time() - started) / 60, "load_before": load_before, "load_after": load_average(),
         "verdict": {"kind": verdict.kind, "name": verdict.name, "text": verdict.text, "gain": verdict.gain,
@@ -95,7 +104,7 @@ def main(argv=None):
         "race": rows, "searched_policies": policies, "machine": machine(),
     }
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"race_search_{name}.json")
+    path = os.path.join(args.out, f"race_search_{name}" + (f"_{args.base}" if args.base else "") + ".json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
     with open(path[:-5] + ".md", "w") as f:
@@ -115,8 +124,10 @@ def markdown(result) -> str:
     lines = [f"`{result['command']}` — {result['images']} {result['data']} images (a third for validation), "
              f"{result['trials']} trials + {result['trainings']['race']} race trainings in "
              f"{result['minutes']:.0f} min, load average {result['load_before'][0]:.1f} before, "
-             f"{result['load_after'][0]:.1f} after.", "",
-             "| configuration | kind | executions | child reward | vs no augmentation | vs best recipe |",
+             f"{result['load_after'][0]:.1f} after."
+             + (f" Every configuration follows the base recipe {result['base']}." if result.get("base") else ""), "",
+             f"| configuration | kind | executions | child reward | vs {result.get('baseline', 'no augmentation')} "
+             "| vs best recipe |",
              "|---|---|---:|---:|---:|---:|"]
     for row in result["race"]:
         lines.append(f"| {row['name']} | {row['kind']} | {row['executions']} | {row['mean_reward']:.4f} | "

@@ -10,7 +10,8 @@ per module):
 
 * ``ops`` (the op table) -> ``policy`` (a policy's value and JSON) -> ``engines`` (applying a
   policy: ``execution`` is imgaug, ``keras_engine`` with ``keras_twins`` the Keras-native engine;
-  the layer in ``layer``) -> ``recipes`` (TrivialAugment, RandAugment) -> ``space`` (policies as
+  the layer in ``layer``) -> ``recipes`` (TrivialAugment, RandAugment; the base recipes) -> ``bases`` (the
+  base recipe every candidate follows; the final augmentation layer) -> ``space`` (policies as
   hyperparameters) -> ``oracle/`` (random-forest proposals; Hyperband; which oracle) ->
   ``evaluation/`` (the reward; the verdict's statistics; density matching)
   -> ``hypermodel`` (child model + policy layer; ``models``, ``schedule``, ``warm_start``)
@@ -40,6 +41,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AugmentHyperModel": "keras_augtune.hypermodel",
     "AugmentTuner": "keras_augtune.tuner",
+    "Base": "keras_augtune.bases",
+    "augmentation_layer": "keras_augtune.bases",
+    "load_augmentation": "keras_augtune.bases",
     "DeepAugment": "keras_augtune.deepaugment",
     "OP_NAMES": "keras_augtune.ops",
     "Policy": "keras_augtune.policy",
@@ -74,6 +78,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs
+    from keras_augtune.bases import Base, augmentation_layer, load_augmentation
     from keras_augtune.deepaugment import DeepAugment
     from keras_augtune.hypermodel import AugmentHyperModel
     from keras_augtune.layer import PolicyAugmentation

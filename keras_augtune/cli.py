@@ -282,6 +282,9 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     elif train_set_size < data.num_classes:
         raise UserError(f"--train-set-size {train_set_size} is smaller than the {data.num_classes} classes: the "
                         f"training subsample needs at least one image of each class; use at least {data.num_classes}.")
+    if settings["race_train_size"] is not None and settings["race_train_size"] > n_train:
+        raise UserError(f"--race-train-size {settings['race_train_size']} is larger than the {n_train} training images "
+                        f"left after the {VALIDATION_SPLIT:.0%} validation split ({len(data.y)} images in all).")
     notebook = os.path.join(out, NOTEBOOK_FILE)
     if not args.resume:
         for stale in (notebook, os.path.join(out, POLICIES_FILE), os.path.join(out, REPORT_FILE)):
@@ -296,7 +299,7 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
         directory=out, project_name=PROJECT_NAME, overwrite=not args.resume, seed=settings["seed"],
         confirm_top_k=settings["confirm_top_k"], confirm_executions=settings["confirm_executions"],
         intensifier=settings["intensifier"], recipes=settings["recipes"], race_epochs=settings["race_epochs"],
-        notebook_path=notebook, verbose=0 if args.quiet else 1,
+        race_train_size=settings["race_train_size"], base=settings["base"], notebook_path=notebook, verbose=0 if args.quiet else 1,
     )
     done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
     command = " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None
@@ -342,6 +345,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.policy):
         raise UserError(f"no such policy file: {args.policy}")
     from keras_augtune.policies_file import load_policies
+    from keras_augtune.policy import read_policy_json
 
     policies = load_policies(args.policy)
     if not policies:
@@ -349,6 +353,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.rank > len(policies):
         raise UserError(f"--rank {args.rank}: {args.policy} holds only {len(policies)} policies.")
     policy = policies[args.rank - 1]
+    base = read_policy_json(args.policy)
+    base = base.get("base") if isinstance(base, dict) else None
+    if isinstance(base, dict) and base.get("name"):  # the grid shows the policy alone
+        print(f"Note: {args.policy}'s search applied every policy after the base {base['name']!r}: use the base, "
+              "then this policy (keras_augtune.load_augmentation).")
     if args.out is not None:
         _check_output_file(args.out, "--out")
     x, y, _ = _load_data(args.data, args.image_size)

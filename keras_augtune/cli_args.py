@@ -33,9 +33,12 @@ SEARCH_DEFAULTS: dict[str, Any] = {
     "intensifier": "race",
     "recipes": None,
     "race_epochs": None,
+    "race_train_size": None,
+    "base": None,
 }
 #: Settings a resumed run may change: the total, and what the race (or the confirmation) measures.
-CHANGEABLE_ON_RESUME = ("trials", "confirm_top_k", "confirm_executions", "intensifier", "recipes", "race_epochs")
+CHANGEABLE_ON_RESUME = ("trials", "confirm_top_k", "confirm_executions", "intensifier", "recipes", "race_epochs",
+                        "race_train_size")
 #: Settings that define a run: ``--resume`` takes them from the run's ``run.json``.
 FIXED_ON_RESUME = [k for k in SEARCH_DEFAULTS if k not in CHANGEABLE_ON_RESUME]
 
@@ -84,6 +87,20 @@ def _recipe_list(text: str) -> list[str]:
     except (TypeError, ValueError) as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return names
+
+
+def _base(text: str) -> str:
+    """A base recipe's name (``keras_augtune.recipes.BASE_RECIPES``; a misspelt one gets the closest
+    suggested) or a policy .json file."""
+    from keras_augtune.checks import check_choice
+    from keras_augtune.recipes import BASE_RECIPES
+
+    if text.lower().endswith(".json"):
+        return text
+    try:
+        return check_choice("--base (a name, or a policy .json file)", text, tuple(BASE_RECIPES))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -166,6 +183,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: TrivialAugment, RandAugment(N=2, M=0.3) and RandAugment(N=2, M=0.6))")
     search.add_argument("--race-epochs", type=_int_at_least(1, MAX_EPOCHS), default=None, metavar="N",
                         help="child epochs of the race's trainings (default: --epochs)")
+    search.add_argument("--race-train-size", type=_positive_int, default=None, metavar="N",
+                        help="training images of each of the race's trainings, a stratified subsample per execution, "
+                             "the same for every raced configuration (default: --train-set-size); up to all the "
+                             "training images, the budget of your final model")
+    search.add_argument("--base", type=_base, default=None, metavar="NAME|POLICY.json",
+                        help="a base recipe every candidate is applied after (the trials, the recipes and the "
+                             "baseline, which is then the base alone): crop-flip, crop, flip, or a policy file; "
+                             "best_policies.json records it (default: none)")
     search.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help="output folder")
     search.add_argument("--resume", action="store_true",
                         help="continue the search in --out (its settings are kept; --trials sets the new total) "

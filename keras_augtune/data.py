@@ -207,20 +207,41 @@ class SearchData:
     num_classes: int
     train_weights: np.ndarray | None = None
     val_weights: np.ndarray | None = None
+    #: Every training image left after the validation split (in ``data``), before the subsample.
+    pool_index: np.ndarray | None = None
+    pool_weights: np.ndarray | None = None
+
+    def race_size_error(self, size: int) -> str | None:
+        """Why ``race_train_size=size`` cannot be drawn from the training pool (None when it can)."""
+        pool = len(self.pool_index)
+        if size > pool:
+            return (f"race_train_size={size} is larger than the {pool} training images left after the "
+                    f"validation split ({len(self.data.y)} in all).")
+        classes = len(np.unique(self.data.y[self.pool_index]))
+        return (f"race_train_size={size} is smaller than the {classes} classes: use at least {classes}."
+                if size < classes and size < pool else None)
+
+
+def check_validation_split(validation_split: Any) -> float:
+    """``validation_split`` when it is a float in (0, 1); a one-line ``ValueError`` otherwise."""
+    if isinstance(validation_split, bool) or not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
+    return validation_split
 
 
 def prepare_search_data(x: Any, y: Any, validation_data: Any = None, value_range: Any = None, sample_weight: Any = None,
                         validation_split: float = VALIDATION_SPLIT, train_set_size: int | None = None,
-                        seed: int | None = None) -> SearchData:
+                        seed: int | None = None, pool_size: int | None = None) -> SearchData:
     """What ``AugmentTuner.search`` trains on: the inputs checked (`search_inputs()`,
     [`check_dataset()`][keras_augtune.data.check_dataset]), the stratified validation split (unless ``validation_data`` is
     given) and the stratified ``train_set_size`` subsample, with ``sample_weight`` following
-    the images through both."""
-    if isinstance(validation_split, bool) or not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
-        raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
+    the images through both. ``pool_size``: training images some trainings need beyond the
+    subsample (the race's ``race_train_size``): read that many too."""
+    check_validation_split(validation_split)
     limit = None
     if train_set_size is not None:  # read no more of a dataset than the subsample (and its split) needs
-        limit = train_set_size if validation_data is not None else int(np.ceil(train_set_size / (1.0 - validation_split)))
+        wanted = max(train_set_size, pool_size or 0)
+        limit = wanted if validation_data is not None else int(np.ceil(wanted / (1.0 - validation_split)))
     inputs = search_inputs(x, y, sample_weight, value_range, limit=limit)
     data = check_dataset(inputs.x, inputs.y, value_range=inputs.value_range, class_names=inputs.class_names)
     weights = inputs.sample_weight
@@ -240,6 +261,7 @@ def prepare_search_data(x: Any, y: Any, validation_data: Any = None, value_range
         train_index, val_index = stratified_split(data.y, validation_split, seed)
         val = Dataset(data.x[val_index], data.y[val_index], data.value_range, data.class_names, data.one_hot)
         val_weights = None if weights is None else weights[val_index]
+    pool_index, pool_weights = train_index, None if weights is None else weights[train_index]
     if train_set_size is not None:
         if train_set_size > len(train_index):
             raise ValueError(
@@ -248,7 +270,7 @@ def prepare_search_data(x: Any, y: Any, validation_data: Any = None, value_range
             )
         train_index = train_index[stratified_subsample(data.y[train_index], train_set_size, seed)]
     return SearchData(data, val, train_index, max(data.num_classes, val.num_classes),
-                      None if weights is None else weights[train_index], val_weights)
+                      None if weights is None else weights[train_index], val_weights, pool_index, pool_weights)
 
 
 def one_per_class(y: np.ndarray, n: int, order: Any = None) -> list[int]:
@@ -319,18 +341,18 @@ def stratified_folds(y: np.ndarray, folds: int, seed: int | None) -> list[tuple[
     return [(np.sort(kept), np.sort(held)) for kept, held in splitter.split(np.zeros(len(y)), y)]
 
 
-def stratified_subsample(y: np.ndarray, size: int, seed: int | None) -> np.ndarray:
+def stratified_subsample(y: np.ndarray, size: int, seed: int | None, what: str = "train_set_size") -> np.ndarray:
     """Indices of a stratified subsample of ``size`` items (all of them when ``size == len(y)``)."""
-    check_int("train_set_size", size)
+    check_int(what, size)
     if size > len(y):
-        raise ValueError(f"train_set_size={size} is larger than the {len(y)} images available.")
+        raise ValueError(f"{what}={size} is larger than the {len(y)} images available.")
     if size == len(y):
         return np.arange(len(y))
     classes = len(np.unique(y))
     if size < classes:
-        raise ValueError(f"train_set_size={size} is smaller than the {classes} classes: a stratified subsample "
+        raise ValueError(f"{what}={size} is smaller than the {classes} classes: a stratified subsample "
                          f"needs at least one image of each class; use at least {classes} (or all {len(y)}).")
-    _, chosen = stratified_split(y, int(size), seed, what="train_set_size subsample")
+    _, chosen = stratified_split(y, int(size), seed, what=f"{what} subsample")
     return chosen
 
 

@@ -54,6 +54,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "confirm_top_k": 4,               # the race (keras_augtune.intensifier.race): policies raced
     "confirm_executions": 14,         # ... and its confirmation executions
     "recipes": None,                  # ... against these recipes (None: TrivialAugment, RandAugment)
+    "base_augmentation": None,        # a base recipe every policy follows ("crop-flip", a Policy, a Keras layer)
 }
 
 METHODS = {"bayesian_optimization": "bayesian", "bayesian": "bayesian", "random_search": "random", "random": "random"}
@@ -146,6 +147,7 @@ class DeepAugment:
             pretrained_weights_path=weights if c["child_first_train_epochs"] else None,
             directory=directory, project_name="deepaugment", overwrite=True, seed=c["seed"],
             confirm_top_k=c["confirm_top_k"], confirm_executions=c["confirm_executions"], recipes=c["recipes"],
+            base=c["base_augmentation"],
         )
         #: DeepAugment's notebook (its columns), rewritten from the tuner's after each ``optimize``.
         self.notebook_path = c["notebook_path"] or os.path.join(directory, "notebook.csv")
@@ -192,7 +194,8 @@ def top_policies_table(results: SearchResults, space: PolicySpace, k: int = TOP_
     ``expected_accuracy_increase`` (its gain over the no-augmentation baseline, a fraction) and
     ``expected_accuracy_increase(%)`` (the same in points, DeepAugment 1.1's column). The
     baseline's row holds the space's no-augmentation values (every op at magnitude 0), as
-    DeepAugment's did."""
+    DeepAugment's did. Under a base recipe (``base_augmentation``) every row has a ``base`` column naming it: its
+    gain is over the base alone, and its policy follows the base."""
     rows = []
     for trial in results.best(k):
         gain = trial.gain
@@ -201,6 +204,8 @@ def top_policies_table(results: SearchResults, space: PolicySpace, k: int = TOP_
         row.update(to_deepaugment_row(policy))
         row.update({"mean_late_val_acc": trial.reward, "expected_accuracy_increase": gain,
                     "expected_accuracy_increase(%)": None if gain is None else 100.0 * gain})
+        if results.base_name is not None:
+            row["base"] = results.base_name
         rows.append(row)
     return rows
 

@@ -66,6 +66,13 @@ WORKER_TIMEOUT = 120.0
 POLL_INTERVAL = 0.5
 
 
+def check_worker_timeout(worker_timeout: Any) -> float:
+    """``worker_timeout`` as a float when it is a positive number of seconds; a one-line ``ValueError`` otherwise."""
+    if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
+        raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
+    return float(worker_timeout)
+
+
 def heartbeat_interval(worker_timeout: float) -> float:
     """How often a worker signals that it is alive: a quarter of the timeout, at most 10 s."""
     return max(0.2, min(10.0, worker_timeout / 4.0))

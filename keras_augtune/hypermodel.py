@@ -8,6 +8,7 @@ from typing import Any
 import keras
 import keras_tuner
 
+from keras_augtune.bases import Base
 from keras_augtune.engines import DEFAULT_ENGINE, check_engine
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.models import DEFAULT_MODEL, build_model, check_model_name
@@ -42,6 +43,9 @@ class AugmentHyperModel(keras_tuner.HyperModel):
             on any backend and device; `keras_augtune.engines`). On ``"keras"`` the default space
             (every op) leaves out the ops without a twin (``keras_augtune.keras_twins.NO_TWIN``);
             a space that names one of them is refused in one line.
+        base: a base recipe applied before the policy layer in every model, the baseline's
+            included ([`Base.resolve()`][keras_augtune.bases.Base.resolve]: a name such as
+            ``"crop-flip"``, a ``Policy`` or a Keras preprocessing layer); ``None``: none.
 
     The policy hyperparameters are declared up front (``declare_hyperparameters``),
     so the oracle sees the whole space before the first trial. Validation data is
@@ -51,9 +55,11 @@ class AugmentHyperModel(keras_tuner.HyperModel):
 
     def __init__(self, model: Any = None, policy_space: PolicySpace | None = None,
                  learning_rate: float | None = None, name: str | None = None, tunable: bool = True,
-                 learning_rate_schedule: str | None = "cosine", engine: str = DEFAULT_ENGINE):
+                 learning_rate_schedule: str | None = "cosine", engine: str = DEFAULT_ENGINE, base: Any = None):
         super().__init__(name=name, tunable=tunable)
         self.engine = check_engine(engine)
+        #: The base recipe every model applies before the policy (a `Base`), or None.
+        self.base = Base.resolve(base)
         self.policy_space = policy_space if policy_space is not None else PolicySpace()
         self.learning_rate_schedule = check_schedule(learning_rate_schedule)
         if learning_rate is None:
@@ -90,9 +96,9 @@ class AugmentHyperModel(keras_tuner.HyperModel):
 
     @classmethod
     def of(cls, hypermodel: Any, policy_space: PolicySpace | None = None, engine: str | None = None,
-           **space_options: Any) -> tuple["AugmentHyperModel", bool]:
-        """``(AugmentHyperModel, default_ops)`` for what ``AugmentTuner(hypermodel, policy_space=..., engine=...)``
-        was given: an ``AugmentHyperModel`` as it is (with ``policy_space`` and ``engine`` when given),
+           base: Any = None, **space_options: Any) -> tuple["AugmentHyperModel", bool]:
+        """``(AugmentHyperModel, default_ops)`` for what ``AugmentTuner(hypermodel, policy_space=..., engine=...,
+        base=...)`` was given: an ``AugmentHyperModel`` as it is (with ``policy_space``, ``engine`` and ``base`` when given),
         anything else wrapped over a ``policy_space`` (or one made of ``space_options``) on ``engine``
         (default imgaug). ``default_ops``: nobody chose the ops, so the search may leave out those
         that cannot act on the images."""
@@ -101,11 +107,13 @@ class AugmentHyperModel(keras_tuner.HyperModel):
                 hypermodel.engine = check_engine(engine)
             if policy_space is not None:
                 hypermodel.policy_space = policy_space
+            if base is not None:
+                hypermodel.base = Base.resolve(base)
             return hypermodel, False
         default_ops = policy_space is None and space_options.get("ops") is None
         if policy_space is None:
             policy_space = PolicySpace(**space_options)
-        return cls(hypermodel, policy_space=policy_space, engine=engine or DEFAULT_ENGINE), default_ops
+        return cls(hypermodel, policy_space=policy_space, engine=engine or DEFAULT_ENGINE, base=base), default_ops
 
     # ------------------------------------------------------------------ set-up
     @property
@@ -177,11 +185,13 @@ class AugmentHyperModel(keras_tuner.HyperModel):
         return self.wrap(hp, child)
 
     def wrap(self, hp: keras_tuner.HyperParameters, child: keras.Model) -> keras.Model:
-        """The trial's model: ``child`` behind the policy layer of ``hp`` (and the rescaling
-        of built-in models), compiled."""
+        """The trial's model: ``child`` behind the base's layer (when there is a base), the policy layer
+        of ``hp`` (and the rescaling of built-in models), compiled."""
         policy = self.policy(hp)
         inputs = keras.Input(self.input_shape, name="images")
         x = inputs
+        if self.base is not None:  # every candidate, the baseline included, is applied after the base
+            x = self.base.layer(self.value_range, self.engine)(x)
         if not policy.is_noop(self.input_shape[-1]):  # a no-op policy trains exactly as the baseline
             x = PolicyAugmentation(policy, value_range=self.value_range, engine=self.engine,
                                    name="policy_augmentation")(x)

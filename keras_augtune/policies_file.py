@@ -20,12 +20,16 @@ POLICIES_VERSION = 1
 
 
 def write_policies(path: str, policies: Sequence[Policy], baseline_reward: float | None = None,
-                   verdict: Any = None, baseline_rewards: Sequence[float] | None = None) -> None:
+                   verdict: Any = None, baseline_rewards: Sequence[float] | None = None, base: Any = None) -> None:
     """Write ``policies`` (best first) to a JSON file that [`load_policies()`][keras_augtune.load_policies] reads, with the
     baseline's reward (and its executions' rewards) and the search's verdict
-    ([`Verdict`][keras_augtune.recommendation.Verdict]: what to use, and its policy) when given."""
+    ([`Verdict`][keras_augtune.recommendation.Verdict]: what to use, and its policy) when given. ``base``:
+    the base recipe every policy was applied after (`keras_augtune.bases.Base.record()`): the
+    recommendation is the base, then the verdict's policy ([`load_augmentation()`][keras_augtune.bases.load_augmentation])."""
     payload: dict[str, Any] = {"format": POLICIES_FORMAT, "version": POLICIES_VERSION,
                                "baseline_reward": baseline_reward}
+    if base is not None:
+        payload["base"] = dict(base)
     if baseline_rewards is not None:
         payload["baseline_execution_rewards"] = list(baseline_rewards)
     if verdict is not None:

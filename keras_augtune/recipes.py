@@ -9,6 +9,10 @@ A recipe's configuration is the baseline's values (the same model) plus one valu
 (the recipe's policy as JSON), which `keras_augtune.space.policy_of()`
 reads instead of the policy slots: it is no hyperparameter, never searched, and its execution
 records are kept like any configuration's.
+
+The *base recipes* (`BASE_RECIPES`) are the other standard augmentation: what a user trains with
+anyway (crop+flip on CIFAR), which every candidate is applied after with ``AugmentTuner(base=...)``
+([`keras_augtune.bases`][keras_augtune.bases]).
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from typing import Any, Mapping, Sequence
 from keras_augtune.checks import check_choice
 from keras_augtune.policy import Policy
 
-__all__ = ["RECIPE", "DEFAULT_RECIPES", "standard_recipes", "resolve_recipes", "recipe_values", "recipe_policy"]
+__all__ = ["RECIPE", "DEFAULT_RECIPES", "BASE_RECIPES", "standard_recipes", "base_recipe", "baseline_label", "resolve_recipes",
+           "recipe_values", "recipe_policy"]
 
 #: The value holding a recipe's policy (JSON) in a configuration's values.
 RECIPE = "recipe/policy"
@@ -27,6 +32,27 @@ RECIPE = "recipe/policy"
 #: What the race measures by default: TrivialAugment and RandAugment(N=2) at two magnitudes
 #: (M on this package's [0, 1] scale: 0.3 is RandAugment's M=9 of 30).
 DEFAULT_RECIPES = ("TrivialAugment", "RandAugment(N=2, M=0.3)", "RandAugment(N=2, M=0.6)")
+
+
+#: The named base recipes: one sub-policy applied to every image. ``crop`` is the CIFAR pad-and-crop
+#: (4 px of 32 on each side) as a random shift of up to 1/8 of the side on each axis (``translate-x``
+#: and ``translate-y`` reach 0.3 of the side at magnitude 1); ``flip`` a horizontal flip half the time.
+_CROP = [("translate-x", 1.0, 0.125 / 0.3), ("translate-y", 1.0, 0.125 / 0.3)]
+_FLIP = [("horizontal-flip", 0.5, 1.0)]
+BASE_RECIPES = {"crop-flip": _CROP + _FLIP, "crop": _CROP, "flip": _FLIP}
+
+
+def base_recipe(name: str) -> Policy:
+    """The base recipe ``name`` (one of `BASE_RECIPES`) as a [`Policy`][keras_augtune.Policy] named by it;
+    a misspelt name raises a one-line ``ValueError`` suggesting the closest."""
+    name = check_choice("base", name, tuple(BASE_RECIPES))
+    return Policy([BASE_RECIPES[name]], metadata={"name": name})
+
+
+def baseline_label(base_name: str | None) -> str:
+    """What the baseline is called: ``no augmentation``, or under a base recipe ``base_name``,
+    ``no augmentation beyond the base (<base_name>)``."""
+    return "no augmentation" if base_name is None else f"no augmentation beyond the base ({base_name})"
 
 
 def standard_recipes() -> dict[str, Policy]:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from keras_augtune.evaluation.verdict import CONFIDENCE, Decision, Row, decide, table
 from keras_augtune.policy import Policy
-from keras_augtune.recipes import recipe_policy
+from keras_augtune.recipes import baseline_label, recipe_policy
 
 __all__ = ["Verdict", "Standings"]
 
@@ -64,6 +64,11 @@ class Standings:
         return cls(plan, rewards, kinds, trial_ids, recipes, bool(plan.get("complete")))
 
     @property
+    def baseline_short(self) -> str:
+        """The baseline in a column header: ``no augmentation`` or ``base alone``."""
+        return "no augmentation" if not self.plan.get("base") else "base alone"
+
+    @property
     def confirmation(self) -> list[int]:
         return [int(e) for e in self.plan.get("confirmation", [])]
 
@@ -72,7 +77,7 @@ class Standings:
         if not self.complete:
             return None
         try:
-            return decide(self.rewards, self.kinds, self.confirmation, confidence)
+            return decide(self.rewards, self.kinds, self.confirmation, confidence, self.plan.get("baseline_label"))
         except ValueError:
             return None
 
@@ -85,7 +90,7 @@ class Standings:
         """The race as a text table."""
         lines = [f"Race ({len(self.confirmation)} confirmation executions, fresh and paired; "
                  f"{CONFIDENCE:.0%} intervals corrected over the rows):",
-                 f"{'configuration':<28} {'kind':<8} {'runs':>4} {'reward':>7} {'vs no augmentation':>28} "
+                 f"{'configuration':<28} {'kind':<8} {'runs':>4} {'reward':>7} {'vs ' + self.baseline_short:>28} "
                  f"{'vs best recipe':>28}"]
         for row in self.rows():
             lines.append(f"{row.name[:28]:<28} {row.kind:<8} {row.executions:>4} {row.mean:>7.4f} "
@@ -125,6 +130,7 @@ class Verdict:
     interval_vs_recipe: tuple[float, float] | None = None
     recipe: Policy | None = None  #: the recommended recipe's policy (kind ``"recipe"``)
     decision: Decision | None = None
+    base: str | None = None  #: the base recipe every candidate was applied after (its name), None without
 
     @property
     def recommended(self) -> Policy:
@@ -137,16 +143,18 @@ class Verdict:
         return Policy.identity()
 
     @classmethod
-    def of(cls, winner: Any, baseline: Any) -> "Verdict":
+    def of(cls, winner: Any, baseline: Any, base: str | None = None) -> "Verdict":
         """The verdict on ``winner`` (the best augmentation policy's `TrialResult`) against no
-        augmentation, from its paired gain interval (a search without a race)."""
+        augmentation (beyond the ``base`` recipe), from its paired gain interval (a search without a race)."""
+        none = baseline_label(base)
         if winner is None:
-            return cls(False, "No augmentation policy completed: use no augmentation.", None, baseline)
+            return cls(False, f"No augmentation policy completed: use {none}.", None, baseline, base=base)
         name = f"trial {winner.trial_id}'s policy"
         gain, interval = winner.gain, winner.gain_interval
         if gain is None:
             return cls(False, f"The best policy ({name}) has no no-augmentation run of the same model to compare "
-                              "with, so its gain is unknown: use no augmentation until one is measured.", winner, baseline)
+                              f"with, so its gain is unknown: use {none} until one is measured.", winner, baseline,
+                       base=base)
         runs = winner.executions or 1
         measured = f"{gain:+.4f}"
         if interval is not None:
@@ -155,21 +163,21 @@ class Verdict:
             measured += (f" on {runs} paired execution{'s' if runs > 1 else ''}, too few for an interval "
                          "(confirm_executions >= 2 measures the noise)")
         if interval is not None and interval[0] > 0.0:
-            return cls(True, f"Better than no augmentation: {name} gains {measured}.", winner, baseline,
-                       "searched", f"trial {winner.trial_id}", gain, interval)
-        return cls(False, f"No policy beat no augmentation beyond the noise: the best, {name}, gains {measured}. "
-                          "Recommendation: no augmentation.", winner, baseline, "baseline", None, gain, interval)
+            return cls(True, f"Better than {none}: {name} gains {measured}.", winner, baseline,
+                       "searched", f"trial {winner.trial_id}", gain, interval, base=base)
+        return cls(False, f"No policy beat {none} beyond the noise: the best, {name}, gains {measured}. "
+                          f"Recommendation: {none}.", winner, baseline, "baseline", None, gain, interval, base=base)
 
     @classmethod
-    def of_race(cls, standings: Standings, trials: Mapping[str, Any], baseline: Any) -> "Verdict":
+    def of_race(cls, standings: Standings, trials: Mapping[str, Any], baseline: Any, base: str | None = None) -> "Verdict":
         """The verdict of a race (``trials``: trial id -> `TrialResult`, for the searched policies)."""
         decision = standings.decision()
         searched = [n for n, k in standings.kinds.items() if k == "searched" and standings.rewards[n]]
         if decision is None:
             done = len(standings.rewards.get(next(n for n, k in standings.kinds.items() if k == "baseline"), {}))
-            return cls(False, f"The race stopped before its decision ({done} of its executions measured for no "
-                              "augmentation): run the search again to finish it. Until then: no augmentation.",
-                       None, baseline)
+            return cls(False, f"The race stopped before its decision ({done} of its executions measured for "
+                              f"{baseline_label(base)}): run the search again to finish it. Until then: "
+                              f"{baseline_label(base)}.", None, baseline, base=base)
         best = max(searched, key=lambda n: sum(standings.rewards[n].values()) / len(standings.rewards[n]),
                    default=None)
         pick = decision.name if decision.kind == "searched" else best
@@ -177,4 +185,4 @@ class Verdict:
         return cls(decision.better, decision.text, winner, baseline, decision.kind,
                    None if decision.kind == "baseline" else decision.name, decision.gain_vs_none,
                    decision.interval_vs_none, decision.gain_vs_recipe, decision.interval_vs_recipe,
-                   standings.recipes.get(decision.name) if decision.kind == "recipe" else None, decision)
+                   standings.recipes.get(decision.name) if decision.kind == "recipe" else None, decision, base)

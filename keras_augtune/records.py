@@ -35,6 +35,8 @@ VERSION = 1
 PLAN_FILE = "confirmation.json"
 #: The race's record: its candidates and execution indices (the rewards are the records').
 RACE_FILE = "race.json"
+#: The search's base recipe (`keras_augtune.bases`), when it has one.
+BASE_FILE = "base.json"
 
 
 def plain_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,7 +130,7 @@ class ExecutionStore:
         """Every readable record, by key (damaged files are skipped with a warning)."""
         out = {}
         for path in sorted(glob.glob(os.path.join(self.folder, "*.json"))):
-            if os.path.basename(path) not in (PLAN_FILE, RACE_FILE):
+            if os.path.basename(path) not in (PLAN_FILE, RACE_FILE, BASE_FILE):
                 record = self._load(path)
                 if record is not None:
                     out[record.key] = record

@@ -42,6 +42,7 @@ from keras_augtune.effects import MIN_OP_TRIALS, OpEffects, estimate_op_effects
 from keras_augtune.files import atomic_write
 from keras_augtune.plot import importances_by_kind, new_figure, plot_importances, plot_op_effects, plot_rewards, save_figure
 from keras_augtune.policy import Policy
+from keras_augtune.recipes import baseline_label
 from keras_augtune.results import SearchResults, describe_policy, format_interval, format_value
 from keras_augtune import repair
 from keras_augtune.runs import RUN_FILE
@@ -287,7 +288,7 @@ def _folder(results: SearchResults) -> str:
 def _baseline_text(results: SearchResults) -> str:
     if results.baseline_reward is None:
         return "no baseline trial"
-    return f"no-augmentation baseline reward {results.baseline_reward:.4f}"
+    return f"{results.baseline_title} reward {results.baseline_reward:.4f}"
 
 
 _CSS = """
@@ -333,9 +334,9 @@ def _race_html(race) -> list[str]:
             return "&ndash;"
         return f"{c.gain:+.4f}" + (f" [{c.interval[0]:+.4f}, {c.interval[1]:+.4f}]" if c.interval else "")
 
-    parts = ["<h2>The race: searched policies against the recipes and no augmentation</h2>",
+    parts = [f"<h2>The race: searched policies against the recipes and {baseline_label(race.plan.get('base'))}</h2>",
              "<table><tr><th>configuration</th><th>kind</th><th>runs</th><th>reward</th>"
-             "<th>vs no augmentation</th><th>vs best recipe</th></tr>"]
+             f"<th>vs {race.baseline_short}</th><th>vs best recipe</th></tr>"]
     parts += [f"<tr><td>{html.escape(r.name)}</td><td>{r.kind}</td><td class='num'>{r.executions}</td>"
               f"<td class='num'>{r.mean:.4f}</td><td class='num'>{versus(r.vs_none)}</td>"
               f"<td class='num'>{versus(r.vs_recipe)}</td></tr>" for r in race.rows()]
@@ -359,7 +360,8 @@ def _html(results: SearchResults, num_policies: int, num_grids: int) -> str:
         "<ul>",
         f"<li>{len(trials)} trials: {len(done)} completed, {len(failed)} failed</li>",
         f"<li>{esc(_baseline_text(results))}</li>",
-    ]
+    ] + ([f"<li>Every configuration followed the base recipe <strong>{esc(results.base_name)}</strong>: use the base, "
+          "then the recommended policy (<code>keras_augtune.load_augmentation</code>).</li>"] if results.base_name else [])
     if results.confirmation_text():
         parts.append(f"<li>{esc(results.confirmation_text())}</li>")
     if results.run:

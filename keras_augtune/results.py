@@ -32,9 +32,10 @@ from typing import Any, Iterable
 
 from keras_augtune.evaluation.verdict import CONFIDENCE, paired_gain
 from keras_augtune.evaluation.reward import REWARD, accuracy_keys
-from keras_augtune.records import RACE_FILE, ExecutionRecord, ExecutionStore, config_key
+from keras_augtune.records import BASE_FILE, RACE_FILE, ExecutionRecord, ExecutionStore, config_key
 from keras_augtune.policies_file import write_policies
 from keras_augtune.policy import Policy
+from keras_augtune.recipes import baseline_label
 from keras_augtune.recommendation import Standings, Verdict
 from keras_augtune.space import PolicySpace, architecture_values, baseline_values, is_baseline, parse_name, policy_of
 from keras_augtune.trials import (
@@ -133,6 +134,8 @@ class SearchResults:
     confirmation: dict[str, Any] | None = None
     #: The race (``executions/race.json`` and its rewards), None when none ran.
     race: Standings | None = None
+    #: The base recipe every configuration was applied after (`keras_augtune.bases.Base.record()`), None without.
+    base: dict[str, Any] | None = None
 
     @classmethod
     def from_oracle(cls, oracle: Any, space: PolicySpace | None = None, project_dir: str = "",
@@ -161,7 +164,7 @@ class SearchResults:
         if project_dir:
             store = ExecutionStore(project_dir)
             executions, results.confirmation = store.records(), store.read_plan()
-            race = store.read_plan(RACE_FILE)
+            race, results.base = store.read_plan(RACE_FILE), store.read_plan(BASE_FILE)
             results.race = Standings.read(race, executions) if race is not None else None
         results._measure(executions, space)
         return results
@@ -272,9 +275,26 @@ class SearchResults:
         """What the search recommends ([`Verdict`][keras_augtune.recommendation.Verdict]): the race's
         decision when a race ran, else whether the best policy beat no augmentation."""
         if self.race is not None:
-            return Verdict.of_race(self.race, {t.trial_id: t for t in self.completed}, self.baseline)
+            return Verdict.of_race(self.race, {t.trial_id: t for t in self.completed}, self.baseline, self.base_name)
         winners = self.best(1, skip_identity=True)
-        return Verdict.of(winners[0] if winners else None, self.baseline)
+        return Verdict.of(winners[0] if winners else None, self.baseline, self.base_name)
+
+    @property
+    def base_name(self) -> str | None:
+        """The base recipe's name (None without a base): the baseline is ``baseline_label(base_name)``."""
+        return None if not self.base else str(self.base.get("name"))
+
+    @property
+    def baseline_title(self) -> str:
+        """``no-augmentation baseline``, or under a base ``baseline (no augmentation beyond the base (<name>))``."""
+        return "no-augmentation baseline" if self.base_name is None else f"baseline ({baseline_label(self.base_name)})"
+
+    def augmentation(self, value_range: Any = None, engine: str = "imgaug", seed: int | None = None) -> Any:
+        """The final augmentation as one Keras layer: the base recipe (when the search had one), then the
+        verdict's policy ([`augmentation_layer()`][keras_augtune.bases.augmentation_layer])."""
+        from keras_augtune.bases import augmentation_layer
+
+        return augmentation_layer(self.verdict().recommended, self.base, value_range, engine, seed)
 
     # ------------------------------------------------------------------ text
     def confirmation_text(self) -> str | None:
@@ -282,7 +302,7 @@ class SearchResults:
         if self.race is not None:
             plan, state = self.race.plan, "" if self.race.complete else " (not finished: run the search again to complete it)"
             names = [n for n, k in self.race.kinds.items() if k != "baseline"]
-            return (f"Race: {', '.join(names)} and no augmentation on up to "
+            return (f"Race: {', '.join(names)} and {baseline_label(self.base_name)} on up to "
                     f"{len(plan.get('screening', [])) + len(plan.get('confirmation', []))} fresh paired executions: "
                     f"about {plan.get('trainings', 0)} trainings beyond the trials{state}.")
         plan = self.confirmation
@@ -307,7 +327,7 @@ class SearchResults:
         lines = [f"Results summary: {len(self.completed)} completed, {len(self.unsuccessful)} failed trials "
                  f"in {self.project_dir}",
                  f"Objective: {self.objective} ({self.direction}); "
-                 f"no-augmentation baseline reward: {format_value(self.baseline_reward) or 'n/a'}{spread}"]
+                 f"{self.baseline_title} reward: {format_value(self.baseline_reward) or 'n/a'}{spread}"]
         confirmation = self.confirmation_text()
         if confirmation:
             lines.append(confirmation)
@@ -328,7 +348,7 @@ class SearchResults:
         policies = self.best_policies(num_policies)
         baseline = self.baseline
         write_policies(path, policies, baseline_reward=self.baseline_reward, verdict=self.verdict(),
-                       baseline_rewards=None if baseline is None else baseline.execution_rewards)
+                       baseline_rewards=None if baseline is None else baseline.execution_rewards, base=self.base)
         return policies
 
 

@@ -32,13 +32,14 @@ import numpy as np
 
 from keras_augtune import compat
 from keras_augtune.evaluation.reward import REWARD, ExecutionReward, combine_executions, overfit_filtered_reward
+from keras_augtune.bases import seed_base_layers
 from keras_augtune.files import Notebook
 from keras_augtune.intensifier.base import Context
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.records import ExecutionStore
 from keras_augtune.seeds import execution_seed
 from keras_augtune.space import architecture_values
-from keras_augtune.trials import FAILED, epoch_budget, failure_reason
+from keras_augtune.trials import FAILED, TRAIN_SIZE, epoch_budget, failure_reason
 
 __all__ = ["ExecutionRunner", "build_seeded", "check_finite", "write_notebook", "pretraining_recorder"]
 
@@ -78,8 +79,13 @@ class ExecutionRunner:
         else:
             callbacks, log_dirs = [c for c in callbacks if c.__class__.__name__ != "TensorBoard"], []
         fit["epochs"], initial_epoch = epoch_budget(hp.values, fit.get("epochs"), fit)
+        x, y = self.x, self.y
+        if hp.values.get(TRAIN_SIZE) is not None:  # the race's larger (or smaller) training set
+            x, y, weights = self.tuner.race_training(int(hp.values[TRAIN_SIZE]), execution)
+            if "sample_weight" in fit:
+                fit["sample_weight"] = weights
         model = self.build(hp, execution)
-        score, history = self.score(self.tuner.hypermodel.fit(hp, model, self.x, self.y, callbacks=callbacks, **fit))
+        score, history = self.score(self.tuner.hypermodel.fit(hp, model, x, y, callbacks=callbacks, **fit))
         reward = score if history is None else score.reward
         _log_reward(log_dirs, reward, self.tuner.hypermodel.policy(hp), fit["epochs"])
         self.store.add(hp.values, self.tuner.search_seed, execution, reward, history or {}, key)
@@ -179,7 +185,7 @@ class ExecutionRunner:
             own_executions=0 if tuner.density is not None else tuner.executions_per_trial,  # density trains nothing
             measure=lambda config, execution: self.run_extra(config.values, config.trial_id, config.notebook_key,
                                                              execution),
-            log=log)
+            log=log, base_name=None if tuner.hypermodel.base is None else tuner.hypermodel.base.name)
 
     # ------------------------------------------------------------------ the notebook
     def write_notebook(self, key: str, rows: list[dict[str, Any]], hp: Any = None, executions: Any = None) -> None:
@@ -201,12 +207,15 @@ class ExecutionRunner:
 
 def build_seeded(build: Callable[[Any], keras.Model], hp: Any, seed: int) -> keras.Model:
     """``build(hp)`` under ``seed``: Keras's global seeds (initial weights, batch order) and every
-    policy layer's augmentation seed, so two configurations built under one seed are paired."""
+    policy layer's augmentation seed, so two configurations built under one seed are paired. The
+    base recipe's layer (`keras_augtune.bases`) gets its own seed derived from ``seed``: the base and
+    the candidate's policy never draw the same randomness."""
     keras.utils.set_random_seed(seed)
     model = build(hp)
     for layer in model.layers:
         if isinstance(layer, PolicyAugmentation):
             layer.seed = seed
+    seed_base_layers(model, seed)
     return model
 
 

@@ -11,10 +11,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["derive_seed", "derive_call_seed", "execution_seed"]
+__all__ = ["derive_seed", "derive_call_seed", "execution_seed", "subset_seed", "base_seed"]
 
 #: The stream number of the executions' seeds (kept apart from every other use of the search seed).
 _EXECUTION_STREAM = 1
+#: The stream of the race's training subsets (``race_train_size``), one per execution.
+_SUBSET_STREAM = 2
+#: The stream of the base recipe's augmentation seed within an execution (``base=``).
+_BASE_STREAM = 3
 
 
 def derive_seed(*parts: Any, bits: int = 31) -> int:
@@ -38,3 +42,15 @@ def execution_seed(search_seed: int, execution: int) -> int:
     two policies' rewards at the same ``e`` differ by the policies, not by the luck of the draw.
     """
     return derive_seed(int(search_seed), _EXECUTION_STREAM, int(execution))
+
+
+def subset_seed(search_seed: int, execution: int) -> int:
+    """The seed of execution ``execution``'s training subset when the race trains on more images than
+    the trials (``race_train_size``): the same for every configuration, so the race stays paired."""
+    return derive_seed(int(search_seed), _SUBSET_STREAM, int(execution))
+
+
+def base_seed(seed: int) -> int:
+    """The augmentation seed of the base recipe's layer in a model built under ``seed`` (the
+    candidate's policy layer gets ``seed`` itself): the two layers never draw the same randomness."""
+    return derive_seed(int(seed), _BASE_STREAM)

@@ -12,7 +12,7 @@ import zlib
 from typing import Any, Iterable, Mapping
 
 __all__ = ["COMPLETED", "FAILED", "INVALID", "RUNNING", "FINISHED", "UNSUCCESSFUL",
-           "BUDGET_PREFIX", "EPOCHS", "INITIAL_EPOCH", "RESUME_FROM", "BRACKET", "ROUND", "budget_of", "without_budget", "epoch_budget",
+           "BUDGET_PREFIX", "EPOCHS", "TRAIN_SIZE", "INITIAL_EPOCH", "RESUME_FROM", "BRACKET", "ROUND", "budget_of", "without_budget", "epoch_budget",
            "trial_index", "trial_order_key", "in_order", "failure_reason", "consecutive_failures_message"]
 
 # Keras Tuner's ``TrialStatus`` values, written out so that reading results needs no TensorFlow
@@ -36,6 +36,8 @@ INITIAL_EPOCH = "tuner/initial_epoch"
 RESUME_FROM = "tuner/trial_id"
 BRACKET = "tuner/bracket"
 ROUND = "tuner/round"
+#: The race's training images per execution (``race_train_size``): a budget value, as ``EPOCHS``.
+TRAIN_SIZE = "tuner/train_size"
 
 
 def budget_of(values: Any) -> int | None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_augtune import compat, distributed, heap
 from keras_augtune.checks import MAX_EPOCHS, check_choice, check_int, check_seed
-from keras_augtune.data import VALIDATION_SPLIT, Dataset
+from keras_augtune.data import VALIDATION_SPLIT, Dataset, check_validation_split
 from keras_augtune.display import TrialDisplay, trial_line
 from keras_augtune.effects import OpEffects, estimate_op_effects
 from keras_augtune.evaluation.density_search import DensitySearch
@@ -87,7 +87,11 @@ class AugmentTuner(keras_tuner.Tuner):
             executions of its confirmation (default 14); ``0`` for either turns intensification off.
         recipes: the recipes raced ([`resolve_recipes()`][keras_augtune.recipes.resolve_recipes]): default
             TrivialAugment and RandAugment(N=2, M=0.3 / 0.6); names, Policies, or ``()`` for none.
-        race_epochs: the race's child epochs (default the trials'): up to what the final model gets.
+        race_epochs, race_train_size: the race's child epochs and training images (a stratified subsample per
+            execution, paired; default the trials'), up to what the final model gets.
+        base: a recipe every candidate (trials, recipes, no augmentation) is applied after: a name (``"crop-flip"``,
+            [`keras_augtune.bases`][keras_augtune.bases]), a ``Policy`` or a Keras preprocessing layer; the baseline
+            is the base alone, and the recommendation is the base then the verdict's (``results().augmentation()``).
         engine: where the policy layer augments: ``"imgaug"`` (default; NumPy on the CPU, TensorFlow
             backend) or ``"keras"`` (per image in the graph, any backend and device: ``keras_augtune.engines``).
         notebook_path: the per-epoch CSV (default ``<project dir>/notebook.csv``).
@@ -145,8 +149,8 @@ class AugmentTuner(keras_tuner.Tuner):
         evaluator: Any = "training",
         intensifier: Any = "race",
         recipes: Any = None,
-        race_epochs: int | None = None,
-        engine: str | None = None,
+        race_epochs: int | None = None, race_train_size: int | None = None,
+        base: Any = None, engine: str | None = None,
         **kwargs: Any,
     ):
         for name, value, low, high in (
@@ -157,16 +161,15 @@ class AugmentTuner(keras_tuner.Tuner):
                 ("max_retries_per_trial", max_retries_per_trial, 0, None), ("hyperband_factor", hyperband_factor, 2, None),
                 ("train_set_size", 1 if train_set_size is None else train_set_size, 1, None)):
             check_int(name, value, minimum=low, maximum=high)
-        if isinstance(worker_timeout, bool) or not isinstance(worker_timeout, (int, float)) or not worker_timeout > 0:
-            raise ValueError(f"worker_timeout must be a positive number of seconds, got {worker_timeout!r}.")
-        if not isinstance(validation_split, float) or not 0.0 < validation_split < 1.0:
-            raise ValueError(f"validation_split must be a float in (0, 1), got {validation_split!r}.")
+        self.validation_split, self.worker_timeout = check_validation_split(validation_split), \
+            distributed.check_worker_timeout(worker_timeout)
         check_choice("method", method, METHODS)
         check_seed(seed)
-        intensifier = make_intensifier(intensifier, confirm_top_k, confirm_executions, recipes, race_epochs)
+        intensifier = make_intensifier(intensifier, confirm_top_k, confirm_executions, recipes, race_epochs,
+                                       race_train_size)
 
         hypermodel, default_ops = AugmentHyperModel.of(
-            hypermodel, policy_space, engine, num_sub_policies=num_sub_policies, ops_per_sub_policy=ops_per_sub_policy,
+            hypermodel, policy_space, engine, base, num_sub_policies=num_sub_policies, ops_per_sub_policy=ops_per_sub_policy,
             ops=ops, search_probabilities=search_probabilities)
         self.policy_space = hypermodel.policy_space
         #: The tuner chose the ops (the user gave none): ``search`` leaves out the colour-only ones on grayscale.
@@ -188,19 +191,15 @@ class AugmentTuner(keras_tuner.Tuner):
                               allow_new_entries=allow_new_entries, max_retries_per_trial=max_retries_per_trial)
             if baseline_trial:
                 baseline_first(oracle, self.policy_space)
-        self.method = method
-        self.seed = seed
+        self.method, self.seed = method, seed
         self.density = DensitySearch.resolve(evaluator, hypermodel, child_epochs, batch_size, method)
         self.reward_k, self.reward_max_gap = int(reward_k), float(reward_max_gap)
         self.train_set_size = train_set_size
-        self.validation_split = validation_split
-        self.child_epochs = int(child_epochs)
-        self.batch_size = int(batch_size)
+        self.child_epochs, self.batch_size = int(child_epochs), int(batch_size)
         self.child_first_train_epochs = int(child_first_train_epochs)
         self.intensifier = intensifier
         self.pretrained_weights_path = pretrained_weights_path
         self.search_verbose = int(verbose)
-        self.worker_timeout = float(worker_timeout)
         self._heartbeat: distributed.Heartbeat | None = None
         self._runner: ExecutionRunner | None = None
         self._fingerprint: dict | None = None  # of the searched data (a distributed chief serves it)

@@ -55,6 +55,9 @@ class DensitySearch:
             seeded_by_search = True
         else:
             seeded_by_search = False
+        if getattr(hypermodel, "base", None) is not None:
+            raise ValueError("evaluator='density' scores a policy without the base recipe (it trains no child per "
+                             "trial): give base= with evaluator='training', or leave base out.")
         if method == "hyperband":
             raise ValueError("evaluator='density' trains no child per trial, so method='hyperband' has no epochs "
                              "to shorten: use method='bayesian' (or 'random') with it.")

@@ -261,7 +261,8 @@ def _check_kinds(rewards, kinds) -> tuple[str, list[str], list[str]]:
 
 
 def decide(rewards: Mapping[str, Mapping[int, float]], kinds: Mapping[str, str],
-           executions: Sequence[int] | None = None, confidence: float = CONFIDENCE) -> Decision:
+           executions: Sequence[int] | None = None, confidence: float = CONFIDENCE,
+           label: str | None = None) -> Decision:
     """The verdict on ``rewards`` (name -> execution index -> reward) of configurations of
     ``kinds`` (name -> ``"searched"``, ``"recipe"`` or ``"baseline"``, exactly one baseline).
 
@@ -270,7 +271,9 @@ def decide(rewards: Mapping[str, Mapping[int, float]], kinds: Mapping[str, str],
     configurations, so that none is scored on the draw that picked it). Family A: every
     configuration against no augmentation; family B: every searched policy against the best
     recipe (by mean). A searched policy is named when it beats both, else the best recipe that
-    beats no augmentation, else no augmentation; among several, the highest mean."""
+    beats no augmentation, else no augmentation; among several, the highest mean. ``label``: what the
+    text calls the baseline (default ``"no augmentation"``; under a base recipe, the base alone)."""
+    label = label or "no augmentation"
     baseline, searched, recipes = _check_kinds(rewards, kinds)
     pool = set(rewards[baseline]) if executions is None else set(rewards[baseline]) & set(executions)
     # configurations measured on every execution of the baseline's: the finalists
@@ -290,7 +293,7 @@ def decide(rewards: Mapping[str, Mapping[int, float]], kinds: Mapping[str, str],
     if winners:
         name = max(winners, key=mean.get)
         a, b = family_a[name], family_b.get(name)
-        text = (f"Use the searched policy {name!r}: {_fmt(a.gain, a.interval)} over no augmentation"
+        text = (f"Use the searched policy {name!r}: {_fmt(a.gain, a.interval)} over {label}"
                 + (f" and {_fmt(b.gain, b.interval)} over {recipe}" if b else "") + f" ({how}).")
         return Decision("searched", name, a.gain, a.interval, b.gain if b else None, b.interval if b else None,
                         baseline, recipe, n, text, tuple(family_a.values()) + tuple(family_b.values()))
@@ -303,12 +306,12 @@ def decide(rewards: Mapping[str, Mapping[int, float]], kinds: Mapping[str, str],
                   f"{_fmt(family_b[best_searched].gain, family_b[best_searched].interval)})"
                   if best_searched and name == recipe else "")
         vs_recipe = None if name == recipe else family_a[name].gain - family_a[recipe].gain
-        text = f"Use {name}: {_fmt(a.gain, a.interval)} over no augmentation{versus} ({how})."
+        text = f"Use {name}: {_fmt(a.gain, a.interval)} over {label}{versus} ({how})."
         return Decision("recipe", name, a.gain, a.interval, vs_recipe, None, baseline, recipe, n, text,
                         tuple(family_a.values()) + tuple(family_b.values()))
     vs_recipe = family_a[recipe] if recipe else None
     best = max(searched + recipes, key=mean.get) if searched + recipes else None
-    text = ("Use no augmentation: nothing beat it beyond the noise"
+    text = (f"Use {label}: nothing beat it beyond the noise"
             + (f" (best {best!r}: {_fmt(family_a[best].gain, family_a[best].interval)})" if best else "")
             + f" ({how}).")
     return Decision("baseline", baseline, 0.0, None,

@@ -27,9 +27,10 @@ __all__ = ["Intensifier", "Configuration", "Context", "Confirmation", "plan_conf
 INTENSIFIERS = ("race", "confirmation")
 
 
-def make_intensifier(intensifier, top_k: int, executions: int, recipes=None, epochs: int | None = None):
+def make_intensifier(intensifier, top_k: int, executions: int, recipes=None, epochs: int | None = None,
+                     train_size: int | None = None):
     """``AugmentTuner``'s intensifier: ``"race"`` (`Race` of ``top_k`` searched policies and the
-    ``recipes``, ``executions`` confirmation executions, at ``epochs``), ``"confirmation"``
+    ``recipes``, ``executions`` confirmation executions, at ``epochs`` on ``train_size`` images), ``"confirmation"``
     (`Confirmation` of ``top_k`` policies to ``executions`` executions), or an `Intensifier`
     given; ``None`` when ``top_k`` is 0 or ``executions`` below 2 (no intensification)."""
     from keras_augtune.checks import check_choice, check_int
@@ -39,10 +40,14 @@ def make_intensifier(intensifier, top_k: int, executions: int, recipes=None, epo
     if isinstance(intensifier, Intensifier):
         return intensifier
     if check_choice("intensifier (or an Intensifier)", intensifier, INTENSIFIERS) == "confirmation":
-        return Confirmation(top_k, executions) if recipes is None and epochs is None else _refuse(intensifier)
-    race = Race(top_k=max(top_k, 1), confirm_executions=max(executions, 2), recipes=recipes, epochs=epochs)
+        if recipes is None and epochs is None and train_size is None:
+            return Confirmation(top_k, executions)
+        _refuse(intensifier)
+    race = Race(top_k=max(top_k, 1), confirm_executions=max(executions, 2), recipes=recipes, epochs=epochs,
+                train_size=train_size)
     return race if top_k >= 1 and executions >= 2 else None
 
 
 def _refuse(name):
-    raise ValueError(f"recipes and race_epochs configure the race: intensifier={name!r} takes neither.")
+    raise ValueError(f"recipes, race_train_size and race_epochs configure the race: intensifier={name!r} takes none "
+                     "of them.")

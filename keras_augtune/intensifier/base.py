@@ -52,6 +52,8 @@ class Context:
         own_executions: the executions each trial ran by itself (0 when trials train nothing).
         measure: ``measure(config, execution)`` trains, stores and returns one execution's reward.
         log: receives the intensifier's lines.
+        base_name: the search's base recipe (`keras_augtune.bases`), which every configuration is applied
+            after; None without one.
     """
 
     trial_values: Mapping[str, Mapping[str, Any]]
@@ -61,6 +63,7 @@ class Context:
     own_executions: int
     measure: Callable[[Configuration, int], float]
     log: Callable[[str], Any]
+    base_name: str | None = None
 
 
 class Intensifier(abc.ABC):

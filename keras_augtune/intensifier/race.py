@@ -34,9 +34,9 @@ from typing import Any, Callable, Mapping, Sequence
 from keras_augtune.checks import check_int
 from keras_augtune.evaluation.verdict import CONFIDENCE, KINDS, Decision, decide
 from keras_augtune.intensifier.base import Configuration, Context, Intensifier
-from keras_augtune.recipes import recipe_values, resolve_recipes
+from keras_augtune.recipes import baseline_label, recipe_values, resolve_recipes
 from keras_augtune.records import RACE_FILE
-from keras_augtune.trials import EPOCHS, without_budget
+from keras_augtune.trials import EPOCHS, TRAIN_SIZE, without_budget
 
 __all__ = ["Candidate", "Drop", "Race", "RaceResult", "FIRST_EXECUTION", "BASELINE_NAME"]
 
@@ -114,6 +114,10 @@ class Race(Intensifier):
             ``None`` for TrivialAugment and RandAugment(N=2, M=0.3 / 0.6); ``()`` for none).
         epochs: The race's child epochs (a higher fidelity than the trials', up to what the final
             model gets); ``None``: the trials' epochs.
+        train_size: The race's training images per execution (a higher fidelity than the trials'
+            ``train_set_size``, up to every training image left after the validation split): a
+            stratified subsample drawn per execution index, the same for every candidate (paired);
+            ``None``: the trials' training images.
         screen_executions: Executions per screening round (>= 1): each round ranks the
             searched policies, and the recipes, by their mean over the rounds so far.
         eta: Each screening round keeps ``ceil(n / eta)`` of each kind (>= 2).
@@ -123,10 +127,12 @@ class Race(Intensifier):
     """
 
     def __init__(self, screen_executions: int = 2, eta: int = 2, confirm_executions: int = 14,
-                 confidence: float = CONFIDENCE, top_k: int = 4, recipes: Any = None, epochs: int | None = None):
+                 confidence: float = CONFIDENCE, top_k: int = 4, recipes: Any = None, epochs: int | None = None,
+                 train_size: int | None = None):
         self.top_k = check_int("top_k", top_k, minimum=0)
         self.recipes = resolve_recipes(recipes)
         self.epochs = None if epochs is None else check_int("epochs", epochs)
+        self.train_size = None if train_size is None else check_int("race_train_size", train_size)
         self.screen_executions = check_int("screen_executions", screen_executions)
         self.eta = check_int("eta", eta, minimum=2)
         self.confirm_executions = check_int("confirm_executions", confirm_executions, minimum=2)
@@ -169,6 +175,8 @@ class Race(Intensifier):
         if reference is None:
             return []
         budget = {EPOCHS: self.epochs} if self.epochs is not None else {}
+        if self.train_size is not None:
+            budget[TRAIN_SIZE] = self.train_size
         base = baseline_config(context.space, without_budget(reference))
         if base is None:
             return []
@@ -176,7 +184,8 @@ class Race(Intensifier):
         baseline_trial = None  # the baseline trial's TensorBoard folder and notebook rows, when it is this model's
         if results.baseline is not None and (not ranked or results.baseline.hyperparameters == ranked[0].hyperparameters):
             baseline_trial = results.baseline.trial_id
-        out = [Candidate(BASELINE_NAME, "baseline", Configuration(base, baseline_trial, BASELINE_NAME, True))]
+        label = baseline_label(context.base_name)  # BASELINE_NAME without a base
+        out = [Candidate(label, "baseline", Configuration(base, baseline_trial, label, True))]
         same_model = [t for t in ranked if t.hyperparameters == ranked[0].hyperparameters]
         for t in same_model[:self.top_k]:
             values = {**without_budget(context.trial_values[t.trial_id]), **budget}
@@ -206,6 +215,8 @@ class Race(Intensifier):
             context.store.write_plan({
                 "format": "keras_augtune.race", "version": 1, "complete": complete,
                 "screening": executions[:screened], "confirmation": executions[screened:], "epochs": self.epochs,
+                "train_size": self.train_size, "base": context.base_name,
+                "baseline_label": baseline_label(context.base_name),
                 "trainings": self.trainings(candidates),
                 "candidates": [{"name": c.name, "kind": c.kind, "key": c.payload.key, "trial_id": c.payload.trial_id,
                                 "label": c.payload.label} for c in candidates],
@@ -213,23 +224,25 @@ class Race(Intensifier):
 
         write(False)
         context.log(f"Race: {sum(c.kind == 'searched' for c in candidates)} searched policies, "
-                    f"{len(self.recipes)} recipe(s) and no augmentation on up to {len(executions)} fresh paired "
+                    f"{len(self.recipes)} recipe(s) and {baseline_label(context.base_name)} on up to {len(executions)} fresh paired "
                     f"executions: about {self.trainings(candidates)} trainings beyond the trials.")
-        result = self.run(candidates, lambda c, e: context.measure(c.payload, e), executions, done, context.log)
+        result = self.run(candidates, lambda c, e: context.measure(c.payload, e), executions, done, context.log,
+                          label=baseline_label(context.base_name))
         write(result.decision is not None, result)
         return result.trainings
 
     # ------------------------------------------------------------------ the race
     def run(self, candidates: Sequence[Candidate], measure: Callable[[Candidate, int], float],
             executions: Sequence[int], done: Mapping[str, Mapping[int, float]] | None = None,
-            log: Callable[[str], Any] | None = print) -> RaceResult:
+            log: Callable[[str], Any] | None = print, label: str | None = None) -> RaceResult:
         """Race ``candidates`` (exactly one of kind ``"baseline"``) and decide.
 
         ``measure(candidate, execution_index)`` trains one fresh execution and returns its reward;
         ``executions`` are the fresh indices (never used by the search, the same for every
         candidate; at least [`executions_needed`][keras_augtune.intensifier.race.Race.executions_needed]);
         ``done`` the rewards already stored (name -> index -> reward), never measured again;
-        ``log`` receives one line per drop and phase (``None``: silent)."""
+        ``log`` receives one line per drop and phase (``None``: silent); ``label`` is what the verdict
+        calls the baseline (default ``"no augmentation"``)."""
         candidates = _check_candidates(candidates)
         executions = [check_int("an execution index", e, minimum=0) for e in executions]
         if len(set(executions)) != len(executions):
@@ -259,7 +272,7 @@ class Race(Intensifier):
         decision = None
         if set(confirmation) <= set(rewards[base]):
             live = {c.name: c.kind for c in finalists if c.name not in state.failed}
-            decision = decide({n: rewards[n] for n in live}, live, confirmation, self.confidence)
+            decision = decide({n: rewards[n] for n in live}, live, confirmation, self.confidence, label)
             say(decision.text)
         else:
             say(f"Race: no decision, the baseline {base!r} failed.")
