@@ -32,6 +32,9 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
   the ``_build_hypermodel`` hook), used by the execution runner (`build_model()`).
 * ``Oracle._duplicate``: whether values repeat a trial Keras Tuner already holds (the forest
   oracle never proposes one: `is_duplicate()`).
+* ``Oracle._compute_values_hash``: the hash ``oracle.json`` keeps of each trial's values
+  (``tried_so_far``, ``id_to_hash``); a damaged ``oracle.json`` is rebuilt from the trial files
+  with Keras Tuner's own hash (`values_hash()`, ``repair.py``).
 * ``HyperbandOracle``'s bracket state (``_current_iteration``, ``_current_bracket``,
   ``_brackets``, ``_start_new_bracket``) and plan (``_get_num_brackets``, ``_get_num_rounds``,
   ``_get_size``, ``_get_epochs``): ``RandomForestHyperbandOracle`` keeps Keras Tuner's bracket
@@ -54,7 +57,7 @@ from typing import Any
 __all__ = [
     "is_chief", "is_worker", "explore_space", "configure_tensorboard", "build_model", "checkpoint_path",
     "set_project_dir", "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_size", "grid_values",
-    "project_dir", "release_lock_if_held", "is_duplicate", "start_brackets", "hyperband_plan", "atomic_state_writes",
+    "project_dir", "release_lock_if_held", "is_duplicate", "values_hash", "start_brackets", "hyperband_plan", "atomic_state_writes",
 ]
 
 
@@ -149,6 +152,13 @@ def grid_values(hp: Any) -> list:
 def is_duplicate(oracle: Any, values: dict) -> bool:
     """Keras Tuner's own check that ``values`` repeat a trial ``oracle`` already holds (or queued)."""
     return bool(oracle._duplicate(values))
+
+
+def values_hash(values: dict) -> str:
+    """Keras Tuner's hash of a trial's values, as ``oracle.json`` keeps it (``tried_so_far``)."""
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    return oracle_module.Oracle._compute_values_hash(None, values)  # a plain function of ``values``
 
 
 def start_brackets(oracle: Any) -> None:

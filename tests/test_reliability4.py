@@ -1,0 +1,134 @@
+"""Reliability round 3, what was left (issue 24): a damaged ``oracle.json`` rebuilt on ``--resume``
+from the package's own records, checkpoints written atomically, and a distributed worker on other
+data refused end to end.
+
+One tiny real search (2 trials, in-process) is the template the resume cases copy."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import make_images
+from keras_augtune import cli
+
+ARGS = ["--trials", "2", "--epochs", "1", "--batch-size", "32", "--initial-points", "1", "--sub-policies", "2",
+        "--ops-per-sub-policy", "1", "--ops", "identity,rotate,invert,translate-x", "-q", "--no-report",
+        "--confirm-top-k", "0"]
+RESUME = ["--trials", "3", "-q", "--no-report"]
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A finished 2-trial search on a 2-class image folder, and the same search resumed to 3 trials."""
+    root = tmp_path_factory.mktemp("template")
+    make_images(root / "imgs")
+    assert cli.main(["search", "--data", str(root / "imgs"), "--out", str(root / "run"), *ARGS]) == 0
+    shutil.copytree(root / "run", root / "resumed")
+    assert cli.main(["search", "--resume", "--out", str(root / "resumed"), *RESUME]) == 0
+    return root
+
+
+@pytest.fixture
+def copy(template, tmp_path):
+    shutil.copytree(template / "run", tmp_path / "run")
+    return tmp_path / "run"
+
+
+def trials(run):
+    project = run / "tuner"
+    return {t[len("trial_"):]: json.loads((project / t / "trial.json").read_text())
+            for t in sorted(os.listdir(project)) if t.startswith("trial_")}
+
+
+# ---------------------------------------------------------------- a damaged oracle.json (high)
+def test_the_rebuilt_oracle_state_is_the_saved_one(copy):
+    """Every field Keras Tuner reads back is rebuilt from trial.json files and run.json as saved."""
+    from keras_augtune.repair import rebuild_oracle_state
+
+    saved = json.loads((copy / "tuner" / "oracle.json").read_text())
+    assert json.loads((copy / "run.json").read_text())["oracle_seed"] == saved["seed"]
+    state, lost = rebuild_oracle_state(str(copy / "tuner"))
+    assert not lost
+    for field in ("ongoing_trials", "hyperparameters", "start_order", "end_order", "run_times", "retry_queue",
+                  "seed", "seed_state", "id_to_hash", "display"):
+        assert state[field] == saved[field], field
+    assert sorted(state["tried_so_far"]) == sorted(saved["tried_so_far"])
+
+
+DAMAGE = {
+    "truncated": lambda text: text[: len(text) // 2],
+    "garbage": lambda text: "\x00\xff garbage",
+    "empty object": lambda text: "{}",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_resume_rebuilds_a_damaged_oracle_json(template, copy, capsys, damage):
+    """--resume with more trials completes, keeps every completed trial, and proposes the same
+    next trial as the resume of the undamaged search."""
+    state_file = copy / "tuner" / "oracle.json"
+    original = state_file.read_text()
+    state_file.write_text(DAMAGE[damage](original))
+    before = trials(copy)
+    assert cli.main(["search", "--resume", "--out", str(copy), *RESUME]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "oracle.json was damaged" in err and "rebuilt from the 2 trial files and run.json" in err
+    assert (copy / "tuner" / "oracle.json.damaged").read_text() == DAMAGE[damage](original)
+    after = trials(copy)
+    assert [t["status"] for t in after.values()] == ["COMPLETED"] * 3
+    for trial_id, trial in before.items():  # every completed trial kept as it was
+        assert after[trial_id] == trial
+    resumed = trials(template / "resumed")
+    assert after["2"]["hyperparameters"]["values"] == resumed["2"]["hyperparameters"]["values"]
+    assert after["2"]["score"] == pytest.approx(resumed["2"]["score"])
+    state = json.loads(state_file.read_text())
+    assert state["end_order"] == ["0", "1", "2"] and state["num_initial_points"] == 1  # the forest's own options
+
+
+def test_a_running_trial_is_queued_again_and_a_lost_seed_is_said(copy):
+    from keras_augtune.repair import repair_damaged_trials
+
+    project = copy / "tuner"
+    last = project / "trial_1" / "trial.json"
+    last.write_text(json.dumps({**json.loads(last.read_text()), "status": "RUNNING", "score": None}))
+    run = json.loads((copy / "run.json").read_text())
+    del run["oracle_seed"]  # a run.json written before it kept the seed, with --seed 0
+    run["settings"]["seed"] = 0
+    (copy / "run.json").write_text(json.dumps(run))
+    (project / "oracle.json").write_text("garbage")
+    [line] = repair_damaged_trials(str(project))
+    assert "the oracle's seed was lost" in line
+    state = json.loads((project / "oracle.json").read_text())
+    assert state["end_order"] == ["0"] and state["retry_queue"] == ["1"] and 1 <= state["seed"] <= 10000
+
+
+def test_an_oracle_json_that_cannot_be_rebuilt_stays_a_one_line_error(copy, capsys):
+    run = json.loads((copy / "run.json").read_text())
+    run["settings"]["method"] = "hyperband"
+    (copy / "run.json").write_text(json.dumps(run))
+    (copy / "tuner" / "oracle.json").write_text("{")
+    assert cli.main(["search", "--resume", "--out", str(copy), *RESUME]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "oracle.json is damaged" in err and "cannot be rebuilt (a Hyperband search's brackets" in err
+    assert (copy / "tuner" / "oracle.json").read_text() == "{"  # left as it was
+
+
+def test_a_rebuilt_state_keeps_the_options_the_oracle_is_built_with():
+    """oracle.json rebuilt by repair.py holds no forest option: the oracle keeps its own (not the
+    values from before an option existed, which a state saved by an older version gets)."""
+    import keras_tuner
+
+    from keras_augtune.oracle import RandomForestOracle
+
+    hp = keras_tuner.HyperParameters()
+    hp.Float("x", 0.0, 1.0)
+    oracle = RandomForestOracle(objective=keras_tuner.Objective("score", "max"), max_trials=3, hyperparameters=hp,
+                                seed=5, pool_policies=True, maximiser="local_search", random_share=0.5, target="rank")
+    state = {name: value for name, value in oracle.get_state().items() if name not in RandomForestOracle._OPTIONS}
+    oracle.set_state(json.loads(json.dumps(state)))
+    assert (oracle.pool_policies, oracle.maximiser, oracle.random_share, oracle.target) == (
+        True, "local_search", 0.5, "rank")
