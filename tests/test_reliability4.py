@@ -132,3 +132,87 @@ def test_a_rebuilt_state_keeps_the_options_the_oracle_is_built_with():
     oracle.set_state(json.loads(json.dumps(state)))
     assert (oracle.pool_policies, oracle.maximiser, oracle.random_share, oracle.target) == (
         True, "local_search", 0.5, "rank")
+
+
+# ---------------------------------------------------------------- checkpoints written atomically
+HALF = b"\x89HDF\r\n" + b"\0" * 100  # what an HDF5 write cut short leaves
+
+
+def _half_then(fault):
+    def save_weights(self, target, *args, **kwargs):
+        with open(target, "wb") as f:
+            f.write(HALF)
+        fault(target)
+
+    return save_weights
+
+
+def test_a_fault_mid_checkpoint_leaves_no_half_file(tmp_path, monkeypatch):
+    """A full disk while Keras writes a checkpoint: the final name keeps the previous checkpoint
+    (or does not exist), and no temporary file is left."""
+    import errno
+
+    import keras
+    import numpy as np
+
+    from keras_augtune import files
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = tmp_path / "checkpoint.weights.h5"
+    assert files.save_weights(model, path) == str(path)
+    good = path.read_bytes()
+
+    def full(target):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), target)
+
+    monkeypatch.setattr(keras.Model, "save_weights", _half_then(full))
+    with pytest.raises(OSError) as caught:
+        files.save_weights(model, path)
+    assert files.disk_error(caught.value)
+    with pytest.raises(OSError):
+        files.save_weights(model, tmp_path / "fold_0.weights.h5")
+    monkeypatch.undo()
+    assert path.read_bytes() == good and os.listdir(tmp_path) == ["checkpoint.weights.h5"]
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    files.load_weights(other, path)
+    for a, b in zip(model.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+KILLED = """
+import os, signal, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import keras
+from keras_augtune import files
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+def half(self, target, *args, **kwargs):
+    with open(target, "wb") as f:
+        f.write(b"\\x89HDF\\r\\n" + b"\\0" * 100)
+    os.kill(os.getpid(), signal.SIGKILL)
+keras.Model.save_weights = half
+files.save_weights(model, sys.argv[1])
+"""
+
+
+def test_kill_9_mid_checkpoint_leaves_no_half_file_under_its_name(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "checkpoint.weights.h5"
+    done = subprocess.run([sys.executable, "-c", KILLED, str(path)], timeout=300, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == -9, done.stderr[-2000:]
+    assert not path.exists()  # only the temporary file holds the half write
+    assert [p.read_bytes() for p in tmp_path.iterdir()] == [HALF]
+
+
+def test_every_checkpoint_the_package_writes_goes_through_files_save_weights():
+    import keras_augtune
+
+    root = os.path.dirname(keras_augtune.__file__)
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(".py") and name != "files.py":
+                with open(os.path.join(folder, name), encoding="utf-8") as f:
+                    code = f.read()
+                assert ".save_weights(" not in code and "model.save(" not in code, f"{name} writes a model file in place"
