@@ -59,7 +59,9 @@ sys.path.insert(0, ROOT)
 
 SEARCH = ["--data", "digits", "--trials", "3", "--epochs", "1", "--train-set-size", "40", "--batch-size", "16",
           "--initial-points", "2", "--sub-policies", "2", "--ops-per-sub-policy", "1", "--confirm-top-k", "1",
-          "--confirm-executions", "2", "--seed", "1", "--image-size", "12", "-q"]
+          "--confirm-executions", "2", "--intensifier", "confirmation", "--seed", "1", "--image-size", "12", "-q"]
+# ``--intensifier confirmation``: the default when the sweep's first 70 cases ran (the race, now the
+# default, writes other files: race.json, more execution records), so that --missing completes that sweep.
 FAULTS = ("ENOSPC", "EIO", "kill")
 
 
@@ -185,10 +187,6 @@ def main(argv: list[str] | None = None) -> int:
     if opts.missing and not opts.update:
         parser.error("--missing needs --update JSON (the results file whose missing cases to run)")
     faults = [f for f in opts.faults.split(",") if f]
-    done = set()
-    if opts.missing:
-        with open(opts.update) as f:
-            done = {(c["point"], c["fault"]) for c in json.load(f)["cases"]}
     started = time.time()
     load = os.getloadavg()
     work = tempfile.mkdtemp(prefix="fault_sweep_")
@@ -213,16 +211,20 @@ def main(argv: list[str] | None = None) -> int:
                     points.append(number)
         else:
             points = [int(p) for p in opts.points.split(",")]
-        report_reference = json.dumps(reference, sort_keys=True)
-        earlier = None
+        earlier, note = None, None
         if opts.update:
             with open(opts.update) as f:
                 earlier = json.load(f)
-            if earlier.get("reference") != report_reference or earlier.get("writes") != writes:
+            note = _align(earlier, reference, writes)
+            if note is None:
                 print("the reference run (its results or its writes) differs from the one in --update's file: "
                       "not merged", file=sys.stderr)
                 return 1
-        todo = [(p, f) for p in points for f in faults if (p, f) not in done][:opts.limit]
+        done = {(c["point"], c["fault"]) for c in earlier["cases"]} if opts.missing else set()
+        todo = [(p, f) for p in points for f in faults if (p, f) not in done]
+        if opts.missing:  # one fault at every point first: a sweep stopped early has covered every write
+            todo.sort(key=lambda case: (faults.index(case[1]), case[0]))
+        todo = todo[:opts.limit]
         print(f"{len(writes)} write points in the reference run; sweeping {len(todo)} cases "
               f"({len(points)} points x {len(faults)} faults" + (f", less {len(done)} done" if done else "") + ")",
               flush=True)
@@ -231,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             cases.append(_case(work, point, fault, writes[point - 1], reference, opts.timeout))
             print(json.dumps(cases[-1]), flush=True)
             # written after every case: a sweep stopped early keeps the cases it ran
-            totals = _save(opts, args, earlier, cases, faults, reference, writes, load, started)
+            totals = _save(opts, args, earlier, cases, faults, reference, writes, load, started, note)
         if totals is None:
-            totals = _save(opts, args, earlier, cases, faults, reference, writes, load, started)
+            totals = _save(opts, args, earlier, cases, faults, reference, writes, load, started, note)
         print(json.dumps(totals))
         return 0 if totals["identical"] == totals["cases"] else 1
     finally:
@@ -269,7 +271,7 @@ def _case(work: str, point: int, fault: str, write: list, reference: dict, timeo
     return case
 
 
-def _save(opts, args, earlier, cases, faults, reference, writes, load, started) -> dict:
+def _save(opts, args, earlier, cases, faults, reference, writes, load, started, note) -> dict:
     """Write the results file (merged into ``earlier``, the --update file, when given); the totals."""
     if earlier is not None:
         redone = {(c["point"], c["fault"]) for c in cases}
@@ -287,7 +289,7 @@ def _save(opts, args, earlier, cases, faults, reference, writes, load, started) 
     command = "python benchmarks/fault_sweep.py " + " ".join(args)
     run = {"command": command, "date": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
            "machine": f"{platform.node()} ({os.cpu_count()} CPUs), load average at start {load[0]:.1f}",
-           "seconds": round(time.time() - started)}
+           "seconds": round(time.time() - started), **({"note": note} if note else {})}
     report = {
         "runs": (earlier or {}).get("runs", []) + [run], "reference": json.dumps(reference, sort_keys=True),
         "search": "keras-augtune search " + " ".join(SEARCH),
@@ -301,6 +303,55 @@ def _save(opts, args, earlier, cases, faults, reference, writes, load, started) 
         f.write("\n")
     os.replace(target + ".tmp", target)
     return totals
+
+
+def _identities(writes: list) -> list:
+    """Each write as (kind, file, how many times that file was written before)."""
+    seen: dict = {}
+    out = []
+    for _, kind, path in writes:
+        out.append((kind, path, seen.get((kind, path), 0)))
+        seen[(kind, path)] = seen.get((kind, path), 0) + 1
+    return out
+
+
+def _holds(new, old) -> bool:
+    """Whether ``new`` holds everything ``old`` does (fields added since are allowed)."""
+    if isinstance(old, dict):
+        return isinstance(new, dict) and all(k in new and _holds(new[k], v) for k, v in old.items())
+    if isinstance(old, list):
+        return isinstance(new, list) and len(new) == len(old) and all(_holds(a, b) for a, b in zip(new, old))
+    return new == old
+
+
+def _align(earlier: dict, reference: dict, writes: list) -> str | None:
+    """Make ``earlier`` (an --update file) comparable with this reference run, or None when it is not.
+
+    Accepted: the same reference results, or results that hold every field and number of the
+    earlier ones (a field added to the output since); the same writes, or the same writes in
+    another order (the earlier cases are then renumbered: a case is its write's kind, file and
+    occurrence, not its number). Returns "" or a note saying what was aligned."""
+    old_reference = json.loads(earlier["reference"])
+    notes = []
+    if old_reference != reference:
+        if not _holds(reference, old_reference):
+            return None
+        notes.append("the reference results hold every number of the earlier ones (and fields added since)")
+    if earlier["writes"] != writes:
+        old_ids, new_ids = _identities(earlier["writes"]), _identities(writes)
+        if sorted(old_ids) != sorted(new_ids):
+            return None
+        number = {identity: i + 1 for i, identity in enumerate(new_ids)}
+        moved = []
+        for case in earlier["cases"]:
+            point = number[old_ids[case["point"] - 1]]
+            if point != case["point"]:
+                moved.append(f"{case['point']}->{point}")
+                case["point"] = point
+        earlier["points_swept"] = sorted({c["point"] for c in earlier["cases"]})
+        notes.append("the same writes in another order: earlier cases renumbered by their write "
+                     f"({', '.join(sorted(set(moved), key=lambda m: int(m.split('-')[0])))})")
+    return "; ".join(notes)
 
 
 def _last_line(text: str) -> str:
