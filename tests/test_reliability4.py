@@ -216,3 +216,62 @@ def test_every_checkpoint_the_package_writes_goes_through_files_save_weights():
                 with open(os.path.join(folder, name), encoding="utf-8") as f:
                     code = f.read()
                 assert ".save_weights(" not in code and "model.save(" not in code, f"{name} writes a model file in place"
+
+
+# ---------------------------------------------------------------- a distributed worker on other data, end to end
+def test_a_worker_on_other_data_is_refused_and_the_chief_goes_on(tmp_path):
+    """examples/distributed_search.py: a worker started on other data than its chief's is refused in
+    one line naming the difference, before it takes a trial; the chief keeps serving, and a worker on
+    the chief's data then completes the search."""
+    import subprocess
+    import sys
+    import time
+
+    import numpy as np
+
+    from test_distributed import EXAMPLE, free_port, read
+
+    rng = np.random.default_rng(0)
+    for name, n in (("chief", 48), ("other", 32)):
+        np.savez(tmp_path / f"{name}.npz", x=rng.integers(0, 256, (n, 8, 8), dtype=np.uint8), y=np.arange(n) % 2)
+    port = free_port()
+    common = ["--ip", "127.0.0.1", "--port", str(port), "--directory", str(tmp_path / "runs"), "--project", "p",
+              "--model", "tiny", "--limit", "0", "--max-trials", "1", "--epochs", "1", "--batch-size", "16",
+              "--num-initial-points", "1", "--worker-timeout", "60", "--confirm-top-k", "0"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KERASTUNER_")}
+    env.update(PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
+               PYTHONPATH=os.pathsep.join(sys.path))
+    logs, procs = {}, {}
+
+    def start(name, data, *args):
+        logs[name] = str(tmp_path / f"{name}.log")
+        with open(logs[name], "wb") as log:
+            procs[name] = subprocess.Popen([sys.executable, EXAMPLE, *common, "--data", str(tmp_path / data), *args],
+                                           env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    try:
+        start("chief", "chief.npz", "--role", "chief")
+        deadline = time.monotonic() + 300
+        while "[chief] serving" not in read(logs["chief"]):
+            assert procs["chief"].poll() is None and time.monotonic() < deadline, read(logs["chief"])
+            time.sleep(0.2)
+        start("other", "other.npz", "--role", "worker", "--worker-id", "0")
+        assert procs["other"].wait(timeout=300) == 2, read(logs["other"])
+        refused = [line for line in read(logs["other"]).splitlines() if line.strip()]
+        assert "Traceback" not in read(logs["other"])
+        assert refused[-1].startswith("[worker0] error: This worker's data is not the data the chief searches: here ")
+        assert "32 images" in refused[-1] and "48" in refused[-1], refused[-1]
+        assert not any("starting trial" in line for line in refused)
+        assert procs["chief"].poll() is None, read(logs["chief"])  # still serving
+        assert not (tmp_path / "runs" / "p" / "trial_0").exists()  # the refused worker took no trial
+        start("worker", "chief.npz", "--role", "worker", "--worker-id", "1")
+        assert procs["chief"].wait(timeout=300) == 0, read(logs["chief"]) + read(logs["worker"])
+        assert procs["worker"].wait(timeout=120) == 0, read(logs["worker"])
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=30)
+    trial = json.loads((tmp_path / "runs" / "p" / "trial_0" / "trial.json").read_text())
+    assert trial["status"] == "COMPLETED"
+    assert sorted(os.listdir(tmp_path / "runs" / "p")).count("trial_1") == 0
