@@ -203,8 +203,11 @@ def atomic_state_writes() -> bool:
     a ``kill -9`` in between leaves a truncated file and the search cannot be resumed. This
     replaces that function (where ``Stateful.save`` and ``Tuner`` look it up) with one that writes
     through `keras_augtune.files.atomic_write()`: the old file stays whole until the new one
-    is complete. Paths with a scheme (``gs://``) keep Keras Tuner's own writer. Idempotent;
-    returns whether it installed the writer now.
+    is complete. A full or failing disk raises `StateWriteError`, a Keras Tuner ``FatalError``:
+    Keras Tuner marks a trial FAILED on any other error after its training (its ``trial.json``
+    written by ``update_trial``), so the search would go on without it; it stops instead, and
+    the trial runs again on ``--resume``. Paths with a scheme (``gs://``) keep Keras Tuner's own
+    writer. Idempotent; returns whether it installed the writer now.
     """
     from keras_tuner.src import utils
 
@@ -215,13 +218,36 @@ def atomic_state_writes() -> bool:
     def save_json(path, obj):
         if "://" in str(path):
             return plain(path, obj)
-        from keras_augtune.files import atomic_write
+        from keras_augtune.files import atomic_write, disk_error
 
         text = json.dumps(obj)
-        atomic_write(path, text)
+        try:
+            atomic_write(path, text)
+        except OSError as exc:
+            if disk_error(exc) is None:
+                raise
+            raise _state_write_error()(exc.errno, exc.strerror, exc.filename) from exc
         return text
 
     save_json.keras_augtune_atomic = True
     save_json.plain = plain
     utils.save_json = save_json
     return True
+
+
+def _state_write_error() -> type:
+    """`StateWriteError`, built on first use (Keras Tuner is imported lazily)."""
+    global StateWriteError
+    if StateWriteError is None:
+        import keras_tuner
+
+        class _StateWriteError(OSError, keras_tuner.errors.FatalError):
+            """A full or failing disk while Keras Tuner writes its state: an ``OSError`` (with its errno)
+            that Keras Tuner treats as fatal (the search stops instead of failing the trial)."""
+
+        StateWriteError = _StateWriteError
+    return StateWriteError
+
+
+#: The error `atomic_state_writes()`'s writer raises on a full or failing disk (None until first used).
+StateWriteError = None

@@ -275,3 +275,31 @@ def test_a_worker_on_other_data_is_refused_and_the_chief_goes_on(tmp_path):
     trial = json.loads((tmp_path / "runs" / "p" / "trial_0" / "trial.json").read_text())
     assert trial["status"] == "COMPLETED"
     assert sorted(os.listdir(tmp_path / "runs" / "p")).count("trial_1") == 0
+
+
+# ---------------------------------------------------------------- found by the fault sweep
+def test_a_full_disk_at_update_trial_stops_the_search_instead_of_failing_the_trial(tmp_path, monkeypatch):
+    """ENOSPC while Keras Tuner writes trial.json in update_trial (after the training, outside
+    run_trial; the sweep's write 8): Keras Tuner marked the trial FAILED and went on. The state
+    writer's disk error is fatal to Keras Tuner, and still an OSError with its errno."""
+    import errno
+
+    import keras_tuner
+    from keras_tuner.src import utils
+
+    from keras_augtune import compat, files
+
+    monkeypatch.setattr(utils, "save_json", utils.save_json)  # undone after the test
+    compat.atomic_state_writes()
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(files, "atomic_write", full)
+    with pytest.raises(keras_tuner.errors.FatalError) as caught:
+        utils.save_json(str(tmp_path / "trial.json"), {})
+    assert isinstance(caught.value, OSError) and caught.value.errno == errno.ENOSPC
+    assert files.disk_error(caught.value) == f"no space left on the device (writing {tmp_path / 'trial.json'})"
+    monkeypatch.setattr(files, "atomic_write", lambda path, text: (_ for _ in ()).throw(ValueError("a bug")))
+    with pytest.raises(ValueError):  # anything else is left as it was
+        utils.save_json(str(tmp_path / "trial.json"), {})
