@@ -6,12 +6,14 @@ compare with the uninterrupted run.
    `keras_augtune.files.atomic_write` (run.json, the notebook, execution records, the policies, the
    report, and Keras Tuner's ``oracle.json`` / ``tuner0.json`` / ``trial.json`` once
    `compat.atomic_state_writes()` routes them there), ``numpy.savez_compressed``
-   (``sample_images.npz``) and ``keras.Model.save_weights`` (trial checkpoints). Its results are
-   the reference.
+   (``sample_images.npz``) and ``keras.Model.save_weights`` (trial checkpoints, which
+   `keras_augtune.files.save_weights` writes under a temporary name and renames; the log names the
+   final file). Its results are the reference.
 2. **Inject**: for each chosen write point *k* and each fault, a fresh search runs in its own
    process and the *k*-th write fails: ``ENOSPC`` or ``EIO`` (an ``OSError`` raised by the write;
-   a checkpoint, which Keras writes in place, is first left cut short), or ``kill -9`` (the
-   process kills itself there, a checkpoint again left cut short).
+   a file Keras or numpy writes in place, a checkpoint's temporary file or ``sample_images.npz``,
+   is first left cut short), or ``kill -9`` (the process kills itself there, such a file again
+   left cut short).
 3. **Resume**: ``keras-augtune search --resume`` on the same folder (or, when it answers that
    nothing was saved to resume — a fault at the very first write — the original command again,
    as its message says), then the final results are compared with the reference: every trial's status, hyperparameters and score, the execution
@@ -27,6 +29,8 @@ Run from the repository root (each case is two processes of ~10-20 s on 2 cores)
                                                                     # the first write of each file
     python benchmarks/fault_sweep.py --points 1 --update benchmarks/results/fault_sweep.json
                                                                     # re-run cases after a fix
+    python benchmarks/fault_sweep.py --missing --update benchmarks/results/fault_sweep.json
+                                                                    # the (point, fault) cases not run yet
 
 ``--update`` replaces those cases in an existing results file (its reference must be the same:
 the seeded search gives the same results every time), recomputes the totals and records the
@@ -41,6 +45,7 @@ import errno
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -54,7 +59,9 @@ sys.path.insert(0, ROOT)
 
 SEARCH = ["--data", "digits", "--trials", "3", "--epochs", "1", "--train-set-size", "40", "--batch-size", "16",
           "--initial-points", "2", "--sub-policies", "2", "--ops-per-sub-policy", "1", "--confirm-top-k", "1",
-          "--confirm-executions", "2", "--seed", "1", "--image-size", "12", "-q"]
+          "--confirm-executions", "2", "--intensifier", "confirmation", "--seed", "1", "--image-size", "12", "-q"]
+# ``--intensifier confirmation``: the default when the sweep's first 70 cases ran (the race, now the
+# default, writes other files: race.json, more execution records), so that --missing completes that sweep.
 FAULTS = ("ENOSPC", "EIO", "kill")
 
 
@@ -70,8 +77,9 @@ def _child(out: str, log: str, point: int, fault: str, argv: list[str]) -> int:
 
     def hit(kind: str, path: str) -> bool:
         count[0] += 1
+        name = re.sub(r"\.tmp\d+\.\d+(?=\.weights\.h5$)", "", os.path.relpath(os.fspath(path), out))  # files.save_weights
         with open(log, "a") as f:
-            f.write(json.dumps([count[0], kind, os.path.relpath(os.fspath(path), out)]) + "\n")
+            f.write(json.dumps([count[0], kind, name]) + "\n")
         return count[0] == point
 
     def fail(path: str, partial: bool) -> None:
@@ -172,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per process")
     parser.add_argument("--update", default=None, metavar="JSON",
                         help="replace these cases in an existing results file (written back there)")
+    parser.add_argument("--missing", action="store_true",
+                        help="with --update: run exactly the (point, fault) cases that file lacks (of --points x --faults)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="run at most N cases (a subset)")
     opts = parser.parse_args(args)
+    if opts.missing and not opts.update:
+        parser.error("--missing needs --update JSON (the results file whose missing cases to run)")
     faults = [f for f in opts.faults.split(",") if f]
     started = time.time()
     load = os.getloadavg()
@@ -198,76 +211,147 @@ def main(argv: list[str] | None = None) -> int:
                     points.append(number)
         else:
             points = [int(p) for p in opts.points.split(",")]
-        print(f"{len(writes)} write points in the reference run; sweeping {len(points)} x {len(faults)} faults",
-              flush=True)
-        cases = []
-        for point in points:
-            number, kind, path = writes[point - 1]
-            for fault in faults:
-                out, log = os.path.join(work, f"p{point}_{fault}"), os.path.join(work, f"p{point}_{fault}.log")
-                t0 = time.time()
-                first, first_err = _run(out, log, point, fault, ["search", "--out", out, *SEARCH], opts.timeout)
-                second, second_err = _run(out, os.path.join(work, "resume.log"), 0, "none",
-                                          ["search", "--resume", "--out", out, *SEARCH], opts.timeout)
-                recovery = "resume"
-                if second != 0 and "Start it without --resume" in second_err:
-                    # stopped before its first write: nothing to resume; the message says to start it again
-                    recovery = "rerun"
-                    second, second_err = _run(out, os.path.join(work, "resume.log"), 0, "none",
-                                              ["search", "--out", out, *SEARCH], opts.timeout)
-                same = second == 0 and results_of(out) == reference
-                case = {
-                    "point": point, "kind": kind, "file": path, "fault": fault, "first_exit": first,
-                    "first_traceback": "Traceback" in first_err, "first_message": _last_line(first_err),
-                    "recovery": recovery, "resume_exit": second, "resume_traceback": "Traceback" in second_err,
-                    "identical": same, "seconds": round(time.time() - t0, 1),
-                }
-                if second == 0 and not same:
-                    case["differs_in"] = _differences(reference, results_of(out))
-                if second != 0:
-                    case["resume_message"] = _last_line(second_err)
-                cases.append(case)
-                print(json.dumps(case), flush=True)
-                shutil.rmtree(out, ignore_errors=True)
-        report_reference = json.dumps(reference, sort_keys=True)
-        earlier = None
+        earlier, note = None, None
         if opts.update:
             with open(opts.update) as f:
                 earlier = json.load(f)
-            if earlier.get("reference") != report_reference:
-                print("the reference run differs from the one in --update's file: not merged", file=sys.stderr)
+            note = _align(earlier, reference, writes)
+            if note is None:
+                print("the reference run (its results or its writes) differs from the one in --update's file: "
+                      "not merged", file=sys.stderr)
                 return 1
-            redone = {(c["point"], c["fault"]) for c in cases}
-            cases = sorted([c for c in earlier["cases"] if (c["point"], c["fault"]) not in redone] + cases,
-                           key=lambda c: (c["point"], FAULTS.index(c["fault"])))
-            faults = earlier["faults"]
-            points = sorted(set(earlier["points_swept"]) | set(points))
-        totals = {
-            "cases": len(cases), "resumed": sum(c["resume_exit"] == 0 for c in cases),
-            "identical": sum(c["identical"] for c in cases),
-            "first_run_tracebacks": sum(c["first_traceback"] for c in cases),
-            "by_fault": {f: {"cases": sum(c["fault"] == f for c in cases),
-                             "identical": sum(c["identical"] for c in cases if c["fault"] == f)} for f in faults},
-        }
-        command = "python benchmarks/fault_sweep.py " + " ".join(args)
-        run = {"command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-               "machine": f"{platform.node()} ({os.cpu_count()} CPUs), load average at start {load[0]:.1f}",
-               "seconds": round(time.time() - started)}
-        report = {
-            "runs": (earlier or {}).get("runs", []) + [run], "reference": report_reference,
-            "search": "keras-augtune search " + " ".join(SEARCH),
-            "write_points": len(writes), "writes": writes, "points_swept": points, "faults": faults,
-            "totals": totals, "cases": cases,
-        }
-        target = opts.update or opts.out
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        with open(target, "w") as f:
-            json.dump(report, f, indent=1)
-            f.write("\n")
+        done = {(c["point"], c["fault"]) for c in earlier["cases"]} if opts.missing else set()
+        todo = [(p, f) for p in points for f in faults if (p, f) not in done]
+        if opts.missing:  # one fault at every point first: a sweep stopped early has covered every write
+            todo.sort(key=lambda case: (faults.index(case[1]), case[0]))
+        todo = todo[:opts.limit]
+        print(f"{len(writes)} write points in the reference run; sweeping {len(todo)} cases "
+              f"({len(points)} points x {len(faults)} faults" + (f", less {len(done)} done" if done else "") + ")",
+              flush=True)
+        cases, totals = [], None
+        for point, fault in todo:
+            cases.append(_case(work, point, fault, writes[point - 1], reference, opts.timeout))
+            print(json.dumps(cases[-1]), flush=True)
+            # written after every case: a sweep stopped early keeps the cases it ran
+            totals = _save(opts, args, earlier, cases, faults, reference, writes, load, started, note)
+        if totals is None:
+            totals = _save(opts, args, earlier, cases, faults, reference, writes, load, started, note)
         print(json.dumps(totals))
         return 0 if totals["identical"] == totals["cases"] else 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _case(work: str, point: int, fault: str, write: list, reference: dict, timeout: float) -> dict:
+    """Fail write ``point`` with ``fault``, resume (or run again), and compare with ``reference``."""
+    _, kind, path = write
+    out, log = os.path.join(work, f"p{point}_{fault}"), os.path.join(work, f"p{point}_{fault}.log")
+    t0 = time.time()
+    first, first_err = _run(out, log, point, fault, ["search", "--out", out, *SEARCH], timeout)
+    second, second_err = _run(out, os.path.join(work, "resume.log"), 0, "none",
+                              ["search", "--resume", "--out", out, *SEARCH], timeout)
+    recovery = "resume"
+    if second != 0 and "Start it without --resume" in second_err:
+        # stopped before its first write: nothing to resume; the message says to start it again
+        recovery = "rerun"
+        second, second_err = _run(out, os.path.join(work, "resume.log"), 0, "none",
+                                  ["search", "--out", out, *SEARCH], timeout)
+    same = second == 0 and results_of(out) == reference
+    case = {
+        "point": point, "kind": kind, "file": path, "fault": fault, "first_exit": first,
+        "first_traceback": "Traceback" in first_err, "first_message": _last_line(first_err),
+        "recovery": recovery, "resume_exit": second, "resume_traceback": "Traceback" in second_err,
+        "identical": same, "seconds": round(time.time() - t0, 1),
+    }
+    if second == 0 and not same:
+        case["differs_in"] = _differences(reference, results_of(out))
+    if second != 0:
+        case["resume_message"] = _last_line(second_err)
+    shutil.rmtree(out, ignore_errors=True)
+    return case
+
+
+def _save(opts, args, earlier, cases, faults, reference, writes, load, started, note) -> dict:
+    """Write the results file (merged into ``earlier``, the --update file, when given); the totals."""
+    if earlier is not None:
+        redone = {(c["point"], c["fault"]) for c in cases}
+        cases = sorted([c for c in earlier["cases"] if (c["point"], c["fault"]) not in redone] + cases,
+                       key=lambda c: (c["point"], FAULTS.index(c["fault"])))
+        faults = earlier["faults"]
+    points = sorted({c["point"] for c in cases})  # those with a case run (all, for a sweep stopped early)
+    totals = {
+        "cases": len(cases), "resumed": sum(c["resume_exit"] == 0 for c in cases),
+        "identical": sum(c["identical"] for c in cases),
+        "first_run_tracebacks": sum(c["first_traceback"] for c in cases),
+        "by_fault": {f: {"cases": sum(c["fault"] == f for c in cases),
+                         "identical": sum(c["identical"] for c in cases if c["fault"] == f)} for f in faults},
+    }
+    command = "python benchmarks/fault_sweep.py " + " ".join(args)
+    run = {"command": command, "date": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
+           "machine": f"{platform.node()} ({os.cpu_count()} CPUs), load average at start {load[0]:.1f}",
+           "seconds": round(time.time() - started), **({"note": note} if note else {})}
+    report = {
+        "runs": (earlier or {}).get("runs", []) + [run], "reference": json.dumps(reference, sort_keys=True),
+        "search": "keras-augtune search " + " ".join(SEARCH),
+        "write_points": len(writes), "writes": writes, "points_swept": points, "faults": faults,
+        "totals": totals, "cases": cases,
+    }
+    target = opts.update or opts.out
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    with open(target + ".tmp", "w") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")
+    os.replace(target + ".tmp", target)
+    return totals
+
+
+def _identities(writes: list) -> list:
+    """Each write as (kind, file, how many times that file was written before)."""
+    seen: dict = {}
+    out = []
+    for _, kind, path in writes:
+        out.append((kind, path, seen.get((kind, path), 0)))
+        seen[(kind, path)] = seen.get((kind, path), 0) + 1
+    return out
+
+
+def _holds(new, old) -> bool:
+    """Whether ``new`` holds everything ``old`` does (fields added since are allowed)."""
+    if isinstance(old, dict):
+        return isinstance(new, dict) and all(k in new and _holds(new[k], v) for k, v in old.items())
+    if isinstance(old, list):
+        return isinstance(new, list) and len(new) == len(old) and all(_holds(a, b) for a, b in zip(new, old))
+    return new == old
+
+
+def _align(earlier: dict, reference: dict, writes: list) -> str | None:
+    """Make ``earlier`` (an --update file) comparable with this reference run, or None when it is not.
+
+    Accepted: the same reference results, or results that hold every field and number of the
+    earlier ones (a field added to the output since); the same writes, or the same writes in
+    another order (the earlier cases are then renumbered: a case is its write's kind, file and
+    occurrence, not its number). Returns "" or a note saying what was aligned."""
+    old_reference = json.loads(earlier["reference"])
+    notes = []
+    if old_reference != reference:
+        if not _holds(reference, old_reference):
+            return None
+        notes.append("the reference results hold every number of the earlier ones (and fields added since)")
+    if earlier["writes"] != writes:
+        old_ids, new_ids = _identities(earlier["writes"]), _identities(writes)
+        if sorted(old_ids) != sorted(new_ids):
+            return None
+        number = {identity: i + 1 for i, identity in enumerate(new_ids)}
+        moved = []
+        for case in earlier["cases"]:
+            point = number[old_ids[case["point"] - 1]]
+            if point != case["point"]:
+                moved.append(f"{case['point']}->{point}")
+                case["point"] = point
+        earlier["points_swept"] = sorted({c["point"] for c in earlier["cases"]})
+        notes.append("the same writes in another order: earlier cases renumbered by their write "
+                     f"({', '.join(sorted(set(moved), key=lambda m: int(m.split('-')[0])))})")
+    return "; ".join(notes)
 
 
 def _last_line(text: str) -> str:

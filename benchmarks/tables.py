@@ -1,4 +1,4 @@
-"""Regenerate the measured tables of docs/benchmarks.md and docs/install.md from the results files in benchmarks/results/.
+"""Regenerate the measured tables of docs/benchmarks.md, docs/install.md and docs/reliability.md from the results files in benchmarks/results/.
 
     python benchmarks/tables.py           # rewrite every table between its markers
     python benchmarks/tables.py --check   # change nothing; exit 1 naming each table that differs
@@ -22,7 +22,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DOC = ROOT / "docs" / "benchmarks.md"
-PAGES = [DOC, ROOT / "docs" / "install.md"]
+PAGES = [DOC, ROOT / "docs" / "install.md", ROOT / "docs" / "reliability.md"]
 MARKER = re.compile(r"(<!-- tables\.py: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /tables\.py -->)", re.S)
 NONE = "no augmentation"
 
@@ -233,7 +233,25 @@ def payoff(name: str) -> list[str]:
     return lines
 
 
+def fault_sweep() -> list[str]:
+    """Per fault, the cases run of the write points, how many resumed and how many ended identical
+    to the uninterrupted run (benchmarks/fault_sweep.py)."""
+    sweep = load("fault_sweep")
+    points = sweep["write_points"]
+    lines = ["| fault | cases run (of the write points) | resumed | identical to the uninterrupted run |",
+             "|---|---:|---:|---:|"]
+    for fault in sweep["faults"]:
+        cases = [c for c in sweep["cases"] if c["fault"] == fault]
+        lines.append(f"| {'kill -9' if fault == 'kill' else fault} | {len(cases)} of {points} | "
+                     f"{sum(c['resume_exit'] == 0 for c in cases)} | {sum(c['identical'] for c in cases)} |")
+    cases = sweep["cases"]
+    lines.append(f"| all | {len(cases)} of {points * len(sweep['faults'])} | {sum(c['resume_exit'] == 0 for c in cases)} | "
+                 f"{sum(c['identical'] for c in cases)} |")
+    return lines
+
+
 TABLES = {
+    "fault-sweep": fault_sweep,
     "cifar-final": cifar_final,
     "cifar-epochs": cifar_epochs,
     "cifar-searches": lambda: searches_table("end_to_end_cifar10-jpeg_search"),

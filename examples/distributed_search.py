@@ -152,7 +152,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.launch is not None:
         return launch(args, argv)
-    run(args)
+    try:
+        run(args)
+    except ValueError as exc:
+        from keras_augtune.distributed import WorkerDataError
+
+        if not isinstance(exc, WorkerDataError):
+            raise
+        # a worker started on other data than the chief's: refused in one line (the chief keeps serving)
+        print(f"[{os.environ['KERASTUNER_TUNER_ID']}] error: {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

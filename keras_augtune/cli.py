@@ -303,7 +303,7 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
     )
     done_before = len([t for t in tuner.oracle.trials.values() if t.status in FINISHED])
     command = " ".join([PROG] + sys.argv[1:]) if sys.argv and sys.argv[0].endswith(PROG) else None
-    runs.write_run_file(out, PROJECT_NAME, settings, fingerprint, command, run if run else None)
+    runs.write_run_file(out, PROJECT_NAME, settings, fingerprint, command, run or None, getattr(tuner.oracle, "seed", None))
     np.savez_compressed(os.path.join(out, SAMPLE_FILE), x=data.x[one_per_class(data.y, 8)],
                         value_range=np.asarray(data.value_range, dtype=np.float64))
     remaining = max(settings["trials"] - done_before, 0)

@@ -32,6 +32,9 @@ assumption, so a Keras Tuner upgrade that breaks one fails there first, by name.
   the ``_build_hypermodel`` hook), used by the execution runner (`build_model()`).
 * ``Oracle._duplicate``: whether values repeat a trial Keras Tuner already holds (the forest
   oracle never proposes one: `is_duplicate()`).
+* ``Oracle._compute_values_hash``: the hash ``oracle.json`` keeps of each trial's values
+  (``tried_so_far``, ``id_to_hash``); a damaged ``oracle.json`` is rebuilt from the trial files
+  with Keras Tuner's own hash (`values_hash()`, ``repair.py``).
 * ``HyperbandOracle``'s bracket state (``_current_iteration``, ``_current_bracket``,
   ``_brackets``, ``_start_new_bracket``) and plan (``_get_num_brackets``, ``_get_num_rounds``,
   ``_get_size``, ``_get_epochs``): ``RandomForestHyperbandOracle`` keeps Keras Tuner's bracket
@@ -54,7 +57,7 @@ from typing import Any
 __all__ = [
     "is_chief", "is_worker", "explore_space", "configure_tensorboard", "build_model", "checkpoint_path",
     "set_project_dir", "retry_queue", "save_trial", "protos", "oracle_servicer_class", "grid_size", "grid_values",
-    "project_dir", "release_lock_if_held", "is_duplicate", "start_brackets", "hyperband_plan", "atomic_state_writes",
+    "project_dir", "release_lock_if_held", "is_duplicate", "values_hash", "start_brackets", "hyperband_plan", "atomic_state_writes",
 ]
 
 
@@ -151,6 +154,13 @@ def is_duplicate(oracle: Any, values: dict) -> bool:
     return bool(oracle._duplicate(values))
 
 
+def values_hash(values: dict) -> str:
+    """Keras Tuner's hash of a trial's values, as ``oracle.json`` keeps it (``tried_so_far``)."""
+    from keras_tuner.src.engine import oracle as oracle_module
+
+    return oracle_module.Oracle._compute_values_hash(None, values)  # a plain function of ``values``
+
+
 def start_brackets(oracle: Any) -> None:
     """Set up a ``HyperbandOracle``'s bracket state as its ``__init__`` does (for a subclass that
     runs another ``__init__``): iteration 0, the largest bracket first, its first round started."""
@@ -193,8 +203,11 @@ def atomic_state_writes() -> bool:
     a ``kill -9`` in between leaves a truncated file and the search cannot be resumed. This
     replaces that function (where ``Stateful.save`` and ``Tuner`` look it up) with one that writes
     through `keras_augtune.files.atomic_write()`: the old file stays whole until the new one
-    is complete. Paths with a scheme (``gs://``) keep Keras Tuner's own writer. Idempotent;
-    returns whether it installed the writer now.
+    is complete. A full or failing disk raises `StateWriteError`, a Keras Tuner ``FatalError``:
+    Keras Tuner marks a trial FAILED on any other error after its training (its ``trial.json``
+    written by ``update_trial``), so the search would go on without it; it stops instead, and
+    the trial runs again on ``--resume``. Paths with a scheme (``gs://``) keep Keras Tuner's own
+    writer. Idempotent; returns whether it installed the writer now.
     """
     from keras_tuner.src import utils
 
@@ -205,13 +218,36 @@ def atomic_state_writes() -> bool:
     def save_json(path, obj):
         if "://" in str(path):
             return plain(path, obj)
-        from keras_augtune.files import atomic_write
+        from keras_augtune.files import atomic_write, disk_error
 
         text = json.dumps(obj)
-        atomic_write(path, text)
+        try:
+            atomic_write(path, text)
+        except OSError as exc:
+            if disk_error(exc) is None:
+                raise
+            raise _state_write_error()(exc.errno, exc.strerror, exc.filename) from exc
         return text
 
     save_json.keras_augtune_atomic = True
     save_json.plain = plain
     utils.save_json = save_json
     return True
+
+
+def _state_write_error() -> type:
+    """`StateWriteError`, built on first use (Keras Tuner is imported lazily)."""
+    global StateWriteError
+    if StateWriteError is None:
+        import keras_tuner
+
+        class _StateWriteError(OSError, keras_tuner.errors.FatalError):
+            """A full or failing disk while Keras Tuner writes its state: an ``OSError`` (with its errno)
+            that Keras Tuner treats as fatal (the search stops instead of failing the trial)."""
+
+        StateWriteError = _StateWriteError
+    return StateWriteError
+
+
+#: The error `atomic_state_writes()`'s writer raises on a full or failing disk (None until first used).
+StateWriteError = None

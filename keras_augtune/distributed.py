@@ -345,11 +345,16 @@ def sleep_when_idle(client, poll_interval: float = POLL_INTERVAL) -> None:
     client.create_trial = create_trial
 
 
+class WorkerDataError(ValueError):
+    """A worker's data is not the data its chief searches (`check_worker_data()`)."""
+
+
 def check_worker_data(client, fingerprint: dict) -> bool:
     """Refuse to work for a chief that searches other data: ask the chief (``client``, the
     worker's oracle) for its data fingerprint and compare it with this worker's ``fingerprint``
     (`keras_augtune.data.data_fingerprint()`). Raises a one-line ``ValueError`` naming what
-    differs; returns False when the chief keeps no fingerprint (an older chief), True when they match."""
+    differs (a `WorkerDataError`); returns False when the chief keeps no fingerprint (an older
+    chief), True when they match."""
     from keras_augtune.data import fingerprint_changes
 
     try:
@@ -362,6 +367,6 @@ def check_worker_data(client, fingerprint: dict) -> bool:
         return False
     changes = fingerprint_changes(chief, fingerprint)
     if changes:
-        raise ValueError("This worker's data is not the data the chief searches: here "
+        raise WorkerDataError("This worker's data is not the data the chief searches: here "
                          + "; ".join(changes) + ". Start every worker on the chief's data.")
     return True

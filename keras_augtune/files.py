@@ -1,5 +1,6 @@
 """Files a search writes: one atomic write, one cross-process lock, the per-epoch notebook CSV,
-reading a model's weights file back, and telling a full or read-only disk from other errors.
+a model's weights file written atomically and read back, and telling a full or read-only disk
+from other errors.
 
 Every file the package writes (exported policies, ``run.json``, the notebook, the
 HTML report, a policy's JSON) goes through `atomic_write()`: the text lands in a
@@ -181,6 +182,28 @@ class Notebook:
         if note:
             warnings.warn(NotebookWarning(note), stacklevel=2)
         return note
+
+
+def save_weights(model: Any, path: str | os.PathLike) -> str:
+    """``model.save_weights(path)``, atomically: Keras writes the HDF5 file in place, so a full disk
+    or a crash mid-write left half a checkpoint under its name. Here it is written to a temporary
+    name in the same folder (ending in ``.weights.h5``, as Keras requires), flushed to disk, then
+    renamed over ``path``; the temporary file is removed when the write fails. Returns the path."""
+    path = os.fspath(path)
+    suffix = ".weights.h5" if path.endswith(".weights.h5") else os.path.splitext(path)[1]
+    tmp = f"{path[: len(path) - len(suffix)]}.tmp{os.getpid()}.{threading.get_ident()}{suffix}"
+    try:
+        model.save_weights(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
 
 
 def load_weights(model: Any, path: str | os.PathLike) -> None:

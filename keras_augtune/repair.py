@@ -4,8 +4,9 @@ short (a full disk, a crash) stays readable and resumable.
 * `damaged_files()`: the ``oracle.json`` / ``trial_*/trial.json`` files that cannot be read;
 * `find_project()`, `reload_oracle()`, `reload_skipping_damaged()`: a search's oracle reloaded
   from disk without them (for reports);
-* `repair_damaged_trials()`: each damaged ``trial.json`` replaced by a ``FAILED`` record, a
-  damaged ``<tuner id>.json`` (it only ever holds ``{}``) rewritten, each unreadable
+* `repair_damaged_trials()`: a damaged ``oracle.json`` rebuilt from the trials' own
+  ``trial.json`` files and ``run.json`` (`rebuild_oracle_state()`), each damaged ``trial.json``
+  replaced by a ``FAILED`` record, a damaged ``<tuner id>.json`` rewritten, each unreadable
   execution record set aside (its executions are measured again), and a trial written just
   before the ``oracle.json`` that would have listed it set aside (it is created again).
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import random
 
 from keras_augtune.checks import json_kind
 from keras_augtune.files import atomic_write, set_aside
@@ -181,16 +183,15 @@ def repair_damaged_trials(project_dir: str) -> list[str]:
     Each damaged ``trial_<id>/trial.json`` is kept as ``trial.json.damaged`` and replaced by a
     ``FAILED`` record of trial ``<id>`` (its result is lost; the id stays taken, so no later
     trial overwrites its folder); ``oracle.json`` stops counting it as running. A damaged
-    ``oracle.json`` cannot be rebuilt: that raises a ``ValueError`` naming it. Returns one
-    line per repaired file.
+    ``oracle.json`` is kept as ``oracle.json.damaged`` and rebuilt (`rebuild_oracle_state()`);
+    when it cannot be, a ``ValueError`` names it and why. Returns one line per repaired file.
     """
     lines = _repair_tuner_files(project_dir) + _set_aside_execution_records(project_dir)
     damaged = damaged_files(project_dir)
     state_file = os.path.join(project_dir, "oracle.json")
     if state_file in damaged:
-        raise ValueError(f"{state_file} is damaged ({damaged[state_file]}): this search cannot be resumed, "
-                         "but 'keras-augtune report' still shows its trials. Start a new search with another "
-                         "--out (or --overwrite).")
+        lines.append(_rebuild_oracle_file(project_dir, damaged))
+        del damaged[state_file]
     if os.path.isfile(state_file):
         lines += _set_aside_orphans(project_dir, state_file, damaged)
     if not damaged:
@@ -278,3 +279,81 @@ def _set_aside_execution_records(project_dir: str) -> list[str]:
         lines.append(f"{path} could not be read ({reason}): kept as {os.path.basename(kept)}; its executions "
                      "are measured again.")
     return lines
+
+
+def rebuild_oracle_state(project_dir: str, damaged: dict[str, str] | None = None) -> tuple[dict, bool]:
+    """Keras Tuner's ``oracle.json`` state rebuilt from the package's own records: each trial's
+    ``trial.json`` (its id, values, status and space) and ``run.json`` beside the project (the
+    oracle's seed). Returns ``(state, seed_lost)``; ``seed_lost`` when neither ``run.json`` nor
+    the run's ``--seed`` gives the oracle's seed (then a new one is drawn, and later proposals
+    differ from the run's). Trials end in the order of their ids (exact for one process; a
+    distributed search's order of ends is not kept anywhere else), a ``RUNNING`` trial is queued
+    to run again (as Keras Tuner's own reload does), and the forest's options are left out (the
+    oracle keeps those it is built with). Raises a ``ValueError`` saying why when the state
+    cannot be rebuilt: no ``run.json`` and no trial, or a Hyperband search (its brackets are
+    kept nowhere else). ``damaged``: the trial files to leave out (default `damaged_files()`)."""
+    import keras_tuner
+
+    from keras_augtune import compat
+    from keras_augtune.runs import read_run_file
+
+    damaged = damaged_files(project_dir) if damaged is None else damaged
+    try:
+        run = read_run_file(os.path.dirname(os.path.abspath(project_dir))) or {}
+    except ValueError:
+        run = {}
+    settings = run.get("settings") if isinstance(run.get("settings"), dict) else {}
+    trials, ids = {}, set()
+    for path in glob.glob(os.path.join(project_dir, "trial_*", "trial.json")):
+        ids.add(os.path.basename(os.path.dirname(path))[len("trial_"):])
+        if path not in damaged:
+            trial = _read_json(path)
+            trials[trial["trial_id"]] = trial
+    if not run and not trials:
+        raise ValueError("no run.json beside it and no readable trial_*/trial.json to rebuild it from")
+    if settings.get("method") == "hyperband" or any(
+            name.startswith("tuner/") for t in trials.values() for name in t["hyperparameters"].get("values", {})):
+        raise ValueError("a Hyperband search's brackets are kept only in oracle.json")
+    order = sorted(ids | set(trials), key=lambda t: (int(t) if t.isdigit() else float("inf"), t))
+    space = keras_tuner.HyperParameters()
+    hashes = {}
+    for trial_id in [t for t in order if t in trials]:
+        try:
+            hps = keras_tuner.HyperParameters.from_config(trials[trial_id]["hyperparameters"])
+        except Exception as exc:  # a hand-edited space: named
+            raise ValueError(f"trial {trial_id}'s field 'hyperparameters' cannot be read ({type(exc).__name__})") from None
+        space.merge(hps.space, overwrite=False)  # the space grows as trials declare more
+        hashes[trial_id] = compat.values_hash(hps.values)
+    ended = [t for t in order if t in trials and trials[t]["status"] != "RUNNING"]
+    seed, lost = _known_seed(run.get("oracle_seed")), False
+    if seed is None:
+        seed = _known_seed(settings.get("seed"))  # Keras Tuner keeps a non-zero seed as the oracle's
+    if seed is None:
+        seed, lost = random.randint(1, 10000), True  # as Keras Tuner draws one
+    return {
+        "ongoing_trials": {}, "hyperparameters": space.get_config(), "start_order": order, "end_order": ended,
+        "run_times": {t: 1 for t in ended}, "retry_queue": [t for t in order if t in trials and t not in ended],
+        "seed": seed, "seed_state": seed, "tried_so_far": sorted(set(hashes.values())), "id_to_hash": hashes,
+        "display": {"search_start": None, "trial_start": {}, "trial_number": {}},
+    }, lost
+
+
+def _known_seed(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**32 else None
+
+
+def _rebuild_oracle_file(project_dir: str, damaged: dict[str, str]) -> str:
+    """Set the damaged ``oracle.json`` aside and write the rebuilt state; one line saying so."""
+    state_file = os.path.join(project_dir, "oracle.json")
+    try:
+        state, lost = rebuild_oracle_state(project_dir, damaged)
+    except ValueError as exc:
+        raise ValueError(f"{state_file} is damaged ({damaged[state_file]}) and cannot be rebuilt ({exc}): this "
+                         "search cannot be resumed, but 'keras-augtune report' still shows its trials. Start a new "
+                         "search with another --out (or --overwrite).") from None
+    kept = set_aside(state_file)
+    atomic_write(state_file, json.dumps(state) + "\n")
+    return (f"{state_file} was damaged ({damaged[state_file]}): kept as {os.path.basename(kept)} and rebuilt from "
+            f"the {len(state['start_order'])} trial files" + ("" if lost else " and run.json") + "; every finished "
+            "trial is kept" + ("; the oracle's seed was lost, so the next trials differ from an uninterrupted run."
+                               if lost else "."))

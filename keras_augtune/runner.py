@@ -33,7 +33,7 @@ import numpy as np
 from keras_augtune import compat
 from keras_augtune.evaluation.reward import REWARD, ExecutionReward, combine_executions, overfit_filtered_reward
 from keras_augtune.bases import seed_base_layers
-from keras_augtune.files import Notebook
+from keras_augtune.files import Notebook, save_weights
 from keras_augtune.intensifier.base import Context
 from keras_augtune.layer import PolicyAugmentation
 from keras_augtune.records import ExecutionStore
@@ -146,7 +146,7 @@ class ExecutionRunner:
                 rows.extend(new_rows)
             model_reward = score.reward if history is not None else score if objective.direction == "max" else -score
             if model is not None and model_reward > best_model_reward:
-                model.save_weights(compat.checkpoint_path(self.tuner, trial.trial_id))
+                save_weights(model, compat.checkpoint_path(self.tuner, trial.trial_id))
             best_model_reward = max(best_model_reward, model_reward)
             scores.append(score)
         if all(isinstance(s, ExecutionReward) for s in scores):

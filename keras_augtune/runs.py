@@ -187,16 +187,17 @@ def check_resume_data(folder: str, run: dict[str, Any], fingerprint: dict[str, A
 
 
 def write_run_file(folder: str, project_name: str, settings: dict[str, Any], fingerprint: dict[str, Any],
-                   command: str | None, previous: dict[str, Any] | None = None) -> str:
+                   command: str | None, previous: dict[str, Any] | None = None, oracle_seed: Any = None) -> str:
     """Write ``run.json``; when resuming (``previous``: the run's file), the command that started
-    the run is kept and this one added to ``resumed``."""
+    the run is kept and this one added to ``resumed``. ``oracle_seed``: the oracle's seed (Keras
+    Tuner draws one when ``--seed`` is 0), from which a damaged ``oracle.json`` is rebuilt."""
     resumed = previous.get("resumed") if previous else None
     resumed = list(resumed) if isinstance(resumed, list) else []
     return atomic_write_json(os.path.join(folder, RUN_FILE), {
         "format": RUN_FORMAT, "version": 1, "project_name": project_name, "settings": settings,
         "command": previous.get("command") if previous is not None else command,
         "resumed": resumed + [command] if previous is not None else [],
-        "data_fingerprint": fingerprint,
+        "data_fingerprint": fingerprint, **({"oracle_seed": oracle_seed} if oracle_seed is not None else {}),
     })
 
 

@@ -21,7 +21,7 @@ import json
 import os
 from typing import Any
 
-from keras_augtune.files import atomic_write_json
+from keras_augtune.files import atomic_write_json, save_weights
 from keras_augtune.data import data_fingerprint
 from keras_augtune.space import baseline_values
 
@@ -101,7 +101,7 @@ class WarmStart:
         model = hypermodel.wrap(baseline_hp, child)
         history = model.fit(self.x, self.y, validation_data=self.validation_data, epochs=self.epochs,
                             batch_size=self.batch_size, sample_weight=self.sample_weight, verbose=0)
-        child.save_weights(path)
+        save_weights(child, path)
         if self.record is not None:
             self.record(key, history.history)
 

@@ -113,6 +113,14 @@ def test_is_duplicate_is_keras_tuners_own_check(tmp_path):
     assert not compat.is_duplicate(oracle, {"units": 1 + values["units"] % 4})
 
 
+def test_values_hash_is_the_hash_oracle_json_keeps(tmp_path):
+    oracle = _oracle(tmp_path)
+    trial = oracle.create_trial("tuner0")
+    state = oracle.get_state()
+    assert state["id_to_hash"][trial.trial_id] == compat.values_hash(trial.hyperparameters.values)
+    assert state["tried_so_far"] == [compat.values_hash(dict(trial.hyperparameters.values))]
+
+
 def _hyperband(tmp_path):
     hp = keras_tuner.HyperParameters()
     hp.Int("units", 1, 4)

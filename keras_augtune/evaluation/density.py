@@ -33,7 +33,7 @@ import numpy as np
 
 from keras_augtune.checks import check_choice, check_int, check_seed
 from keras_augtune.data import check_dataset, stratified_folds
-from keras_augtune.files import atomic_write_json, load_weights
+from keras_augtune.files import atomic_write_json, load_weights, save_weights
 from keras_augtune.policy import as_policy
 from keras_augtune.seeds import derive_call_seed
 
@@ -276,6 +276,6 @@ class _FoldCache:
 
     def save(self, fold: int, model: Any) -> None:
         os.makedirs(self.directory, exist_ok=True)
-        model.save_weights(self._path(fold))
+        save_weights(model, self._path(fold))
         self.done.add(fold)
         atomic_write_json(self.manifest, {"key": self.key, "folds_done": sorted(self.done), "material": self.material})

@@ -247,10 +247,11 @@ class RandomForestOracle(oracle_module.Oracle):
         super().set_state(state)
         self._encoding_signature, self._encoding_cache = None, {}
         self._canonical_cache = {}
+        stored = any(name in state for name in self._OPTIONS)  # none in an oracle.json rebuilt by repair.py
         for name in self._OPTIONS:
             if name in state:
                 setattr(self, name, state[name])
-            elif name in self._UNSTORED_BEFORE:  # a state saved before the option existed: its value then
+            elif stored and name in self._UNSTORED_BEFORE:  # a state saved before the option existed: its value then
                 setattr(self, name, self._UNSTORED_BEFORE[name])
 
     # ------------------------------------------------------------------ proposals
