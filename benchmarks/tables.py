@@ -261,6 +261,7 @@ TABLES = {
     "install-dry-run": install_dry_run,
     "pairing-check": pairing_check,
     "race-search-digits": lambda: race_search("digits"),
+    "race-search-cifar": lambda: race_search("cifar10-jpeg_crop-flip"),
 }
 
 
