@@ -197,10 +197,10 @@ class SearchResults:
                 # a search without execution records: unpaired (a trial without records beside a
                 # measured baseline, e.g. a density-scored one, is not comparable with it)
                 t.gain = t.reward - baseline.reward
-        if self.race is not None:  # the raced policies first: its finalists, then by their mean on the race
+        if self.race is not None:  # the raced trials first (the baseline raced too): finalists, then by race mean
             race, by_id = self.race, {t.trial_id: t for t in self.completed}
             raced = {race.trial_ids[n]: rewards for n, rewards in race.rewards.items()
-                     if race.kinds[n] == "searched" and rewards and race.trial_ids[n] in by_id}
+                     if race.kinds[n] in ("searched", "baseline") and rewards and race.trial_ids[n] in by_id}
             order = sorted(raced, key=lambda i: (not set(race.confirmation) <= set(raced[i]),
                                                  -sum(raced[i].values()) / len(raced[i])))
             for rank, trial_id in enumerate(order, start=1):

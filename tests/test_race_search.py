@@ -48,6 +48,9 @@ def test_a_planted_searched_op_wins_over_the_recipes_on_fresh_executions(tmp_pat
     assert _share(verdict.recommended, "rotate") == 1.0
     assert verdict.gain > 0 and verdict.interval[0] > 0 and verdict.interval_vs_recipe[0] > 0
     assert verdict.winner.trial_id == results.best(1, skip_identity=True)[0].trial_id  # raced first
+    # the baseline raced too: ranked with the raced trials (by its race mean), never after the unraced ones
+    ranked = [t.trial_id for t in results.best()]
+    assert results.baseline.confirmed and ranked.index(results.baseline.trial_id) < len(race.plan["candidates"])
     text = results.summary_text()
     assert "Race (6 confirmation executions" in text and "TrivialAugment" in text and "Use the searched policy" in text
 
