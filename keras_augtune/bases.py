@@ -13,7 +13,7 @@ a policy JSON file, a [`Policy`][keras_augtune.Policy], or a Keras preprocessing
 ``RandomTranslation``, a ``keras.Sequential`` of them), kept as its serialized config so that every
 model gets a fresh copy and the search records what it was (``executions/base.json``,
 ``best_policies.json``). In a model built under an execution's seed the base's layer gets its own
-derived seed ([`keras_augtune.seeds.base_seed()`][keras_augtune.seeds.base_seed]), never the candidate's.
+derived seed (`keras_augtune.seeds.base_seed()`), never the candidate's.
 """
 
 from __future__ import annotations
