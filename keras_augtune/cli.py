@@ -319,7 +319,7 @@ def _search(args: argparse.Namespace, out: str, settings: dict[str, Any]) -> int
         raise UserError("every trial failed; see the messages above (or the trial_*/trial.json files in "
                         f"{os.path.join(out, PROJECT_NAME)}).")
     policies_path = os.path.join(out, POLICIES_FILE)
-    policies = tuner.export_policies(policies_path, num_policies=args.top)
+    tuner.export_policies(policies_path, num_policies=args.top)
     say("")
     say(tuner.summary_text(args.top))
     say("")
