@@ -36,13 +36,21 @@ setup_paths()
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="digits", help="'digits' or a folder with train/<class>/ images")
+    p.add_argument("--data", default="digits", help="'digits', a folder with train/<class>/ images, or "
+                   "medmnist:<file.npz> (its training images; benchmarks/medmnist_data.py)")
     p.add_argument("--images", type=int, default=1200, help="images searched (stratified; a third validates)")
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--epochs", type=int, default=8, help="child epochs (trials and race)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--base", default=None, metavar="NAME",
                    help="a base recipe every candidate follows (crop-flip, crop, flip); default none")
+    p.add_argument("--race-epochs", type=int, default=None, help="the race's epochs (AugmentTuner(race_epochs=))")
+    p.add_argument("--race-train-size", type=int, default=None,
+                   help="the race's training images (AugmentTuner(race_train_size=))")
+    p.add_argument("--recipes", default=None, help="comma-separated recipe names (default: AugmentTuner's)")
+    p.add_argument("--confirm-top-k", type=int, default=4)
+    p.add_argument("--confirm-executions", type=int, default=14)
+    p.add_argument("--tag", default="", help="suffix of the results files")
     p.add_argument("--out", default=os.path.join(HERE, "results"))
     return p.parse_args(argv)
 
@@ -54,6 +62,10 @@ def load(args):
     if args.data == "digits":
         x, y = load_digits(32)
         name = "digits"
+    elif args.data.startswith("medmnist:"):
+        from medmnist_data import load_for_end_to_end
+
+        name, x, y, _, _, _ = load_for_end_to_end(args.data.split(":", 1)[1])
     else:
         x, y, _ = load_image_folder(os.path.join(args.data, "train"))
         name = os.path.basename(os.path.normpath(args.data))
@@ -70,7 +82,10 @@ def main(argv=None):
     load_before, started = load_average(), time.time()
     with tempfile.TemporaryDirectory() as directory:
         tuner = AugmentTuner("simple", max_trials=args.trials, child_epochs=args.epochs, validation_split=1 / 3,
-                             directory=directory, project_name="race", seed=args.seed, verbose=1, base=args.base)
+                             directory=directory, project_name="race", seed=args.seed, verbose=1, base=args.base,
+                             race_epochs=args.race_epochs, race_train_size=args.race_train_size,
+                             recipes=None if args.recipes is None else args.recipes.split(","),
+                             confirm_top_k=args.confirm_top_k, confirm_executions=args.confirm_executions)
         trainings = []
         fit = tuner.hypermodel.fit
 
@@ -104,7 +119,7 @@ def main(argv=None):
         "race": rows, "searched_policies": policies, "machine": machine(),
     }
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"race_search_{name}" + (f"_{args.base}" if args.base else "") + ".json")
+    path = os.path.join(args.out, f"race_search_{name}" + (f"_{args.base}" if args.base else "") + args.tag + ".json")
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
     with open(path[:-5] + ".md", "w") as f:
@@ -119,13 +134,23 @@ def _fmt(c):
     return f"{c['gain']:+.4f}" + (f" [{interval[0]:+.4f}, {interval[1]:+.4f}]" if interval else "")
 
 
+def _fidelity(settings) -> str:
+    """The race's own training budget, when it differs from the trials'."""
+    epochs, size = settings.get("race_epochs"), settings.get("race_train_size")
+    if epochs is None and size is None:
+        return ""
+    images = size or "the trials' number of"
+    return f" The race trains {epochs or settings['epochs']} epochs on {images} images (`race_epochs`, `race_train_size`)."
+
+
 def markdown(result) -> str:
     """The race's table and verdict as Markdown (what docs/benchmarks.md shows)."""
     lines = [f"`{result['command']}` — {result['images']} {result['data']} images (a third for validation), "
              f"{result['trials']} trials + {result['trainings']['race']} race trainings in "
              f"{result['minutes']:.0f} min, load average {result['load_before'][0]:.1f} before, "
              f"{result['load_after'][0]:.1f} after."
-             + (f" Every configuration follows the base recipe {result['base']}." if result.get("base") else ""), "",
+             + (f" Every configuration follows the base recipe {result['base']}." if result.get("base") else "")
+             + _fidelity(result.get("settings", {})), "",
              f"| configuration | kind | executions | child reward | vs {result.get('baseline', 'no augmentation')} "
              "| vs best recipe |",
              "|---|---|---:|---:|---:|---:|"]

@@ -213,9 +213,12 @@ def payoff(name: str) -> list[str]:
                      + ", ".join(f"{data[label][s] * 100:.1f}%" for s in sorted(data[label])) + " |")
     lines += ["", f"| the race's pick − | difference, points | 95 % interval, simultaneous over {summary['family']} |",
               "|---|---:|---:|"]
+    def shown(value):  # no "−0.00": an identical row's difference is 0 whatever its sign bit
+        return f"{round(value, 2) + 0.0:+.2f}"
+
     for label, row in summary["rows"].items():
         low, high = row["interval"]
-        lines.append(minus(f"| {label} | {row['difference']:+.2f} | [{low:+.2f}, {high:+.2f}] |"))
+        lines.append(minus(f"| {label} | {shown(row['difference'])} | [{shown(low)}, {shown(high)}] |"))
     picks = ", ".join(f"search {p['search']}: {p['name'] or 'nothing beyond the base'}" for p in summary["picks"])
     lines += ["", f"Races' picks: {picks}. Best recipe row: {summary['best_recipe_row']}. Smallest difference "
               f"resolved: ±{summary['smallest_resolved_points']:.2f} points. Never worse than the best recipe "
@@ -262,6 +265,8 @@ TABLES = {
     "pairing-check": pairing_check,
     "race-search-digits": lambda: race_search("digits"),
     "race-search-cifar": lambda: race_search("cifar10-jpeg_crop-flip"),
+    "payoff-digits": lambda: payoff("digits_payoff"),
+    "payoff-pneumonia": lambda: payoff("pneumoniamnist-balanced_payoff"),
 }
 
 

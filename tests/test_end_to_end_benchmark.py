@@ -147,3 +147,43 @@ def test_a_file_that_is_not_a_results_file_is_named(e2e, tmp_path, content):
     with pytest.raises(SystemExit, match="other.json"):
         e2e.main(["--data", "digits", "--methods", "none", "--seeds", "0", "--configs", "none",
                   "--out", str(tmp_path), "--merge", str(path)])
+
+
+def test_payoff_compares_the_race_pick_with_every_recipe_row(e2e):
+    """The race's row against none / base / + TA / + RA: differences race − row in points (negative:
+    the pick has the lower error), one corrected family, and the issue-22 targets read off it."""
+    labels = {"race": "crop + race's pick", "none": "no augmentation", "base": "crop", "ta": "crop + TrivialAugment",
+              "ra_prefix": "crop + RandAugment(", "random-race": "x", "searched": "s", "random": "r"}
+    rng = np.random.default_rng(0)
+    seeds = range(10)
+    shared = {k: rng.normal(0, 0.004) for k in seeds}  # what a seed does to every row
+    mean = {"no augmentation": 0.012, "crop": 0.012, "crop + TrivialAugment": 0.020,
+            "crop + RandAugment(N=1, M=0.2)": 0.016, "crop + race's pick": 0.011}
+    finals = {text: {k: m + shared[k] + rng.normal(0, 0.0005) for k in seeds} for text, m in mean.items()}
+    results = {"labels": labels, "searches": [
+        {"method": "bayesian", "seed": s, "verdict": {"kind": "baseline", "name": None}} for s in range(3)]}
+    lines = e2e._payoff(finals, results)
+    summary = results["payoff"]
+    ta = summary["rows"]["crop + TrivialAugment"]
+    assert ta["difference"] == pytest.approx(100 * np.mean([finals["crop + race's pick"][k] - finals["crop + TrivialAugment"][k]
+                                                            for k in seeds]))
+    assert ta["interval"][1] < 0 and summary["better_than_ta_met"]  # 0.9 points better, resolved
+    assert summary["best_recipe_row"] in ("no augmentation", "crop") and summary["family"] == 4
+    assert summary["never_worse_met"] and summary["smallest_resolved_points"] < 0.3
+    assert [p["search"] for p in summary["picks"]] == [0, 1, 2] and any("race's pick − crop" in x for x in lines)
+    finals["crop + race's pick"] = {k: v + 0.01 for k, v in finals["crop + race's pick"].items()}  # a point worse
+    e2e._payoff(finals, results)
+    assert not results["payoff"]["never_worse_met"] and not results["payoff"]["better_than_ta_met"]
+
+
+def test_proxy_fidelity_is_the_rank_correlation_with_its_interval(e2e):
+    rewards = [0.80, 0.82, 0.85, 0.86, 0.90, 0.91]
+    results = {"proxy": {"policies": {str(i): {"reward": r, "test_error": 0.2 - r / 10, "policy": {}}
+                                      for i, r in enumerate(rewards)}}}
+    assert e2e._proxy_fidelity(results)
+    fidelity = results["proxy"]["spearman"]
+    assert fidelity["rho"] == pytest.approx(1.0) and fidelity["policies"] == 6
+    results["proxy"]["policies"]["0"]["test_error"] = 0.0  # the worst reward is now the best model
+    e2e._proxy_fidelity(results)
+    low, high = results["proxy"]["spearman"]["interval"]
+    assert -1 < low < results["proxy"]["spearman"]["rho"] < high < 1
