@@ -265,6 +265,7 @@ TABLES = {
     "pairing-check": pairing_check,
     "race-search-digits": lambda: race_search("digits"),
     "race-search-cifar": lambda: race_search("cifar10-jpeg_crop-flip"),
+    "race-search-pneumonia-fidelity": lambda: race_search("pneumoniamnist-balanced_crop_fidelity"),
     "payoff-digits": lambda: payoff("digits_payoff"),
     "payoff-pneumonia": lambda: payoff("pneumoniamnist-balanced_payoff"),
 }
