@@ -220,6 +220,11 @@ def payoff(name: str) -> list[str]:
         low, high = row["interval"]
         lines.append(minus(f"| {label} | {shown(row['difference'])} | [{shown(low)}, {shown(high)}] |"))
     picks = ", ".join(f"search {p['search']}: {p['name'] or 'nothing beyond the base'}" for p in summary["picks"])
+    random_searches = [r for r in sorted(results["searches"], key=lambda r: r["seed"])
+                       if r["method"] == "random" and "verdict" in r]
+    if random_searches and labels["random-race"] in data:  # the same race after random search (equal cost)
+        picks += "; random search's races: " + ", ".join(
+            f"search {r['seed']}: {r['verdict']['name'] or 'nothing beyond the base'}" for r in random_searches)
     lines += ["", f"Races' picks: {picks}. Best recipe row: {summary['best_recipe_row']}. Smallest difference "
               f"resolved: ±{summary['smallest_resolved_points']:.2f} points. Never worse than the best recipe "
               f"(upper end ≤ +{summary['never_worse_target_points']:.1f}): "
@@ -233,6 +238,47 @@ def payoff(name: str) -> list[str]:
     if costs:
         lines.append(f"Cost: search + race {costs['search_minutes']:.1f} min ({costs['trainings']:.0f} child "
                      f"trainings) = {costs['ratio']:.1f} × one final model ({costs['final_model_minutes']:.1f} min).")
+    return lines
+
+
+def cifar_payoff() -> list[str]:
+    """The natural-image part of the payoff suite, as far as it ran: the CIFAR race's pick (its
+    ``race_search`` results file: crop+flip alone) as final models next to every recipe row trained
+    on the same seeds and backend (``end_to_end_cifar10-jpeg_payoff_cpu``), with the package's own
+    simultaneous intervals (``contrasts``, as end_to_end.py's payoff comparisons)."""
+    from keras_augtune.evaluation.verdict import contrasts
+
+    race, results = load("race_search_cifar10-jpeg_crop-flip"), load("end_to_end_cifar10-jpeg_payoff_cpu")
+    data, verdict, base = finals(results), race["verdict"], "crop+flip"
+    if verdict["kind"] != "baseline" or race["base"] != "crop-flip":
+        raise ValueError("the CIFAR race picked something other than crop+flip alone: train its pick as a row")
+    others = [label for label in (NONE, "crop+flip + TrivialAugment") if label in data]
+    others += sorted(label for label in data if label.startswith("crop+flip + RandAugment("))
+    seeds = sorted(set(data[base]).intersection(*(data[label] for label in others)))
+    lines = [f"| final-model augmentation | test error, mean ± 95 % CI | per seed ({seeds[0]}–{seeds[-1]}) |",
+             "|---|---:|---|"]
+    for label in [*others[:1], base, *others[1:]]:
+        mean, half = interval([data[label][k] for k in seeds])
+        shown = "crop+flip = the race's pick (nothing beyond the base)" if label == base else label
+        lines.append(f"| {shown} | {mean * 100:.2f}% ± {half * 100:.2f}% | "
+                     + ", ".join(f"{data[label][k] * 100:.1f}%" for k in seeds) + " |")
+    errors = {label: {k: 100.0 * data[label][k] for k in seeds} for label in [base, *others]}  # in points
+    lines += ["", f"| the race's pick − | difference, points | 95 % interval, simultaneous over {len(others)} |",
+              "|---|---:|---:|"]
+    rows = {}
+    for c in contrasts(errors, base, others):  # gain = other − pick: the pick's difference is −gain
+        rows[c.name] = (-c.gain, -c.interval[1], -c.interval[0])
+        lines.append(minus(f"| {c.name} | {-c.gain + 0.0:+.2f} | [{-c.interval[1] + 0.0:+.2f}, {-c.interval[0] + 0.0:+.2f}] |"))
+    best = min([base, *others], key=lambda label: sum(errors[label].values()))  # of {none, base, + TA, + RA}
+    met = best == base or rows[best][2] <= 0.3  # the base row is the pick's own model: difference 0
+    seconds = [results["final_seconds"][base][str(k)] for k in seeds]
+    lines += ["", f"Best recipe row: {best}. Smallest difference resolved: "
+                  f"±{max((high - low) / 2 for _, low, high in rows.values()):.2f} points ({len(seeds)} paired seeds). "
+                  f"Never worse than the best recipe (upper end ≤ +0.3): "
+                  f"**{'met' if met else 'not met'}**.",
+              f"Cost: the search with its race {race['minutes']:.1f} min ({race['trainings']['all']} child trainings, "
+              f"load average {race['load_before'][0]:.1f} before) against {sum(seconds) / len(seconds) / 60:.1f} min "
+              f"for one crop+flip final model ({results['args']['workers']} trained at a time)."]
     return lines
 
 
@@ -268,6 +314,7 @@ TABLES = {
     "race-search-pneumonia-fidelity": lambda: race_search("pneumoniamnist-balanced_crop_fidelity"),
     "payoff-digits": lambda: payoff("digits_payoff"),
     "payoff-pneumonia": lambda: payoff("pneumoniamnist-balanced_payoff"),
+    "payoff-cifar": cifar_payoff,
 }
 
 
