@@ -246,6 +246,8 @@ def cifar_payoff() -> list[str]:
     ``race_search`` results file: crop+flip alone) as final models next to every recipe row trained
     on the same seeds and backend (``end_to_end_cifar10-jpeg_payoff_cpu``), with the package's own
     simultaneous intervals (``contrasts``, as end_to_end.py's payoff comparisons)."""
+    from end_to_end import NEVER_WORSE_POINTS
+
     from keras_augtune.evaluation.verdict import contrasts
 
     race, results = load("race_search_cifar10-jpeg_crop-flip"), load("end_to_end_cifar10-jpeg_payoff_cpu")
@@ -268,13 +270,14 @@ def cifar_payoff() -> list[str]:
     rows = {}
     for c in contrasts(errors, base, others):  # gain = other − pick: the pick's difference is −gain
         rows[c.name] = (-c.gain, -c.interval[1], -c.interval[0])
-        lines.append(minus(f"| {c.name} | {-c.gain + 0.0:+.2f} | [{-c.interval[1] + 0.0:+.2f}, {-c.interval[0] + 0.0:+.2f}] |"))
+        difference, low, high = rows[c.name]
+        lines.append(minus(f"| {c.name} | {difference + 0.0:+.2f} | [{low + 0.0:+.2f}, {high + 0.0:+.2f}] |"))
     best = min([base, *others], key=lambda label: sum(errors[label].values()))  # of {none, base, + TA, + RA}
-    met = best == base or rows[best][2] <= 0.3  # the base row is the pick's own model: difference 0
+    met = best == base or rows[best][2] <= NEVER_WORSE_POINTS  # the base row is the pick's own model: difference 0
     seconds = [results["final_seconds"][base][str(k)] for k in seeds]
     lines += ["", f"Best recipe row: {best}. Smallest difference resolved: "
                   f"±{max((high - low) / 2 for _, low, high in rows.values()):.2f} points ({len(seeds)} paired seeds). "
-                  f"Never worse than the best recipe (upper end ≤ +0.3): "
+                  f"Never worse than the best recipe (upper end ≤ +{NEVER_WORSE_POINTS:.1f}): "
                   f"**{'met' if met else 'not met'}**.",
               f"Cost: the search with its race {race['minutes']:.1f} min ({race['trainings']['all']} child trainings, "
               f"load average {race['load_before'][0]:.1f} before) against {sum(seconds) / len(seconds) / 60:.1f} min "
