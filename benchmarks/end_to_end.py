@@ -749,34 +749,50 @@ def _write(results, args, path, done=None):
 NEVER_WORSE_POINTS = 0.3
 
 
-def _payoff(finals, results) -> list[str]:
-    """The race's pick against every recipe row, paired over the final seeds, as one family of
-    simultaneous 95 % intervals (keras_augtune's own `contrasts`: Dunnett on the pooled two-way fit
-    when the rows' noise is comparable, else Bonferroni on each pair). Sets ``results["payoff"]``."""
+def pick_versus_recipes(finals, pick: str, others: list[str], same: str | None = None) -> dict | None:
+    """The row ``pick`` against each of ``others`` (final test errors, label -> seed -> error), paired
+    over the final seeds, as one family of simultaneous 95 % intervals in error points (keras_augtune's
+    own `contrasts`: Dunnett on the pooled two-way fit when the rows' noise is comparable, else
+    Bonferroni on each pair), and issue 22's never-worse target against the best recipe row.
+    ``same``: a recipe row that *is* the pick's model (not compared; the best when its mean is lowest,
+    then met). None while fewer than 2 seeds are shared."""
     from keras_augtune.evaluation.verdict import contrasts
 
+    errors = {text: {k: 100.0 * e for k, e in finals[text].items()} for text in [pick, *others]}  # in points
+    comparisons = contrasts(errors, pick, others)  # gain = other − pick: positive when the pick is better
+    rows = {c.name: {"difference": -c.gain, "interval": [-c.interval[1], -c.interval[0]] if c.interval else None,
+                     "seeds": c.executions, "pooled": c.pooled} for c in comparisons}
+    if any(r["interval"] is None for r in rows.values()):  # fewer than 2 seeds shared so far
+        return None
+    means = {text: float(np.mean(list(errors[text].values()))) for text in others}
+    if same is not None:
+        means[same] = float(np.mean(list(errors[pick].values())))
+    best = min(means, key=means.get)
+    return {
+        "rows": rows, "best_recipe_row": best, "family": len(others),
+        "smallest_resolved_points": max((r["interval"][1] - r["interval"][0]) / 2 for r in rows.values()),
+        "never_worse_target_points": NEVER_WORSE_POINTS,
+        "never_worse_met": best == same or rows[best]["interval"][1] <= NEVER_WORSE_POINTS,
+    }
+
+
+def _payoff(finals, results) -> list[str]:
+    """The race's pick against every recipe row (`pick_versus_recipes`), whether it beats + TA,
+    and what each search's race picked. Sets ``results["payoff"]``."""
     labels = results["labels"]
     race = labels.get("race")
     others = [labels[k] for k in ("none", "base", "ta") if labels.get(k) in finals]
     others += [t for t in finals if t.startswith(labels.get("ra_prefix", "\0"))]
     if race not in finals or len(finals[race]) < 2 or not others:
         return []
-    errors = {text: {k: 100.0 * e for k, e in finals[text].items()} for text in [race, *others]}  # in points
-    comparisons = contrasts(errors, race, others)  # gain = other − race: positive when the race's pick is better
-    rows = {c.name: {"difference": -c.gain, "interval": [-c.interval[1], -c.interval[0]] if c.interval else None,
-                     "seeds": c.executions, "pooled": c.pooled} for c in comparisons}
-    if any(r["interval"] is None for r in rows.values()):  # fewer than 2 seeds shared so far
+    summary = pick_versus_recipes(finals, race, others)
+    if summary is None:
         return []
-    means = {text: float(np.mean(list(errors[text].values()))) for text in others}
-    best = min(others, key=means.get)
+    rows, best = summary["rows"], summary["best_recipe_row"]
     ta = rows.get(labels.get("ta"))
-    versus_best = rows[best]["interval"]
     summary = {
-        "race_row": race, "rows": rows, "best_recipe_row": best, "family": len(others),
-        "smallest_resolved_points": max((r["interval"][1] - r["interval"][0]) / 2 for r in rows.values()),
-        "never_worse_target_points": NEVER_WORSE_POINTS,
-        "never_worse_met": versus_best is not None and versus_best[1] <= NEVER_WORSE_POINTS,
-        "better_than_ta_met": None if ta is None or ta["interval"] is None else ta["interval"][1] < 0,
+        "race_row": race, **summary,
+        "better_than_ta_met": None if ta is None else ta["interval"][1] < 0,
         "picks": [{"search": r["seed"], "kind": r["verdict"]["kind"], "name": r["verdict"]["name"]}
                   for r in sorted(results["searches"], key=lambda r: r["seed"]) if r["method"] == "bayesian" and "verdict" in r],
     }

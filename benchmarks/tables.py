@@ -71,6 +71,17 @@ def minus(text: str) -> str:
     return re.sub(r"(?<![\w(])-(?=\d)", "−", text)
 
 
+def signed(value: float) -> str:
+    """A difference in points to 2 decimals with its sign; no "−0.00": an identical row's difference is 0
+    whatever its sign bit."""
+    return f"{round(value, 2) + 0.0:+.2f}"
+
+
+def picked(search: int, name: str | None) -> str:
+    """What one search's race picked."""
+    return f"search {search}: {name or 'nothing beyond the base'}"
+
+
 def points(mean_half: tuple[float, float]) -> str:
     return minus(f"{mean_half[0] * 100:+.2f} ± {mean_half[1] * 100:.2f} points")
 
@@ -213,18 +224,15 @@ def payoff(name: str) -> list[str]:
                      + ", ".join(f"{data[label][s] * 100:.1f}%" for s in sorted(data[label])) + " |")
     lines += ["", f"| the race's pick − | difference, points | 95 % interval, simultaneous over {summary['family']} |",
               "|---|---:|---:|"]
-    def shown(value):  # no "−0.00": an identical row's difference is 0 whatever its sign bit
-        return f"{round(value, 2) + 0.0:+.2f}"
-
     for label, row in summary["rows"].items():
         low, high = row["interval"]
-        lines.append(minus(f"| {label} | {shown(row['difference'])} | [{shown(low)}, {shown(high)}] |"))
-    picks = ", ".join(f"search {p['search']}: {p['name'] or 'nothing beyond the base'}" for p in summary["picks"])
+        lines.append(minus(f"| {label} | {signed(row['difference'])} | [{signed(low)}, {signed(high)}] |"))
+    picks = ", ".join(picked(p["search"], p["name"]) for p in summary["picks"])
     random_searches = [r for r in sorted(results["searches"], key=lambda r: r["seed"])
                        if r["method"] == "random" and "verdict" in r]
     if random_searches and labels["random-race"] in data:  # the same race after random search (equal cost)
-        picks += "; random search's races: " + ", ".join(
-            f"search {r['seed']}: {r['verdict']['name'] or 'nothing beyond the base'}" for r in random_searches)
+        picks += "; random search's races: " + ", ".join(picked(r["seed"], r["verdict"]["name"])
+                                                           for r in random_searches)
     lines += ["", f"Races' picks: {picks}. Best recipe row: {summary['best_recipe_row']}. Smallest difference "
               f"resolved: ±{summary['smallest_resolved_points']:.2f} points. Never worse than the best recipe "
               f"(upper end ≤ +{summary['never_worse_target_points']:.1f}): "
@@ -244,11 +252,9 @@ def payoff(name: str) -> list[str]:
 def cifar_payoff() -> list[str]:
     """The natural-image part of the payoff suite, as far as it ran: the CIFAR race's pick (its
     ``race_search`` results file: crop+flip alone) as final models next to every recipe row trained
-    on the same seeds and backend (``end_to_end_cifar10-jpeg_payoff_cpu``), with the package's own
-    simultaneous intervals (``contrasts``, as end_to_end.py's payoff comparisons)."""
-    from end_to_end import NEVER_WORSE_POINTS
-
-    from keras_augtune.evaluation.verdict import contrasts
+    on the same seeds and backend (``end_to_end_cifar10-jpeg_payoff_cpu``), compared as the other
+    datasets' payoff tables (``end_to_end.pick_versus_recipes``)."""
+    from end_to_end import pick_versus_recipes
 
     race, results = load("race_search_cifar10-jpeg_crop-flip"), load("end_to_end_cifar10-jpeg_payoff_cpu")
     data, verdict, base = finals(results), race["verdict"], "crop+flip"
@@ -264,21 +270,18 @@ def cifar_payoff() -> list[str]:
         shown = "crop+flip = the race's pick (nothing beyond the base)" if label == base else label
         lines.append(f"| {shown} | {mean * 100:.2f}% ± {half * 100:.2f}% | "
                      + ", ".join(f"{data[label][k] * 100:.1f}%" for k in seeds) + " |")
-    errors = {label: {k: 100.0 * data[label][k] for k in seeds} for label in [base, *others]}  # in points
-    lines += ["", f"| the race's pick − | difference, points | 95 % interval, simultaneous over {len(others)} |",
+    shared = {label: {k: data[label][k] for k in seeds} for label in [base, *others]}
+    summary = pick_versus_recipes(shared, base, others, same=base)  # the base row is the pick's own model
+    lines += ["", f"| the race's pick − | difference, points | 95 % interval, simultaneous over {summary['family']} |",
               "|---|---:|---:|"]
-    rows = {}
-    for c in contrasts(errors, base, others):  # gain = other − pick: the pick's difference is −gain
-        rows[c.name] = (-c.gain, -c.interval[1], -c.interval[0])
-        difference, low, high = rows[c.name]
-        lines.append(minus(f"| {c.name} | {difference + 0.0:+.2f} | [{low + 0.0:+.2f}, {high + 0.0:+.2f}] |"))
-    best = min([base, *others], key=lambda label: sum(errors[label].values()))  # of {none, base, + TA, + RA}
-    met = best == base or rows[best][2] <= NEVER_WORSE_POINTS  # the base row is the pick's own model: difference 0
+    for label, row in summary["rows"].items():
+        low, high = row["interval"]
+        lines.append(minus(f"| {label} | {signed(row['difference'])} | [{signed(low)}, {signed(high)}] |"))
     seconds = [results["final_seconds"][base][str(k)] for k in seeds]
-    lines += ["", f"Best recipe row: {best}. Smallest difference resolved: "
-                  f"±{max((high - low) / 2 for _, low, high in rows.values()):.2f} points ({len(seeds)} paired seeds). "
-                  f"Never worse than the best recipe (upper end ≤ +{NEVER_WORSE_POINTS:.1f}): "
-                  f"**{'met' if met else 'not met'}**.",
+    lines += ["", f"Best recipe row: {summary['best_recipe_row']}. Smallest difference resolved: "
+                  f"±{summary['smallest_resolved_points']:.2f} points ({len(seeds)} paired seeds). "
+                  f"Never worse than the best recipe (upper end ≤ +{summary['never_worse_target_points']:.1f}): "
+                  f"**{'met' if summary['never_worse_met'] else 'not met'}**.",
               f"Cost: the search with its race {race['minutes']:.1f} min ({race['trainings']['all']} child trainings, "
               f"load average {race['load_before'][0]:.1f} before) against {sum(seconds) / len(seconds) / 60:.1f} min "
               f"for one crop+flip final model ({results['args']['workers']} trained at a time)."]

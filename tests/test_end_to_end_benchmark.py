@@ -176,6 +176,22 @@ def test_payoff_compares_the_race_pick_with_every_recipe_row(e2e):
     assert not results["payoff"]["never_worse_met"] and not results["payoff"]["better_than_ta_met"]
 
 
+def test_a_pick_that_is_a_recipe_row_is_never_worse_when_that_row_is_best(e2e):
+    """CIFAR's race picked crop+flip alone: the pick *is* the base row (``same``). When it has the lowest
+    mean it is the best row and the target is met without a comparison; when a recipe is lower, the
+    pick's interval against that recipe decides."""
+    rng = np.random.default_rng(1)
+    shared = {k: rng.normal(0, 0.004) for k in range(5)}
+    finals = {text: {k: m + shared[k] + rng.normal(0, 0.006) for k in range(5)}
+              for text, m in (("crop+flip", 0.380), ("none", 0.410), ("+ TA", 0.383))}
+    summary = e2e.pick_versus_recipes(finals, "crop+flip", ["none", "+ TA"], same="crop+flip")
+    assert summary["best_recipe_row"] == "crop+flip" and summary["never_worse_met"] and summary["family"] == 2
+    assert summary["rows"]["+ TA"]["interval"][1] > 0.3  # 5 seeds cannot resolve it: met only as the best row
+    finals["+ TA"] = {k: v - 0.02 for k, v in finals["+ TA"].items()}  # now well below the pick
+    summary = e2e.pick_versus_recipes(finals, "crop+flip", ["none", "+ TA"], same="crop+flip")
+    assert summary["best_recipe_row"] == "+ TA" and not summary["never_worse_met"]
+
+
 def test_proxy_fidelity_is_the_rank_correlation_with_its_interval(e2e):
     rewards = [0.80, 0.82, 0.85, 0.86, 0.90, 0.91]
     results = {"proxy": {"policies": {str(i): {"reward": r, "test_error": 0.2 - r / 10, "policy": {}}
