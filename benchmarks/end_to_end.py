@@ -100,6 +100,10 @@ def parse_args(argv=None):
     p.add_argument("--child-width", type=int, default=32, help="width of the child CNN (32: ~95k parameters)")
     p.add_argument("--reward-max-gap", type=float, default=0.10,
                    help="the reward's overfitting threshold (default 0.10; a large value turns the filter off)")
+    p.add_argument("--base", default=None,
+                   help="the base recipe the searches and their races apply under every candidate (AugmentTuner's "
+                        "base=, e.g. crop-flip: the final models' base row); default none, as the digits and X-ray "
+                        "suites ran")
     p.add_argument("--methods", default="bayesian,random",
                    help="search methods to run (default both; 'none' for no search)")
     p.add_argument("--ra-grid", default="1:0.2,1:0.4,2:0.2,2:0.4",
@@ -137,6 +141,13 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.workers < 1:
         p.error(f"--workers must be a positive integer, got {args.workers}")
+    if args.base is not None:  # a misspelt base is refused here, not after the data loaded in every search
+        from keras_augtune.bases import Base
+
+        try:
+            Base.resolve(args.base)
+        except (ValueError, TypeError) as error:
+            p.error(f"--base: {error}")
     for path in [args.searches, *args.merge]:
         if path is not None and not os.path.isfile(path):
             p.error(f"no such results file: {path}")
@@ -349,7 +360,7 @@ def search(method, x, y, xv, yv, seed, args, directory):
         method=method, child_epochs=args.child_epochs,
         batch_size=64, directory=directory, project_name=f"{method}_seed{seed}", overwrite=not args.reuse_searches,
         seed=seed + 1, verbose=1, reward_max_gap=args.reward_max_gap,
-        confirm_top_k=args.confirm_top_k, confirm_executions=args.confirm_executions,
+        confirm_top_k=args.confirm_top_k, confirm_executions=args.confirm_executions, base=args.base,
     )
     trainings = []  # every child training the search and its race ran (the search's cost)
     fit = tuner.hypermodel.fit
@@ -359,7 +370,7 @@ def search(method, x, y, xv, yv, seed, args, directory):
         return fit(*a, **k)
 
     tuner.hypermodel.fit = counted
-    start = time.time()
+    start, load_before = time.time(), os.getloadavg()[0]
     tuner.search(x, y, validation_data=(xv, yv))
     wall = time.time() - start
     best = tuner.get_best_policies(1)[0]
@@ -370,7 +381,7 @@ def search(method, x, y, xv, yv, seed, args, directory):
             "completed": len(completed), "best_reward": best.metadata["reward"], "reused": args.reuse_searches,
             "baseline_reward": tuner.baseline_reward(), "best_policy": best.to_dict(),
             "rewards": [t.score for t in sorted(completed, key=lambda t: t.trial_id)],
-            "trainings": len(trainings),
+            "trainings": len(trainings), "loads": [load_before, os.getloadavg()[0]],  # 1-min load before, after
             # what the race recommends (None: no augmentation) and why; kind searched / recipe / baseline
             "verdict": {"kind": verdict.kind, "name": verdict.name, "text": verdict.text},
             "recommended": None if verdict.kind == "baseline" else _bare(verdict.recommended.to_dict()),

@@ -133,11 +133,29 @@ def test_a_failed_model_is_reported_and_the_others_kept(e2e, tmp_path, monkeypat
     (["--workers", "0"], "--workers must be a positive integer, got 0"),
     (["--merge", "missing.json"], "no such results file: missing.json"),
     (["--searches", "missing.json"], "no such results file: missing.json"),
+    (["--base", "crop-flips"], "--base: "),
 ])
 def test_bad_arguments_are_refused_in_one_line(e2e, tmp_path, capsys, extra, message):
     with pytest.raises(SystemExit):
         e2e.parse_args(["--out", str(tmp_path), *extra])
     assert message in capsys.readouterr().err
+
+
+def test_the_searches_race_under_the_base_asked_for(e2e, tmp_path, monkeypatch):
+    """--base reaches AugmentTuner: the CIFAR suite's searches race under crop+flip, as its final rows do."""
+    import keras_augtune
+
+    class Built(Exception):
+        pass
+
+    def tuner(*a, **k):
+        raise Built(k.get("base"))
+
+    monkeypatch.setattr(keras_augtune, "AugmentTuner", tuner)
+    args = e2e.parse_args(["--base", "crop-flip", "--out", str(tmp_path)])
+    x, y = e2e.load("digits")[1:3]
+    with pytest.raises(Built, match="^crop-flip$"):
+        e2e.search("random", x[:60], y[:60], x[60:90], y[60:90], 0, args, str(tmp_path))
 
 
 @pytest.mark.parametrize("content", ["{not json", '{"finals": {}}', "[1, 2]"])
