@@ -27,7 +27,7 @@ Usage:
     python benchmarks/end_to_end.py --data digits --seeds 5
     python benchmarks/end_to_end.py --data medmnist:benchmarks/data/medmnist/breastmnist.npz --seeds 10
     python benchmarks/end_to_end.py --data digits --quick      # a smoke-sized run (minutes)
-    python benchmarks/end_to_end.py --data ../shared/data/cifar10-jpeg --search-seeds 3 --trials 16 \
+    python benchmarks/end_to_end.py --data ../shared/data/cifar10-jpeg --search-seeds 3 --trials 16 \\
         --child-epochs 6 --base crop-flip --configs none,cf,ta,ra,race,random-race --proxy 12  # the CIFAR payoff suite
     python benchmarks/end_to_end.py --data ../shared/data/cifar10-jpeg --methods none \\
         --configs none,cf,ta --seeds 2 --epochs 40
