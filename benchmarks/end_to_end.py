@@ -767,8 +767,9 @@ def pick_versus_recipes(finals, pick: str, others: list[str], same: str | None =
     over the final seeds, as one family of simultaneous 95 % intervals in error points (keras_augtune's
     own `contrasts`: Dunnett on the pooled two-way fit when the rows' noise is comparable, else
     Bonferroni on each pair), and issue 22's never-worse target against the best recipe row.
-    ``same``: a recipe row that *is* the pick's model (not compared; the best when its mean is lowest,
-    then met). None while fewer than 2 seeds are shared."""
+    ``same``: a recipe row whose models *are* the pick's on every seed (the race picked that row's
+    recipe): the best row when its mean is lowest, and then the target is met, as no interval is
+    needed to be never worse than oneself. None while fewer than 2 seeds are shared."""
     from keras_augtune.evaluation.verdict import contrasts
 
     errors = {text: {k: 100.0 * e for k, e in finals[text].items()} for text in [pick, *others]}  # in points
@@ -798,7 +799,9 @@ def _payoff(finals, results) -> list[str]:
     others += [t for t in finals if t.startswith(labels.get("ra_prefix", "\0"))]
     if race not in finals or len(finals[race]) < 2 or not others:
         return []
-    summary = pick_versus_recipes(finals, race, others)
+    twins = set(results.get("aliases", {}).get(race, {}).values())  # the rows the race's seeds are models of
+    whole = len(twins) == 1 and len(results["aliases"][race]) == len(finals[race])  # every seed one row's model
+    summary = pick_versus_recipes(finals, race, others, same=twins.pop() if whole else None)
     if summary is None:
         return []
     rows, best = summary["rows"], summary["best_recipe_row"]
